@@ -1,0 +1,31 @@
+//! Developer tasks for toxscore: `cargo xtask <task>`.
+//!
+//! One module per task; few dependencies, so building xtask stays cheap.
+
+mod emulator;
+mod migrate;
+mod test;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <task> [args]
+
+tasks:
+  test       start the BigQuery emulator, run the whole test suite, stop the emulator
+  migrate    apply the schema migrations and de-duplicate texts in a store (see `cargo xtask migrate --help`)
+";
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    match task.as_deref() {
+        Some("test") => test::run(&rest),
+        Some("migrate") => migrate::run(&rest),
+        Some("-h" | "--help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task {other:?}\n\n{USAGE}"),
+    }
+}
