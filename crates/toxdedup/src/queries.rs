@@ -1,0 +1,388 @@
+//! The SQL of de-duplication and of the pipeline's reads, per dialect.
+//!
+//! Each function returns SQL text. BigQuery text writes tables as
+//! `{dataset}.table`: pass it through
+//! [`substitute_dataset`](crate::migrations::substitute_dataset). Numbers
+//! (`after`, `limit`, shard) are typed integers written into the text, so
+//! nothing a user types reaches the SQL unchecked; model tables must be
+//! entries of [`MODEL_TABLES`] (check with [`ModelTable::check_known`]).
+//!
+//! The semantics are those of [`Dedup`](crate::Dedup); the conformance suite
+//! of `toxstore` checks that every backend agrees with it.
+//!
+//! BigQuery tables may hold repeated rows (streaming inserts are
+//! de-duplicated on a best-effort basis only), so every BigQuery read here
+//! counts a `(status_id, status_text)` pair, a text and a score once.
+
+use crate::migrations::Dialect;
+use crate::schema::{MODEL_TABLES, ModelTable};
+
+/// The table name as written in a dialect: `name` or `{dataset}.name`.
+fn qualified(dialect: Dialect, name: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => name.to_owned(),
+        Dialect::BigQuery => format!("{{dataset}}.{name}"),
+    }
+}
+
+/// What the affected-row count of a [`RefreshStatement`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affects {
+    /// Nothing reported.
+    Nothing,
+    /// Rows inserted into `status_texts`: [`DedupReport::new_texts`](crate::DedupReport::new_texts).
+    NewTexts,
+    /// Rows inserted into `statuses_texts`: [`DedupReport::new_statuses`](crate::DedupReport::new_statuses).
+    NewStatuses,
+}
+
+/// One statement of the de-duplication step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshStatement {
+    /// The SQL.
+    pub sql: String,
+    /// What its affected-row count measures.
+    pub affects: Affects,
+}
+
+/// The statements that bring `status_texts` and `statuses_texts` up to date
+/// with `tweets`, to run in order.
+///
+/// - **SQLite:** run them in one `BEGIN IMMEDIATE` transaction. They go
+///   through a temporary table of the new joins, and add the new joins to
+///   `status_count`.
+/// - **BigQuery:** three DML statements, each atomic, that a later run
+///   completes if one fails: new texts are inserted first (a rerun finds them
+///   and inserts no other), then the join rows of status ids still unjoined,
+///   then every changed `status_count` is recounted from the join table. Two
+///   refreshes must not run at the same time.
+///
+/// After them, read [`conflict_count`] and [`conflict_examples`].
+pub fn refresh(dialect: Dialect) -> Vec<RefreshStatement> {
+    let statement = |sql: &str, affects| RefreshStatement {
+        sql: sql.to_owned(),
+        affects,
+    };
+    match dialect {
+        Dialect::Sqlite => vec![
+            statement(
+                "DROP TABLE IF EXISTS temp.toxscore_new_joins",
+                Affects::Nothing,
+            ),
+            // Each status id not yet joined, with the smallest of its texts
+            // (SQLite's BINARY collation compares bytes).
+            statement(
+                "CREATE TEMP TABLE toxscore_new_joins AS
+SELECT tw.status_id AS status_id, MIN(tw.status_text) AS status_text
+FROM tweets AS tw
+WHERE NOT EXISTS (SELECT 1 FROM statuses_texts AS j WHERE j.status_id = tw.status_id)
+GROUP BY tw.status_id",
+                Affects::Nothing,
+            ),
+            statement(
+                "INSERT INTO status_texts (status_text_id, status_text, status_count)
+SELECT base.max_id + ROW_NUMBER() OVER (ORDER BY n.first_status_id, n.status_text), n.status_text, 0
+FROM (SELECT status_text, MIN(status_id) AS first_status_id
+      FROM temp.toxscore_new_joins GROUP BY status_text) AS n
+CROSS JOIN (SELECT MAX(COALESCE(MAX(status_text_id), 0), 0) AS max_id FROM status_texts) AS base
+WHERE NOT EXISTS (SELECT 1 FROM status_texts AS t WHERE t.status_text = n.status_text)",
+                Affects::NewTexts,
+            ),
+            statement(
+                "INSERT INTO statuses_texts (status_id, status_text_id)
+SELECT n.status_id, t.status_text_id
+FROM temp.toxscore_new_joins AS n
+JOIN status_texts AS t ON t.status_text = n.status_text",
+                Affects::NewStatuses,
+            ),
+            statement(
+                "UPDATE status_texts SET status_count = status_count + c.n_statuses
+FROM (SELECT t.status_text_id AS status_text_id, COUNT(*) AS n_statuses
+      FROM temp.toxscore_new_joins AS n
+      JOIN status_texts AS t ON t.status_text = n.status_text
+      GROUP BY t.status_text_id) AS c
+WHERE status_texts.status_text_id = c.status_text_id",
+                Affects::Nothing,
+            ),
+            statement("DROP TABLE temp.toxscore_new_joins", Affects::Nothing),
+        ],
+        Dialect::BigQuery => {
+            // The status ids not yet joined, each with its smallest text
+            // (BigQuery compares strings by code point, which is UTF-8 byte
+            // order).
+            let unjoined = "SELECT tw.status_id, MIN(tw.status_text) AS status_text
+    FROM {dataset}.tweets AS tw
+    LEFT JOIN {dataset}.statuses_texts AS j ON j.status_id = tw.status_id
+    WHERE j.status_id IS NULL
+    GROUP BY tw.status_id";
+            vec![
+                statement(
+                    &format!(
+                        "INSERT INTO {{dataset}}.status_texts (status_text_id, status_text, status_count)
+SELECT base.max_id + ROW_NUMBER() OVER (ORDER BY n.first_status_id, n.status_text), n.status_text, 0
+FROM (
+  SELECT w.status_text, MIN(w.status_id) AS first_status_id
+  FROM ({unjoined}) AS w
+  LEFT JOIN {{dataset}}.status_texts AS t ON t.status_text = w.status_text
+  WHERE t.status_text_id IS NULL
+  GROUP BY w.status_text
+) AS n
+CROSS JOIN (SELECT GREATEST(COALESCE(MAX(status_text_id), 0), 0) AS max_id FROM {{dataset}}.status_texts) AS base"
+                    ),
+                    Affects::NewTexts,
+                ),
+                statement(
+                    &format!(
+                        "INSERT INTO {{dataset}}.statuses_texts (status_text_id, status_id)
+SELECT t.status_text_id, w.status_id
+FROM ({unjoined}) AS w
+JOIN (SELECT status_text, MIN(status_text_id) AS status_text_id
+      FROM {{dataset}}.status_texts GROUP BY status_text) AS t
+  ON t.status_text = w.status_text"
+                    ),
+                    Affects::NewStatuses,
+                ),
+                statement(
+                    "UPDATE {dataset}.status_texts AS t
+SET status_count = c.n_statuses
+FROM (SELECT status_text_id, COUNT(DISTINCT status_id) AS n_statuses
+      FROM {dataset}.statuses_texts GROUP BY status_text_id) AS c
+WHERE t.status_text_id = c.status_text_id AND t.status_count <> c.n_statuses",
+                    Affects::Nothing,
+                ),
+            ]
+        }
+    }
+}
+
+/// One row, one column `conflicts`: the distinct `(status_id, status_text)`
+/// pairs of `tweets` minus its distinct status ids. After a refresh every
+/// status id is joined to one of its pairs' texts, so this counts the pairs
+/// whose text lost, [`DedupReport::conflicts`](crate::DedupReport::conflicts).
+pub fn conflict_count(dialect: Dialect) -> String {
+    match dialect {
+        // `tweets` holds each pair once (UNIQUE), and its index makes the
+        // DISTINCT an index scan.
+        Dialect::Sqlite => {
+            "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts FROM tweets".to_owned()
+        }
+        Dialect::BigQuery => "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts
+FROM (SELECT DISTINCT status_id, status_text FROM {dataset}.tweets)"
+            .to_owned(),
+    }
+}
+
+/// Columns `status_id`, `kept`, `rejected`: the first `limit` conflicts in
+/// `(status_id, rejected)` order, [`DedupReport::conflict_examples`](crate::DedupReport::conflict_examples).
+pub fn conflict_examples(dialect: Dialect, limit: usize) -> String {
+    let tweets = qualified(dialect, "tweets");
+    let joins = qualified(dialect, "statuses_texts");
+    let texts = qualified(dialect, "status_texts");
+    format!(
+        "SELECT DISTINCT tw.status_id AS status_id, t.status_text AS kept, tw.status_text AS rejected
+FROM {tweets} AS tw
+JOIN {joins} AS j ON j.status_id = tw.status_id
+JOIN {texts} AS t ON t.status_text_id = j.status_text_id
+WHERE tw.status_text <> t.status_text
+  AND tw.status_id IN (SELECT status_id FROM {tweets} GROUP BY status_id HAVING COUNT(DISTINCT status_text) > 1)
+ORDER BY status_id, rejected
+LIMIT {limit}"
+    )
+}
+
+/// Columns `status_text_id`, `status_text`, `status_count`: the rows of
+/// `status_texts` with an id above `after`, in increasing id order, at most
+/// `limit`.
+pub fn text_page(dialect: Dialect, after: Option<i64>, limit: usize) -> String {
+    let texts = qualified(dialect, "status_texts");
+    let distinct = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::BigQuery => "DISTINCT ",
+    };
+    let after = after
+        .map(|after| format!("WHERE status_text_id > {after}\n"))
+        .unwrap_or_default();
+    format!(
+        "SELECT {distinct}status_text_id, status_text, status_count
+FROM {texts}
+{after}ORDER BY status_text_id
+LIMIT {limit}"
+    )
+}
+
+/// Columns `status_text_id`, `status_text`: the texts `table` has not
+/// scored, in increasing id order, with an id above `after`, in shard
+/// `(index, count)` (id mod count = index), at most `limit`.
+///
+/// The anti-join (`LEFT JOIN ... IS NULL`) needs no de-duplication of the
+/// score table: a text with any score row is excluded, however many.
+pub fn unscored(
+    dialect: Dialect,
+    table: &ModelTable,
+    after: Option<i64>,
+    limit: usize,
+    shard: Option<(u32, u32)>,
+) -> String {
+    let texts = qualified(dialect, "status_texts");
+    let scores = qualified(dialect, table.table);
+    let mut conditions = vec!["s.status_text_id IS NULL".to_owned()];
+    if let Some(after) = after {
+        conditions.push(format!("t.status_text_id > {after}"));
+    }
+    if let Some((index, count)) = shard {
+        conditions.push(match dialect {
+            Dialect::Sqlite => format!("t.status_text_id % {count} = {index}"),
+            Dialect::BigQuery => format!("MOD(t.status_text_id, {count}) = {index}"),
+        });
+    }
+    let conditions = conditions.join("\n  AND ");
+    format!(
+        "SELECT t.status_text_id AS status_text_id, t.status_text AS status_text
+FROM {texts} AS t
+LEFT JOIN {scores} AS s ON s.status_text_id = t.status_text_id
+WHERE {conditions}
+ORDER BY t.status_text_id
+LIMIT {limit}"
+    )
+}
+
+/// One row: `statuses` (distinct status ids joined), `texts` (distinct
+/// texts), then `scored_<table>` for each of [`MODEL_TABLES`] in order
+/// (distinct texts with a score). Remaining is `texts - scored`.
+pub fn progress(dialect: Dialect) -> String {
+    let count = |column: &str, table: &str| match dialect {
+        Dialect::Sqlite => format!("(SELECT COUNT(*) FROM {table})"),
+        Dialect::BigQuery => format!(
+            "(SELECT COUNT(DISTINCT {column}) FROM {})",
+            qualified(dialect, table)
+        ),
+    };
+    let mut columns = vec![
+        format!("{} AS statuses", count("status_id", "statuses_texts")),
+        format!("{} AS texts", count("status_text_id", "status_texts")),
+    ];
+    for model in MODEL_TABLES {
+        columns.push(format!(
+            "{} AS scored_{}",
+            count("status_text_id", model.table),
+            model.table
+        ));
+    }
+    format!("SELECT\n  {}", columns.join(",\n  "))
+}
+
+/// Columns `status_id`, `user_id`, `status_text_id`, then the model's class
+/// columns: one row per status id whose text `table` has scored, in
+/// increasing status id order. `user_id` comes from the `tweets` row whose
+/// text was joined (the smallest on ties). On BigQuery the latest
+/// `scored_at` of a text wins.
+pub fn export(dialect: Dialect, table: &ModelTable) -> String {
+    let score_columns: String = table
+        .columns
+        .iter()
+        .map(|column| format!(", s.{column}"))
+        .collect();
+    match dialect {
+        Dialect::Sqlite => format!(
+            "SELECT j.status_id AS status_id,
+  (SELECT MIN(tw.user_id) FROM tweets AS tw
+   WHERE tw.status_id = j.status_id AND tw.status_text = t.status_text) AS user_id,
+  j.status_text_id AS status_text_id{score_columns}
+FROM statuses_texts AS j
+JOIN {scores} AS s ON s.status_text_id = j.status_text_id
+JOIN status_texts AS t ON t.status_text_id = j.status_text_id
+ORDER BY j.status_id",
+            scores = table.table
+        ),
+        Dialect::BigQuery => format!(
+            "SELECT j.status_id AS status_id, u.user_id AS user_id, j.status_text_id AS status_text_id{score_columns}
+FROM (SELECT DISTINCT status_id, status_text_id FROM {{dataset}}.statuses_texts) AS j
+JOIN (SELECT * FROM {{dataset}}.{scores} WHERE TRUE
+      QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id ORDER BY scored_at DESC, checkpoint_sha256) = 1) AS s
+  ON s.status_text_id = j.status_text_id
+JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts) AS t
+  ON t.status_text_id = j.status_text_id
+JOIN (SELECT status_id, status_text, MIN(user_id) AS user_id
+      FROM {{dataset}}.tweets GROUP BY status_id, status_text) AS u
+  ON u.status_id = j.status_id AND u.status_text = t.status_text
+ORDER BY j.status_id",
+            scores = table.table
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::substitute_dataset;
+
+    #[test]
+    fn unscored_writes_the_page_conditions() {
+        let table = &MODEL_TABLES[0];
+        let sql = unscored(Dialect::Sqlite, table, Some(41), 500, Some((2, 8)));
+        assert!(
+            sql.contains("LEFT JOIN toxicity_scores_original AS s"),
+            "{sql}"
+        );
+        assert!(sql.contains("t.status_text_id > 41"), "{sql}");
+        assert!(sql.contains("t.status_text_id % 8 = 2"), "{sql}");
+        assert!(sql.ends_with("LIMIT 500"), "{sql}");
+        let sql = unscored(Dialect::BigQuery, table, None, 10, Some((0, 1)));
+        assert!(sql.contains("MOD(t.status_text_id, 1) = 0"), "{sql}");
+        assert!(!sql.contains(" > "), "{sql}");
+        assert!(
+            substitute_dataset(&sql, "d")
+                .expect("valid")
+                .contains("LEFT JOIN d.toxicity_scores_original")
+        );
+    }
+
+    #[test]
+    fn bigquery_sql_names_every_table_with_the_dataset() {
+        let table = &MODEL_TABLES[1];
+        let mut all: Vec<String> = refresh(Dialect::BigQuery)
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        all.extend([
+            conflict_count(Dialect::BigQuery),
+            conflict_examples(Dialect::BigQuery, 5),
+            unscored(Dialect::BigQuery, table, Some(1), 1, None),
+            text_page(Dialect::BigQuery, Some(3), 7),
+            progress(Dialect::BigQuery),
+            export(Dialect::BigQuery, table),
+        ]);
+        let names = [
+            "tweets",
+            "status_texts",
+            "statuses_texts",
+            "toxicity_scores_",
+        ];
+        for sql in &all {
+            for word in sql.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',') {
+                if names.iter().any(|name| word.starts_with(name)) {
+                    panic!("unqualified table {word:?} in {sql}");
+                }
+            }
+        }
+        for sql in refresh(Dialect::Sqlite).into_iter().map(|s| s.sql) {
+            assert!(!sql.contains("{dataset}"), "{sql}");
+        }
+    }
+
+    #[test]
+    fn progress_and_export_list_the_model_columns() {
+        let sql = progress(Dialect::Sqlite);
+        for model in MODEL_TABLES {
+            assert!(sql.contains(&format!("AS scored_{}", model.table)), "{sql}");
+        }
+        let table = &MODEL_TABLES[0];
+        let sql = export(Dialect::BigQuery, table);
+        assert!(
+            sql.contains(
+                "s.toxicity, s.severe_toxicity, s.obscene, s.threat, s.insult, s.identity_hate"
+            ),
+            "{sql}"
+        );
+    }
+}
