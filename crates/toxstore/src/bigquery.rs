@@ -1,0 +1,1 @@
+//! BigQuery backend (in progress).

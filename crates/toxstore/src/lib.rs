@@ -1,0 +1,283 @@
+//! One storage trait for toxscore, with BigQuery, SQLite and in-memory backends.
+//!
+//! The scoring pipeline needs a handful of operations from its store: import
+//! tweets, apply the schema migrations and de-duplicate texts (both from
+//! `toxdedup`), page through the texts a model has not scored yet, write
+//! scores, count progress and export the scores joined back to every status
+//! id. [`Store`] is exactly that; every backend implements it and runs the one
+//! conformance suite in [`conformance`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> toxstore::Result<()> {
+//! use toxstore::{InMemory, Store, Tweet};
+//! let store = InMemory::new();
+//! store.migrate().await?;
+//! store.import_tweets(&[Tweet { status_id: 1, user_id: 7, status_text: "hello".into(), created_at: None }]).await?;
+//! let report = store.refresh_texts().await?;
+//! assert_eq!(report.new_texts, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! This crate knows nothing of tensors or tokenizers: scores arrive as plain
+//! `f64` columns named by `toxdedup::schema`.
+#![warn(missing_docs)]
+
+pub mod bigquery;
+pub mod conformance;
+mod error;
+pub mod memory;
+pub mod sqlite;
+mod validate;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use error::{Error, Result};
+pub use memory::InMemory;
+pub use sqlite::Sqlite;
+pub use toxdedup::{DedupReport, ModelTable};
+
+/// Text ids are INT64 in every backend.
+pub type TextId = i64;
+
+/// One imported tweet: a row of the `tweets` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tweet {
+    /// The tweet's id; must be non-negative.
+    pub status_id: i64,
+    /// The author's id.
+    pub user_id: i64,
+    /// The text, exactly as collected (no normalisation, no trimming).
+    pub status_text: String,
+    /// When the tweet was created, in microseconds since the Unix epoch (UTC).
+    pub created_at: Option<i64>,
+}
+
+/// A distinct text waiting to be scored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextRow {
+    /// Its stable id.
+    pub status_text_id: TextId,
+    /// The text.
+    pub status_text: String,
+}
+
+/// A shard `index/count`: the texts whose id modulo `count` equals `index`.
+///
+/// `count` workers with indexes `0..count` partition the texts: their pages
+/// never overlap and together cover everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker's index, `0..count`.
+    pub index: u32,
+    /// The number of workers, at least 1.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Builds a shard, checking `index < count`.
+    pub fn new(index: u32, count: u32) -> Result<Self> {
+        if count == 0 || index >= count {
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "shard {index}/{count}: the index must be below the count, and the count at least 1"
+                ),
+            });
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether a text id falls in this shard.
+    pub fn contains(&self, id: TextId) -> bool {
+        id.rem_euclid(i64::from(self.count)) == i64::from(self.index)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    /// Parses `K/N`.
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || Error::InvalidInput {
+            what: format!("shard {text:?}: expected K/N, for example 0/4"),
+        };
+        let (index, count) = text.split_once('/').ok_or_else(invalid)?;
+        let index = index.trim().parse().map_err(|_| invalid())?;
+        let count = count.trim().parse().map_err(|_| invalid())?;
+        Shard::new(index, count)
+    }
+}
+
+/// Which page of unscored texts to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnscoredQuery {
+    /// Only texts with an id strictly greater than this (keyset paging, so
+    /// that a reader can run ahead of the writes of earlier pages).
+    pub after: Option<TextId>,
+    /// At most this many texts.
+    pub limit: usize,
+    /// Only this shard's texts.
+    pub shard: Option<Shard>,
+}
+
+/// A row of `status_texts`: a distinct text, its id and how many status ids
+/// carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextCount {
+    /// Its stable id.
+    pub status_text_id: TextId,
+    /// The text.
+    pub status_text: String,
+    /// The number of distinct status ids joined to it.
+    pub status_count: u64,
+}
+
+/// The scores of one text by one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    /// The scored text.
+    pub status_text_id: TextId,
+    /// One value per column of the model's [`ModelTable`], in its order.
+    pub scores: Vec<f64>,
+}
+
+/// A batch of scores to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreBatch<'a> {
+    /// The model's score table.
+    pub table: &'static ModelTable,
+    /// The SHA-256 (hex) of the checkpoint that produced the scores.
+    pub checkpoint_sha256: &'a str,
+    /// The rows.
+    pub rows: &'a [ScoreRow],
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Rows written to `tweets` (rows already present are not written twice).
+    pub inserted: u64,
+    /// Rows that were already present (same status id and text).
+    pub already_present: u64,
+}
+
+/// What `migrate` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrateReport {
+    /// File names of the migrations applied by this call.
+    pub applied: Vec<String>,
+    /// File names of the migrations that were already applied.
+    pub already_applied: Vec<String>,
+}
+
+/// Counts for the `status` command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Distinct status ids (rows of `statuses_texts`).
+    pub statuses: u64,
+    /// Distinct texts (rows of `status_texts`).
+    pub texts: u64,
+    /// One entry per model table, in `toxdedup::MODEL_TABLES` order.
+    pub models: Vec<ModelProgress>,
+}
+
+/// Progress of one model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelProgress {
+    /// The Detoxify model name.
+    pub model: String,
+    /// Distinct texts with a score.
+    pub scored: u64,
+    /// Distinct texts without one.
+    pub remaining: u64,
+}
+
+/// One exported row: a status id joined to its text's scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRow {
+    /// The tweet.
+    pub status_id: i64,
+    /// Its author.
+    pub user_id: i64,
+    /// Its text's id.
+    pub status_text_id: TextId,
+    /// The model's class columns, in [`ModelTable::columns`] order.
+    pub scores: Vec<f64>,
+}
+
+/// The storage operations of the scoring pipeline.
+///
+/// # Contract
+/// - **Migrations.** [`migrate`](Store::migrate) applies the pending schema
+///   migrations of `toxdedup` in version order, each in its own transaction
+///   where the backend has them, and records each one with its checksum.
+///   Calling it twice is a no-op. An applied migration whose file has since
+///   been edited is an [`Error::Migration`] holding
+///   `toxdedup::Error::MigrationEdited`, which names the file, and nothing is
+///   applied; a store migrated by a newer toxscore is
+///   `toxdedup::Error::UnknownMigration`.
+/// - **Before migrating**, every other operation fails with
+///   [`Error::NotFound`] (the tables do not exist yet).
+/// - **Import.** [`import_tweets`](Store::import_tweets) is atomic per call on
+///   SQLite and in memory (all rows or none) and idempotent: importing the same
+///   `(status_id, status_text)` twice stores it once. On BigQuery each row
+///   carries an insert id derived from its content, so a retried batch is
+///   de-duplicated by BigQuery on a best-effort basis and by
+///   [`refresh_texts`](Store::refresh_texts) in any case.
+/// - **De-duplication.** [`refresh_texts`](Store::refresh_texts) brings
+///   `status_texts` and `statuses_texts` up to date with `tweets`. Existing
+///   text ids and join rows are never changed; new texts get ids after the
+///   current maximum, in the order of the smallest status id carrying them.
+///   It is idempotent, and a crash in the middle leaves either the old or the
+///   new state (SQLite, memory) or a state the next call completes (BigQuery).
+/// - **Unscored pages.** [`unscored_texts`](Store::unscored_texts) returns
+///   texts without a score for the model, in increasing id order, after
+///   `query.after`, at most `query.limit`, in `query.shard` only.
+/// - **Scores.** [`write_scores`](Store::write_scores) is idempotent: writing
+///   the same text's scores twice leaves one row (SQLite, memory), or two rows
+///   that every read counts once (BigQuery streaming inserts). A retry may
+///   repeat a whole batch; it never loses one silently. It is atomic per batch
+///   on SQLite and in memory.
+/// - **Validation.** A negative status id, a score row whose length is not
+///   the model's number of columns, a score that is not finite, an empty
+///   checkpoint hash, or a model table that is not one of
+///   `toxdedup::MODEL_TABLES` is an [`Error::InvalidInput`] naming the row,
+///   and nothing of the call is written.
+/// - **Reads** ([`text_page`](Store::text_page), [`progress`](Store::progress),
+///   [`export`](Store::export)) never count a text twice.
+/// - Transient failures (network, 429, 5xx, a busy database) are retried
+///   inside the backend with a bounded backoff, then surface as
+///   [`Error::Unavailable`]: the operation may be retried as a whole.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Applies the pending schema migrations.
+    async fn migrate(&self) -> Result<MigrateReport>;
+
+    /// Imports a batch of tweets into `tweets`.
+    async fn import_tweets(&self, tweets: &[Tweet]) -> Result<ImportReport>;
+
+    /// Brings `status_texts` and `statuses_texts` up to date with `tweets`.
+    async fn refresh_texts(&self) -> Result<DedupReport>;
+
+    /// Reads a page of `status_texts` in increasing id order: the texts with
+    /// an id above `after`, at most `limit`, with their `status_count`.
+    async fn text_page(&self, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>>;
+
+    /// Reads a page of texts the model has not scored.
+    async fn unscored_texts(
+        &self,
+        table: &'static ModelTable,
+        query: UnscoredQuery,
+    ) -> Result<Vec<TextRow>>;
+
+    /// Writes a batch of scores.
+    async fn write_scores(&self, batch: ScoreBatch<'_>) -> Result<()>;
+
+    /// Counts statuses, texts, and scored and remaining texts per model.
+    async fn progress(&self) -> Result<Progress>;
+
+    /// Streams one row per status id whose text the model has scored, in
+    /// increasing status id order, without holding the export in memory.
+    fn export(&self, table: &'static ModelTable) -> BoxStream<'_, Result<ExportRow>>;
+}

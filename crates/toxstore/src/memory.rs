@@ -1,0 +1,278 @@
+//! The in-memory backend, for tests, small jobs and embedding.
+//!
+//! It keeps every table in a `Mutex`, de-duplicates with
+//! [`toxdedup::Dedup`] (the reference semantics), and runs the same
+//! conformance suite as the databases. Every call is atomic: it validates its
+//! whole input before changing anything, under one lock.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan};
+use toxdedup::{Dedup, DedupReport, MODEL_TABLES, ModelTable};
+
+use crate::{
+    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
+    Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+};
+
+const BACKEND: &str = "memory";
+
+/// A store that lives in memory and disappears with it.
+#[derive(Debug, Default)]
+pub struct InMemory {
+    state: Mutex<State>,
+}
+
+/// The tables.
+#[derive(Debug, Default)]
+struct State {
+    /// The migrations table; the other tables exist once every migration is
+    /// recorded.
+    migrations: Vec<AppliedMigration>,
+    /// `tweets`, keyed like SQLite's UNIQUE constraint: `(status_id,
+    /// status_text)` to `(user_id, created_at)`.
+    tweets: BTreeMap<(i64, String), (i64, Option<i64>)>,
+    /// `status_texts` and `statuses_texts`.
+    dedup: Dedup,
+    /// One score table per entry of `MODEL_TABLES`, in its order: text id to
+    /// the class scores.
+    scores: Vec<BTreeMap<TextId, Vec<f64>>>,
+}
+
+impl State {
+    /// Fails with `NotFound` until `migrate` has run.
+    fn migrated(&mut self) -> Result<&mut Self> {
+        if self.migrations.len() < toxdedup::migrations::migrations(Dialect::Sqlite).len() {
+            return Err(Error::NotFound {
+                what: "table tweets (the in-memory store is not migrated; run migrate first)"
+                    .to_owned(),
+                source: None,
+            });
+        }
+        Ok(self)
+    }
+
+    fn scores(&self, table: &ModelTable) -> &BTreeMap<TextId, Vec<f64>> {
+        &self.scores[model_index(table)]
+    }
+}
+
+/// The index of a known model table in `MODEL_TABLES`.
+fn model_index(table: &ModelTable) -> usize {
+    MODEL_TABLES
+        .iter()
+        .position(|known| known == table)
+        .expect("model tables are checked before use")
+}
+
+impl InMemory {
+    /// An empty, unmigrated store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| Error::Backend {
+            backend: BACKEND,
+            what: "the store's lock was poisoned by a panic in another thread".to_owned(),
+            source: None,
+        })
+    }
+
+    /// Every export row of `table`, read under one lock.
+    fn export_rows(&self, table: &'static ModelTable) -> Result<Vec<ExportRow>> {
+        validate::model_table(table)?;
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let scores = state.scores(table);
+        let mut rows = Vec::new();
+        for (status_id, text_id) in state.dedup.statuses() {
+            let Some(scores) = scores.get(&text_id) else {
+                continue;
+            };
+            let text = state.dedup.text(text_id).expect("joined texts exist");
+            let user_id = state
+                .tweets
+                .get(&(status_id, text.to_owned()))
+                .map(|(user_id, _)| *user_id)
+                .expect("a joined text has a tweets row");
+            rows.push(ExportRow {
+                status_id,
+                user_id,
+                status_text_id: text_id,
+                scores: scores.clone(),
+            });
+        }
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl Store for InMemory {
+    async fn migrate(&self) -> Result<MigrateReport> {
+        let mut state = self.lock()?;
+        let plan = MigrationPlan::new(Dialect::Sqlite, &state.migrations)?;
+        let report = MigrateReport {
+            applied: plan.pending.iter().map(|m| m.name.to_owned()).collect(),
+            already_applied: plan.applied.iter().map(|m| m.name.to_owned()).collect(),
+        };
+        state
+            .migrations
+            .extend(plan.pending.iter().map(|m| AppliedMigration::of(m)));
+        if state.scores.len() != MODEL_TABLES.len() {
+            state.scores = vec![BTreeMap::new(); MODEL_TABLES.len()];
+        }
+        Ok(report)
+    }
+
+    async fn import_tweets(&self, tweets: &[Tweet]) -> Result<ImportReport> {
+        validate::tweets(tweets)?;
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let mut report = ImportReport::default();
+        for tweet in tweets {
+            let key = (tweet.status_id, tweet.status_text.clone());
+            if state.tweets.contains_key(&key) {
+                report.already_present += 1;
+            } else {
+                state.tweets.insert(key, (tweet.user_id, tweet.created_at));
+                report.inserted += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn refresh_texts(&self) -> Result<DedupReport> {
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let State { tweets, dedup, .. } = state;
+        Ok(dedup.refresh(
+            tweets
+                .keys()
+                .map(|(status_id, text)| (*status_id, text.as_str())),
+        ))
+    }
+
+    async fn text_page(&self, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>> {
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        Ok(state
+            .dedup
+            .texts()
+            .filter(|entry| after.is_none_or(|after| entry.status_text_id > after))
+            .take(limit)
+            .map(|entry| TextCount {
+                status_text_id: entry.status_text_id,
+                status_text: entry.status_text.to_owned(),
+                status_count: entry.status_count,
+            })
+            .collect())
+    }
+
+    async fn unscored_texts(
+        &self,
+        table: &'static ModelTable,
+        query: UnscoredQuery,
+    ) -> Result<Vec<TextRow>> {
+        validate::model_table(table)?;
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let scores = state.scores(table);
+        Ok(state
+            .dedup
+            .texts()
+            .filter(|entry| query.after.is_none_or(|after| entry.status_text_id > after))
+            .filter(|entry| {
+                query
+                    .shard
+                    .is_none_or(|shard| shard.contains(entry.status_text_id))
+            })
+            .filter(|entry| !scores.contains_key(&entry.status_text_id))
+            .take(query.limit)
+            .map(|entry| TextRow {
+                status_text_id: entry.status_text_id,
+                status_text: entry.status_text.to_owned(),
+            })
+            .collect())
+    }
+
+    async fn write_scores(&self, batch: ScoreBatch<'_>) -> Result<()> {
+        validate::score_batch(&batch)?;
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        for row in batch.rows {
+            if state.dedup.text(row.status_text_id).is_none() {
+                return Err(Error::InvalidInput {
+                    what: format!(
+                        "score row for status_text_id {}: no such text in status_texts",
+                        row.status_text_id
+                    ),
+                });
+            }
+        }
+        let scores = &mut state.scores[model_index(batch.table)];
+        for row in batch.rows {
+            scores.insert(row.status_text_id, row.scores.clone());
+        }
+        Ok(())
+    }
+
+    async fn progress(&self) -> Result<Progress> {
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let texts = state.dedup.n_texts() as u64;
+        Ok(Progress {
+            statuses: state.dedup.n_statuses() as u64,
+            texts,
+            models: MODEL_TABLES
+                .iter()
+                .map(|table| {
+                    let scored = state.scores(table).len() as u64;
+                    ModelProgress {
+                        model: table.model.to_owned(),
+                        scored,
+                        remaining: texts.saturating_sub(scored),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    fn export(&self, table: &'static ModelTable) -> BoxStream<'_, Result<ExportRow>> {
+        // The rows are read on the first poll, then handed out one by one.
+        stream::once(async move { self.export_rows(table) })
+            .flat_map(|rows| match rows {
+                Ok(rows) => stream::iter(rows.into_iter().map(Ok)).left_stream(),
+                Err(error) => stream::iter([Err(error)]).right_stream(),
+            })
+            .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ScoreRow;
+
+    #[tokio::test]
+    async fn scores_for_an_unknown_text_are_rejected() {
+        let store = InMemory::new();
+        store.migrate().await.expect("migrate");
+        let rows = [ScoreRow {
+            status_text_id: 99,
+            scores: vec![0.5; 6],
+        }];
+        let batch = ScoreBatch {
+            table: &MODEL_TABLES[0],
+            checkpoint_sha256: "ab",
+            rows: &rows,
+        };
+        let error = store.write_scores(batch).await.expect_err("unknown text");
+        assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
+        assert!(error.to_string().contains("99"), "{error}");
+    }
+}

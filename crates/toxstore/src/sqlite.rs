@@ -1,0 +1,699 @@
+//! The embedded backend: one SQLite file (the bundled SQLite of rusqlite).
+//!
+//! # Durability and concurrency
+//! - **WAL** journal: readers never block the writer, and a process killed at
+//!   any point (kill -9) leaves the file consistent; the transaction it was
+//!   in is rolled back when the file is next opened.
+//! - **`synchronous = NORMAL`**: in WAL mode a commit is written to the
+//!   operating system before the call returns, so a crash of the process loses
+//!   nothing committed and never corrupts the file. Only a power loss or an
+//!   operating-system crash may roll back the last commits (never corrupt
+//!   them). `FULL` would add an fsync per batch for that case alone, which the
+//!   pipeline does not need: a lost batch is simply scored again.
+//! - **One transaction per call**, begun `IMMEDIATE` so that two writers
+//!   queue on the busy timeout instead of failing to upgrade a read lock.
+//! - **Busy timeout** of [`BUSY_TIMEOUT`]: a second process on the same file
+//!   waits that long for the lock, then gets [`Error::Unavailable`].
+//! - Every blocking call runs on tokio's blocking pool through one helper,
+//!   [`Sqlite::blocking`]; the export reads on its own connection and feeds a
+//!   bounded channel, so it never holds the whole export in memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::{self, BoxStream};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use toxdedup::dedup::MAX_CONFLICT_EXAMPLES;
+use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan, bootstrap_sql};
+use toxdedup::queries::{self, Affects};
+use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
+
+use crate::{
+    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
+    ScoreRow, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+};
+
+const BACKEND: &str = "sqlite";
+
+/// How long a call waits for another connection's write lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Export rows buffered between the reading thread and the consumer.
+const EXPORT_CHANNEL_ROWS: usize = 4096;
+
+/// A store in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct Sqlite {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl Sqlite {
+    /// Opens the file at `path`, creating it if it is missing (its folder must
+    /// exist), and switches it to WAL. Opening is quick and blocking.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let connection = open_connection(&path, false)?;
+        Ok(Self {
+            path,
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` with the connection on tokio's blocking pool: the one way
+    /// this backend blocks.
+    async fn blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().map_err(|_| Error::Backend {
+                backend: BACKEND,
+                what: "the connection lock was poisoned by a panic in another thread".to_owned(),
+                source: None,
+            })?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| Error::Backend {
+            backend: BACKEND,
+            what: "a blocking database task failed".to_owned(),
+            source: Some(Box::new(error)),
+        })?
+    }
+}
+
+/// Opens a connection with this backend's settings.
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let what = || format!("opening {}", path.display());
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let connection =
+        Connection::open_with_flags(path, flags).map_err(|error| map_error(what(), error))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|error| map_error(what(), error))?;
+    if !read_only {
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|error| map_error(what(), error))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Backend {
+                backend: BACKEND,
+                what: format!(
+                    "{}: the file refused WAL mode (journal mode {mode})",
+                    what()
+                ),
+                source: None,
+            });
+        }
+    }
+    connection
+        .pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|error| map_error(what(), error))?;
+    Ok(connection)
+}
+
+/// Maps a SQLite error onto the shared variants.
+fn map_error(what: String, error: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    if let rusqlite::Error::SqliteFailure(failure, message) = &error {
+        match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return Error::Unavailable {
+                    backend: BACKEND,
+                    what,
+                    source: Some(Box::new(error)),
+                };
+            }
+            ErrorCode::CannotOpen => {
+                return Error::NotFound {
+                    what: format!("{what}: cannot open the file"),
+                    source: Some(Box::new(error)),
+                };
+            }
+            _ => {}
+        }
+        if let Some(message) = message
+            .as_deref()
+            .filter(|message| message.starts_with("no such table"))
+        {
+            return Error::NotFound {
+                what: format!("{what}: {message} (run migrate first)"),
+                source: Some(Box::new(error)),
+            };
+        }
+    }
+    Error::Backend {
+        backend: BACKEND,
+        what,
+        source: Some(Box::new(error)),
+    }
+}
+
+/// Shorthand: `.map_err(sql("doing what"))`.
+fn sql(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |error| map_error(what.to_owned(), error)
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn migrate_blocking(connection: &mut Connection) -> Result<MigrateReport> {
+    connection
+        .execute_batch(bootstrap_sql(Dialect::Sqlite))
+        .map_err(sql("creating the migrations table"))?;
+    let mut report = MigrateReport::default();
+    let mut first = true;
+    // One transaction per migration; the plan is read again inside each, so
+    // that two processes migrating the same file apply each migration once.
+    loop {
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("starting a migration"))?;
+        let records = {
+            let mut statement = transaction
+                .prepare("SELECT version, name, checksum FROM toxscore_migrations ORDER BY version")
+                .map_err(sql("reading the migrations table"))?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok(AppliedMigration {
+                        version: row.get(0)?,
+                        name: row.get(1)?,
+                        checksum: row.get(2)?,
+                    })
+                })
+                .map_err(sql("reading the migrations table"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql("reading the migrations table"))?
+        };
+        let plan = MigrationPlan::new(Dialect::Sqlite, &records)?;
+        if first {
+            report.already_applied = plan.applied.iter().map(|m| m.name.to_owned()).collect();
+            first = false;
+        }
+        let Some(migration) = plan.pending.first() else {
+            break;
+        };
+        transaction
+            .execute_batch(migration.sql)
+            .map_err(|error| map_error(format!("applying migration {}", migration.name), error))?;
+        transaction
+            .execute(
+                "INSERT INTO toxscore_migrations (version, name, checksum) VALUES (?1, ?2, ?3)",
+                params![migration.version, migration.name, migration.checksum()],
+            )
+            .map_err(sql("recording a migration"))?;
+        transaction
+            .commit()
+            .map_err(sql("committing a migration"))?;
+        report.applied.push(migration.name.to_owned());
+    }
+    Ok(report)
+}
+
+fn import_blocking(connection: &mut Connection, tweets: &[Tweet]) -> Result<ImportReport> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql("starting an import"))?;
+    let mut inserted = 0u64;
+    {
+        let mut statement = transaction
+            .prepare_cached(
+                "INSERT OR IGNORE INTO tweets (status_id, user_id, status_text, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(sql("importing tweets"))?;
+        for tweet in tweets {
+            inserted += statement
+                .execute(params![
+                    tweet.status_id,
+                    tweet.user_id,
+                    tweet.status_text,
+                    tweet.created_at
+                ])
+                .map_err(sql("importing tweets"))? as u64;
+        }
+    }
+    transaction.commit().map_err(sql("committing an import"))?;
+    Ok(ImportReport {
+        inserted,
+        already_present: tweets.len() as u64 - inserted,
+    })
+}
+
+fn refresh_blocking(connection: &mut Connection) -> Result<DedupReport> {
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql("starting the de-duplication"))?;
+    let mut report = DedupReport::default();
+    for statement in queries::refresh(Dialect::Sqlite) {
+        let changed = transaction
+            .execute(&statement.sql, [])
+            .map_err(sql("de-duplicating texts"))? as u64;
+        match statement.affects {
+            Affects::NewTexts => report.new_texts += changed,
+            Affects::NewStatuses => report.new_statuses += changed,
+            Affects::Nothing => {}
+        }
+    }
+    let conflicts: i64 = transaction
+        .query_row(&queries::conflict_count(Dialect::Sqlite), [], |row| {
+            row.get(0)
+        })
+        .map_err(sql("counting conflicts"))?;
+    report.conflicts = count(conflicts);
+    if report.conflicts > 0 {
+        let mut statement = transaction
+            .prepare(&queries::conflict_examples(
+                Dialect::Sqlite,
+                MAX_CONFLICT_EXAMPLES,
+            ))
+            .map_err(sql("reading conflicts"))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Conflict {
+                    status_id: row.get(0)?,
+                    kept: row.get(1)?,
+                    rejected: row.get(2)?,
+                })
+            })
+            .map_err(sql("reading conflicts"))?;
+        report.conflict_examples = rows
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql("reading conflicts"))?;
+    }
+    transaction
+        .commit()
+        .map_err(sql("committing the de-duplication"))?;
+    Ok(report)
+}
+
+fn text_page_blocking(
+    connection: &mut Connection,
+    after: Option<TextId>,
+    limit: usize,
+) -> Result<Vec<TextCount>> {
+    let mut statement = connection
+        .prepare(&queries::text_page(Dialect::Sqlite, after, limit))
+        .map_err(sql("reading status_texts"))?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(TextCount {
+                status_text_id: row.get(0)?,
+                status_text: row.get(1)?,
+                status_count: count(row.get(2)?),
+            })
+        })
+        .map_err(sql("reading status_texts"))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(sql("reading status_texts"))
+}
+
+fn unscored_blocking(
+    connection: &mut Connection,
+    table: &'static ModelTable,
+    query: UnscoredQuery,
+) -> Result<Vec<TextRow>> {
+    let shard = query.shard.map(|shard| (shard.index, shard.count));
+    let mut statement = connection
+        .prepare(&queries::unscored(
+            Dialect::Sqlite,
+            table,
+            query.after,
+            query.limit,
+            shard,
+        ))
+        .map_err(sql("reading unscored texts"))?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(TextRow {
+                status_text_id: row.get(0)?,
+                status_text: row.get(1)?,
+            })
+        })
+        .map_err(sql("reading unscored texts"))?;
+    rows.collect::<rusqlite::Result<_>>()
+        .map_err(sql("reading unscored texts"))
+}
+
+fn write_scores_blocking(
+    connection: &mut Connection,
+    table: &'static ModelTable,
+    checkpoint_sha256: &str,
+    rows: &[ScoreRow],
+) -> Result<()> {
+    let columns = table.columns.join(", ");
+    let placeholders: String = (0..table.columns.len())
+        .map(|index| format!(", ?{}", index + 2))
+        .collect();
+    let updates: String = table
+        .columns
+        .iter()
+        .map(|column| format!("{column} = excluded.{column}, "))
+        .collect();
+    let checkpoint_param = table.columns.len() + 2;
+    let upsert = format!(
+        "INSERT INTO {table_name} (status_text_id, {columns}, checkpoint_sha256, scored_at)
+VALUES (?1{placeholders}, ?{checkpoint_param}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+ON CONFLICT (status_text_id) DO UPDATE SET {updates}checkpoint_sha256 = excluded.checkpoint_sha256,
+  scored_at = excluded.scored_at",
+        table_name = table.table
+    );
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql("starting a score batch"))?;
+    {
+        let mut exists = transaction
+            .prepare_cached("SELECT 1 FROM status_texts WHERE status_text_id = ?1")
+            .map_err(sql("checking score rows"))?;
+        let mut statement = transaction
+            .prepare_cached(&upsert)
+            .map_err(sql("writing scores"))?;
+        for row in rows {
+            let known = exists
+                .query_row([row.status_text_id], |_| Ok(()))
+                .optional()
+                .map_err(sql("checking score rows"))?
+                .is_some();
+            if !known {
+                // Dropping the transaction rolls the batch back.
+                return Err(Error::InvalidInput {
+                    what: format!(
+                        "score row for status_text_id {}: no such text in status_texts",
+                        row.status_text_id
+                    ),
+                });
+            }
+            let mut values: Vec<rusqlite::types::Value> =
+                Vec::with_capacity(table.columns.len() + 2);
+            values.push(row.status_text_id.into());
+            values.extend(
+                row.scores
+                    .iter()
+                    .map(|&score| rusqlite::types::Value::from(score)),
+            );
+            values.push(checkpoint_sha256.to_owned().into());
+            statement
+                .execute(rusqlite::params_from_iter(values))
+                .map_err(sql("writing scores"))?;
+        }
+    }
+    transaction
+        .commit()
+        .map_err(sql("committing a score batch"))?;
+    Ok(())
+}
+
+fn progress_blocking(connection: &mut Connection) -> Result<Progress> {
+    connection
+        .query_row(&queries::progress(Dialect::Sqlite), [], |row| {
+            let statuses = count(row.get(0)?);
+            let texts = count(row.get(1)?);
+            let mut models = Vec::with_capacity(MODEL_TABLES.len());
+            for (index, table) in MODEL_TABLES.iter().enumerate() {
+                let scored = count(row.get(index + 2)?);
+                models.push(ModelProgress {
+                    model: table.model.to_owned(),
+                    scored,
+                    remaining: texts.saturating_sub(scored),
+                });
+            }
+            Ok(Progress {
+                statuses,
+                texts,
+                models,
+            })
+        })
+        .map_err(sql("counting progress"))
+}
+
+/// Reads the export on its own read-only connection and sends it row by row;
+/// stops early when the consumer goes away.
+fn export_blocking(
+    path: &Path,
+    table: &'static ModelTable,
+    sender: &tokio::sync::mpsc::Sender<Result<ExportRow>>,
+) {
+    let result = (|| -> Result<()> {
+        let connection = open_connection(path, true)?;
+        let mut statement = connection
+            .prepare(&queries::export(Dialect::Sqlite, table))
+            .map_err(sql("exporting scores"))?;
+        let mut rows = statement.query([]).map_err(sql("exporting scores"))?;
+        let n_columns = table.columns.len();
+        while let Some(row) = rows.next().map_err(sql("exporting scores"))? {
+            let export_row = (|| -> rusqlite::Result<ExportRow> {
+                let mut scores = Vec::with_capacity(n_columns);
+                for index in 0..n_columns {
+                    scores.push(row.get(index + 3)?);
+                }
+                Ok(ExportRow {
+                    status_id: row.get(0)?,
+                    user_id: row.get(1)?,
+                    status_text_id: row.get(2)?,
+                    scores,
+                })
+            })()
+            .map_err(sql("exporting scores"))?;
+            if sender.blocking_send(Ok(export_row)).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    })();
+    if let Err(error) = result {
+        // The consumer may be gone already; then nobody is left to tell.
+        let _ = sender.blocking_send(Err(error));
+    }
+}
+
+#[async_trait]
+impl Store for Sqlite {
+    async fn migrate(&self) -> Result<MigrateReport> {
+        self.blocking(migrate_blocking).await
+    }
+
+    async fn import_tweets(&self, tweets: &[Tweet]) -> Result<ImportReport> {
+        validate::tweets(tweets)?;
+        let tweets = tweets.to_vec();
+        self.blocking(move |connection| import_blocking(connection, &tweets))
+            .await
+    }
+
+    async fn refresh_texts(&self) -> Result<DedupReport> {
+        self.blocking(refresh_blocking).await
+    }
+
+    async fn text_page(&self, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>> {
+        self.blocking(move |connection| text_page_blocking(connection, after, limit))
+            .await
+    }
+
+    async fn unscored_texts(
+        &self,
+        table: &'static ModelTable,
+        query: UnscoredQuery,
+    ) -> Result<Vec<TextRow>> {
+        validate::model_table(table)?;
+        self.blocking(move |connection| unscored_blocking(connection, table, query))
+            .await
+    }
+
+    async fn write_scores(&self, batch: ScoreBatch<'_>) -> Result<()> {
+        validate::score_batch(&batch)?;
+        let table = batch.table;
+        let checkpoint_sha256 = batch.checkpoint_sha256.to_owned();
+        let rows = batch.rows.to_vec();
+        self.blocking(move |connection| {
+            write_scores_blocking(connection, table, &checkpoint_sha256, &rows)
+        })
+        .await
+    }
+
+    async fn progress(&self) -> Result<Progress> {
+        self.blocking(progress_blocking).await
+    }
+
+    fn export(&self, table: &'static ModelTable) -> BoxStream<'_, Result<ExportRow>> {
+        let path = self.path.clone();
+        // The reader starts on the first poll, so that `export` itself needs
+        // no runtime.
+        stream::once(async move {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(EXPORT_CHANNEL_ROWS);
+            if let Err(error) = validate::model_table(table) {
+                return stream::iter([Err(error)]).left_stream();
+            }
+            tokio::task::spawn_blocking(move || export_blocking(&path, table, &sender));
+            stream::poll_fn(move |context| receiver.poll_recv(context)).right_stream()
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Sqlite) {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let store = Sqlite::open(folder.path().join("toxscore.db")).expect("open");
+        (folder, store)
+    }
+
+    #[tokio::test]
+    async fn an_edited_migration_is_refused_naming_the_file() {
+        let (_folder, store) = store();
+        store.migrate().await.expect("migrate");
+        let connection = Connection::open(store.path()).expect("open");
+        connection
+            .execute(
+                "UPDATE toxscore_migrations SET checksum = 'edited' WHERE version = 2",
+                [],
+            )
+            .expect("tamper");
+        let error = store.migrate().await.expect_err("edited migration");
+        assert!(
+            matches!(&error, Error::Migration(toxdedup::Error::MigrationEdited { file, .. }) if file.ends_with("0002_status_texts.sql")),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("0002_status_texts.sql"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newer_migration_is_refused() {
+        let (_folder, store) = store();
+        store.migrate().await.expect("migrate");
+        let connection = Connection::open(store.path()).expect("open");
+        connection
+            .execute("INSERT INTO toxscore_migrations (version, name, checksum) VALUES (99, '0099_future.sql', 'x')", [])
+            .expect("insert");
+        let error = store.migrate().await.expect_err("unknown migration");
+        assert!(
+            matches!(
+                error,
+                Error::Migration(toxdedup::Error::UnknownMigration { version: 99 })
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_file_is_in_wal_mode_and_reopens_with_its_data() {
+        let (_folder, store) = store();
+        store.migrate().await.expect("migrate");
+        let tweet = Tweet {
+            status_id: 1,
+            user_id: 2,
+            status_text: "x".into(),
+            created_at: Some(3),
+        };
+        store.import_tweets(&[tweet]).await.expect("import");
+        store.refresh_texts().await.expect("refresh");
+        let reopened = Sqlite::open(store.path()).expect("reopen");
+        assert_eq!(reopened.progress().await.expect("progress").texts, 1);
+        let connection = Connection::open(store.path()).expect("open");
+        let mode: String = connection
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_failed_score_batch_writes_nothing() {
+        let (_folder, store) = store();
+        store.migrate().await.expect("migrate");
+        let tweet = Tweet {
+            status_id: 1,
+            user_id: 2,
+            status_text: "x".into(),
+            created_at: None,
+        };
+        store.import_tweets(&[tweet]).await.expect("import");
+        store.refresh_texts().await.expect("refresh");
+        let table = &MODEL_TABLES[0];
+        let rows = [
+            ScoreRow {
+                status_text_id: 1,
+                scores: vec![0.5; 6],
+            },
+            ScoreRow {
+                status_text_id: 2,
+                scores: vec![0.5; 6],
+            },
+        ];
+        let error = store
+            .write_scores(ScoreBatch {
+                table,
+                checkpoint_sha256: "ab",
+                rows: &rows,
+            })
+            .await
+            .expect_err("text 2 does not exist");
+        assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
+        assert_eq!(
+            store.progress().await.expect("progress").models[0].scored,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_folder_is_not_found() {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let error =
+            Sqlite::open(folder.path().join("missing").join("toxscore.db")).expect_err("no folder");
+        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn two_connections_write_the_same_file() {
+        let (_folder, first) = store();
+        first.migrate().await.expect("migrate");
+        let second = Sqlite::open(first.path()).expect("second connection");
+        let batch = |offset: i64| -> Vec<Tweet> {
+            (0..200)
+                .map(|index| Tweet {
+                    status_id: offset + index,
+                    user_id: 1,
+                    status_text: format!("text {}", index % 50),
+                    created_at: None,
+                })
+                .collect()
+        };
+        let (batch_a, batch_b) = (batch(0), batch(1000));
+        let (a, b) = tokio::join!(
+            first.import_tweets(&batch_a),
+            second.import_tweets(&batch_b)
+        );
+        assert_eq!(
+            a.expect("first").inserted + b.expect("second").inserted,
+            400
+        );
+        let (a, b) = tokio::join!(first.refresh_texts(), second.refresh_texts());
+        assert_eq!(
+            a.expect("first").new_statuses + b.expect("second").new_statuses,
+            400
+        );
+        let progress = first.progress().await.expect("progress");
+        assert_eq!((progress.statuses, progress.texts), (400, 50));
+    }
+}

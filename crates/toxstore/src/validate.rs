@@ -1,0 +1,66 @@
+//! Input checks shared by every backend, run before anything is written, so
+//! that a bad call fails the same way everywhere and writes nothing.
+
+use toxdedup::ModelTable;
+
+use crate::{Error, Result, ScoreBatch, Tweet};
+
+/// Status ids must be non-negative.
+pub(crate) fn tweets(tweets: &[Tweet]) -> Result<()> {
+    for (index, tweet) in tweets.iter().enumerate() {
+        if tweet.status_id < 0 {
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "tweet {index} of the batch has status id {}: status ids must be non-negative",
+                    tweet.status_id
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The table must be one of `toxdedup::MODEL_TABLES`, so its names may reach
+/// SQL.
+pub(crate) fn model_table(table: &ModelTable) -> Result<()> {
+    table.check_known().map_err(|error| Error::InvalidInput {
+        what: error.to_string(),
+    })
+}
+
+/// A known table, a checkpoint hash, and one finite score per column in every
+/// row.
+pub(crate) fn score_batch(batch: &ScoreBatch<'_>) -> Result<()> {
+    model_table(batch.table)?;
+    if batch.checkpoint_sha256.trim().is_empty() {
+        return Err(Error::InvalidInput {
+            what: format!(
+                "score batch for {}: the checkpoint hash is empty",
+                batch.table.table
+            ),
+        });
+    }
+    let n_columns = batch.table.columns.len();
+    for (index, row) in batch.rows.iter().enumerate() {
+        if row.scores.len() != n_columns {
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "score row {index} (status_text_id {}) has {} scores, but {} has {n_columns} columns ({})",
+                    row.status_text_id,
+                    row.scores.len(),
+                    batch.table.table,
+                    batch.table.columns.join(", ")
+                ),
+            });
+        }
+        if let Some(score) = row.scores.iter().find(|score| !score.is_finite()) {
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "score row {index} (status_text_id {}) holds {score}: scores must be finite",
+                    row.status_text_id
+                ),
+            });
+        }
+    }
+    Ok(())
+}

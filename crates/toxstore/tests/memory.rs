@@ -1,0 +1,3 @@
+//! The conformance suite against the in-memory backend.
+
+toxstore::conformance_tests!(async { (toxstore::InMemory::new(), ()) });
