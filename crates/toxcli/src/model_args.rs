@@ -1,0 +1,148 @@
+//! Choosing and loading the model: `--model NAME` from the cache (downloaded
+//! on first use), or `--checkpoint PATH` offline.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use toxdedup::ModelTable;
+use toxmodel::registry::{self, ModelCache};
+use toxmodel::{Architecture, CheckpointInfo, CpuBackend, Detoxify, LoadOptions};
+
+/// The model flags shared by `predict` and `score`.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Detoxify model: original, unbiased, multilingual, original-small, unbiased-small.
+    /// Fetched into the cache on first use. With --checkpoint, names the score table
+    /// the checkpoint's scores go to (default: inferred from the checkpoint).
+    #[arg(long, env = "MODEL_NAME")]
+    pub model: Option<String>,
+    /// A local Detoxify checkpoint (.ckpt) to use instead of a cached download.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+    /// A Hugging Face config.json overriding the base model's built-in config.
+    #[arg(long, value_name = "PATH")]
+    pub hf_config: Option<PathBuf>,
+    /// Tokenizer: tokenizer.json, vocab.txt, vocab.json (+ merges.txt), or a folder
+    /// holding them. Default: the checkpoint's folder.
+    #[arg(long, value_name = "PATH")]
+    pub tokenizer: Option<PathBuf>,
+    /// CPU backend: flex (default) or ndarray, when compiled in.
+    #[arg(long, env = "TOXSCORE_BACKEND", default_value = "flex")]
+    pub backend: String,
+    /// Never download: fail if the model is not cached.
+    #[arg(long, env = "TOXSCORE_OFFLINE")]
+    pub offline: bool,
+}
+
+/// A loaded model with the score table its outputs go to.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    /// The model, shared between threads.
+    pub model: Arc<Detoxify>,
+    /// Its score table.
+    pub table: &'static ModelTable,
+    /// The checkpoint's SHA-256, stored beside every score.
+    pub checkpoint_sha256: String,
+}
+
+/// The model cache folder: `TOXSCORE_CACHE_DIR`, else `$XDG_CACHE_HOME/toxscore`,
+/// else `~/.cache/toxscore`.
+pub fn cache_dir() -> PathBuf {
+    let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+    from_env("TOXSCORE_CACHE_DIR")
+        .or_else(|| from_env("XDG_CACHE_HOME").map(|dir| dir.join("toxscore")))
+        .or_else(|| from_env("HOME").map(|dir| dir.join(".cache").join("toxscore")))
+        .unwrap_or_else(|| PathBuf::from(".toxscore-cache"))
+}
+
+/// The model cache, with download addresses overridable for mirrors and tests
+/// (`TOXSCORE_RELEASE_BASE_URL`, `TOXSCORE_TOKENIZER_BASE_URL`).
+pub fn model_cache() -> ModelCache {
+    let cache = ModelCache::new(cache_dir());
+    let release = std::env::var("TOXSCORE_RELEASE_BASE_URL").ok();
+    let tokenizer = std::env::var("TOXSCORE_TOKENIZER_BASE_URL").ok();
+    if release.is_none() && tokenizer.is_none() {
+        return cache;
+    }
+    cache.with_base_urls(
+        release.as_deref().unwrap_or(registry::RELEASE_BASE_URL),
+        tokenizer.as_deref().unwrap_or(registry::HUGGING_FACE_BASE_URL),
+    )
+}
+
+impl ModelArgs {
+    /// Resolves the checkpoint (downloading if needed), loads the model and
+    /// hashes the checkpoint, both at once.
+    pub fn load(&self, batch_size: usize) -> Result<LoadedModel> {
+        let backend = CpuBackend::from_name(&self.backend).with_context(|| {
+            let available: Vec<&str> = CpuBackend::available().into_iter().map(CpuBackend::name).collect();
+            format!("unknown --backend {:?}; this build has: {}", self.backend, available.join(", "))
+        })?;
+        let (checkpoint, registered) = match &self.checkpoint {
+            Some(path) => (path.clone(), None),
+            None => {
+                let name = self.model.as_deref().unwrap_or("original");
+                let registered = registry::find(name)?;
+                if registered.architecture.is_none() {
+                    bail!("model {name} ({}) is not supported by this toxscore yet", registered.class_name);
+                }
+                let cache = model_cache();
+                if !cache.is_cached(registered) && !self.offline {
+                    eprintln!(
+                        "downloading model {name} into {} (once; later runs use the cache)",
+                        cache.root().display()
+                    );
+                }
+                let path = cache.ensure(registered, !self.offline, &mut |_| {})?;
+                (path, Some(registered))
+            }
+        };
+        let options = LoadOptions {
+            hf_config: self.hf_config.clone(),
+            tokenizer: self.tokenizer.clone(),
+            device: Some(backend.device()),
+            batch_size: Some(batch_size),
+        };
+        // Hash while loading: the hash is stored with every score, and it
+        // verifies a cached download before its scores are written.
+        let (model, sha256) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| toxmodel::sha256_file(&checkpoint));
+            let model = Detoxify::load(&checkpoint, &options);
+            (model, hashing.join().expect("hashing a file does not panic"))
+        });
+        let model = model.with_context(|| format!("loading model from {}", checkpoint.display()))?;
+        let sha256 = sha256.with_context(|| format!("hashing {}", checkpoint.display()))?;
+        if let Some(registered) = registered
+            && !sha256.starts_with(registered.sha256_prefix)
+        {
+            bail!(
+                "{}: SHA-256 {sha256} does not start with {}; the cached file is damaged: delete it and download again",
+                checkpoint.display(),
+                registered.sha256_prefix
+            );
+        }
+        let table = self.table_for(model.info())?;
+        if table.columns.len() != model.class_names().len() {
+            bail!(
+                "the checkpoint has {} named classes ({}) but score table {} has {} columns",
+                model.class_names().len(),
+                model.class_names().join(", "),
+                table.table,
+                table.columns.len()
+            );
+        }
+        Ok(LoadedModel { model: Arc::new(model), table, checkpoint_sha256: sha256 })
+    }
+
+    fn table_for(&self, info: &CheckpointInfo) -> Result<&'static ModelTable> {
+        let name = match (&self.model, info.architecture) {
+            (Some(name), _) => name.as_str(),
+            (None, Architecture::XlmRoberta) => "multilingual",
+            (None, Architecture::Roberta) => "unbiased",
+            (None, Architecture::Bert) => "original",
+        };
+        Ok(ModelTable::by_model(name)?)
+    }
+}

@@ -1,0 +1,86 @@
+//! `toxcli predict`: score texts given on the command line, in a file or on
+//! stdin, one JSON object per text on stdout, in input order.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::model_args::ModelArgs;
+
+/// How many texts are read before they are scored; the model batches inside.
+const CHUNK: usize = 512;
+
+/// `toxcli predict` arguments.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Texts per model batch.
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub batch_size: u64,
+    /// Print every output, the identity outputs of the 16-output models included.
+    #[arg(long)]
+    pub all_outputs: bool,
+    /// Read texts from this file, one per line (default: the TEXT arguments, else stdin).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Texts to score.
+    #[arg(value_name = "TEXT")]
+    pub texts: Vec<String>,
+}
+
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let loaded = args.model.load(args.batch_size as usize)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut emit = |texts: &[String]| -> Result<()> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let scores = if args.all_outputs { loaded.model.predict_all_outputs(&refs)? } else { loaded.model.predict(&refs)? };
+        for (text, scores) in texts.iter().zip(scores) {
+            let mut line = String::from("{\"text\":");
+            line.push_str(&serde_json::to_string(text)?);
+            for (name, value) in scores.iter() {
+                line.push(',');
+                line.push_str(&serde_json::to_string(name)?);
+                line.push(':');
+                line.push_str(&serde_json::to_string(&value)?);
+            }
+            line.push('}');
+            writeln!(out, "{line}").context("writing to stdout")?;
+        }
+        Ok(())
+    };
+
+    if !args.texts.is_empty() {
+        for chunk in args.texts.chunks(CHUNK) {
+            emit(chunk)?;
+        }
+        return out.flush().context("writing to stdout");
+    }
+    let (reader, source): (Box<dyn BufRead>, String) = match &args.input {
+        Some(path) => (
+            Box::new(std::io::BufReader::new(
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+            )),
+            path.display().to_string(),
+        ),
+        None => (Box::new(std::io::stdin().lock()), "stdin".to_owned()),
+    };
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for (line_idx, line) in reader.split(b'\n').enumerate() {
+        let line = line.with_context(|| format!("reading {source}"))?;
+        let line = String::from_utf8(line)
+            .map_err(|_| anyhow::anyhow!("{source}:{}: the line is not valid UTF-8", line_idx + 1))?;
+        chunk.push(line.strip_suffix('\r').map(str::to_owned).unwrap_or(line));
+        if chunk.len() == CHUNK {
+            emit(&chunk)?;
+            chunk.clear();
+        }
+    }
+    if !chunk.is_empty() {
+        emit(&chunk)?;
+    }
+    out.flush().context("writing to stdout")
+}

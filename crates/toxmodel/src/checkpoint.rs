@@ -1,0 +1,246 @@
+//! Detoxify's checkpoint files, read exactly as Detoxify publishes them.
+//!
+//! A checkpoint is a `torch.save` zip archive holding a pickled dict with two
+//! keys: `config` (the training JSON) and `state_dict` (Hugging Face parameter
+//! names, no `model.` prefix). The pickle is interpreted by `pytorch-reader`,
+//! which never executes anything from the file and checks every tensor's
+//! declared size against its storage before reading it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use pytorch_reader::{DType, PickleValue, PytorchReader};
+use sha2::{Digest, Sha256};
+
+use crate::config::Architecture;
+use crate::{Error, Result};
+
+/// Detoxify renames three class names after loading; we do the same.
+const CLASS_RENAMES: &[(&str, &str)] = &[
+    ("toxic", "toxicity"),
+    ("severe_toxic", "severe_toxicity"),
+    ("identity_hate", "identity_attack"),
+];
+
+/// What `config.arch.args` and `config.dataset.args.classes` declare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// The transformers class (`model_name`), parsed.
+    pub architecture: Architecture,
+    /// The Hugging Face base model (`model_type`), for example `bert-base-uncased`.
+    pub base_model: String,
+    /// The number of outputs (`num_classes`).
+    pub num_classes: usize,
+    /// The output names, in the checkpoint's order, with Detoxify's renaming
+    /// applied (`toxic` becomes `toxicity` ...): `classes`, then
+    /// `identity_classes` when present. As long as `num_classes`.
+    pub class_names: Vec<String>,
+    /// How many of `class_names` are the named classes Detoxify returns (the
+    /// first ones); the rest are identity outputs.
+    pub named_classes: usize,
+}
+
+/// An opened checkpoint: its declared info and its tensors, read lazily.
+pub struct Checkpoint {
+    path: PathBuf,
+    info: CheckpointInfo,
+    tensors: HashMap<String, pytorch_reader::Tensor>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl Checkpoint {
+    /// Opens a checkpoint: parses its pickle and config, without reading the
+    /// tensor data yet.
+    pub fn open(path: &Path) -> Result<Checkpoint> {
+        // Distinguish a missing or unreadable file from a damaged one.
+        std::fs::metadata(path).map_err(|source| Error::io(path, source))?;
+        let config = PytorchReader::read_pickle_data(path, Some("config"))
+            .map_err(|error| reader_error(path, error))?;
+        let info = parse_info(path, &config)?;
+        let reader = PytorchReader::with_top_level_key(path, "state_dict")
+            .map_err(|error| reader_error(path, error))?;
+        if reader.is_empty() {
+            return Err(Error::checkpoint(path, "state_dict holds no tensors"));
+        }
+        Ok(Checkpoint {
+            path: path.to_owned(),
+            info,
+            tensors: reader.into_tensors(),
+        })
+    }
+
+    /// The checkpoint's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the checkpoint declares.
+    pub fn info(&self) -> &CheckpointInfo {
+        &self.info
+    }
+
+    /// The state_dict's tensor names.
+    pub fn tensor_names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// Reads one f32 tensor, checking its shape.
+    pub fn read_f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
+        let tensor = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            path: self.path.clone(),
+            name: name.to_owned(),
+        })?;
+        if tensor.dtype() != DType::F32 || tensor.shape() != expected {
+            return Err(Error::TensorShape {
+                path: self.path.clone(),
+                name: name.to_owned(),
+                found: tensor.shape().to_vec(),
+                dtype: format!("{:?}", tensor.dtype()),
+                expected: expected.to_vec(),
+            });
+        }
+        let bytes = tensor.read().map_err(|source| Error::InvalidCheckpoint {
+            path: self.path.clone(),
+            problem: format!("cannot read tensor {name}"),
+            source: Some(Box::new(source)),
+        })?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+            .collect())
+    }
+}
+
+/// The SHA-256 of a file, in lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|source| Error::io(path, source))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|source| Error::io(path, source))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn reader_error(path: &Path, error: pytorch_reader::PytorchError) -> Error {
+    let problem = match &error {
+        pytorch_reader::PytorchError::KeyNotFound(key) => format!("it has no `{key}` entry"),
+        pytorch_reader::PytorchError::Zip(_) | pytorch_reader::PytorchError::InvalidFormat(_) => {
+            "it is not a torch.save archive (or it is truncated)".to_owned()
+        }
+        pytorch_reader::PytorchError::Pickle(_) => "its pickle cannot be read".to_owned(),
+        _ => "it cannot be read".to_owned(),
+    };
+    Error::InvalidCheckpoint {
+        path: path.to_owned(),
+        problem,
+        source: Some(Box::new(error)),
+    }
+}
+
+fn parse_info(path: &Path, config: &PickleValue) -> Result<CheckpointInfo> {
+    let args = lookup(config, &["arch", "args"])
+        .ok_or_else(|| Error::checkpoint(path, "config has no arch.args"))?;
+    let text = |key: &str| match lookup(args, &[key]) {
+        Some(PickleValue::String(value)) => Ok(value.clone()),
+        _ => Err(Error::checkpoint(
+            path,
+            format!("config.arch.args.{key} is missing or not a string"),
+        )),
+    };
+    let model_name = text("model_name")?;
+    let base_model = text("model_type")?;
+    let architecture =
+        Architecture::from_class_name(&model_name).ok_or_else(|| Error::UnknownArchitecture {
+            path: path.to_owned(),
+            model_name: model_name.clone(),
+            supported: Architecture::ALL.map(Architecture::class_name).join(", "),
+        })?;
+    let num_classes = match lookup(args, &["num_classes"]) {
+        Some(PickleValue::Int(n)) if *n > 0 => *n as usize,
+        _ => {
+            return Err(Error::checkpoint(
+                path,
+                "config.arch.args.num_classes is missing or not a positive integer",
+            ));
+        }
+    };
+    let names = |key: &str, required: bool| -> Result<Vec<String>> {
+        match lookup(config, &["dataset", "args", key]) {
+            Some(PickleValue::List(items)) => items
+                .iter()
+                .map(|item| match item {
+                    PickleValue::String(name) => Ok(rename_class(name)),
+                    _ => Err(Error::checkpoint(
+                        path,
+                        format!("config.dataset.args.{key} holds a non-string"),
+                    )),
+                })
+                .collect(),
+            None if !required => Ok(Vec::new()),
+            _ => Err(Error::checkpoint(
+                path,
+                format!("config.dataset.args.{key} is missing or not a list"),
+            )),
+        }
+    };
+    // Detoxify names its outputs by `classes`; the 16-output models list the
+    // 9 identity outputs separately in `identity_classes`, after them.
+    let named = names("classes", true)?;
+    let mut classes = named.clone();
+    classes.extend(names("identity_classes", false)?);
+    if named.is_empty() || classes.len() != num_classes {
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "config.dataset.args lists {} class names (classes + identity_classes) but num_classes is {num_classes}",
+                classes.len()
+            ),
+        ));
+    }
+    Ok(CheckpointInfo {
+        architecture,
+        base_model,
+        num_classes,
+        class_names: classes,
+        named_classes: named.len(),
+    })
+}
+
+fn lookup<'a>(mut value: &'a PickleValue, keys: &[&str]) -> Option<&'a PickleValue> {
+    for key in keys {
+        match value {
+            PickleValue::Dict(map) => value = map.get(*key)?,
+            _ => return None,
+        }
+    }
+    Some(value)
+}
+
+/// Applies Detoxify's renaming of class names.
+pub fn rename_class(name: &str) -> String {
+    CLASS_RENAMES
+        .iter()
+        .find(|(from, _)| *from == name)
+        .map_or(name, |(_, to)| to)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detoxify_renames_three_classes() {
+        assert_eq!(rename_class("toxic"), "toxicity");
+        assert_eq!(rename_class("severe_toxic"), "severe_toxicity");
+        assert_eq!(rename_class("identity_hate"), "identity_attack");
+        assert_eq!(rename_class("insult"), "insult");
+    }
+}

@@ -1,0 +1,244 @@
+//! Architectures and their Hugging Face configurations.
+//!
+//! Detoxify's checkpoints do not carry the architecture's hyper-parameters:
+//! Detoxify takes them from the base model's Hugging Face `config.json`
+//! (`huggingface_config_path` when offline). This module holds the built-in
+//! base configs of the five released models, and reads a `config.json` that
+//! overrides them, which also serves any other shape of the same architecture.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The transformers classes this crate implements, chosen from the
+/// checkpoint's declared `config.arch.args.model_name`, never guessed from
+/// tensor shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// `BertForSequenceClassification`: pooler (dense + tanh on `[CLS]`), then the classifier.
+    Bert,
+    /// `RobertaForSequenceClassification`: head = dense + tanh + out_proj on `<s>`,
+    /// padding-aware position ids starting at `pad_token_id + 1`.
+    Roberta,
+    /// `XLMRobertaForSequenceClassification`: RoBERTa with the XLM-R vocabulary.
+    XlmRoberta,
+}
+
+impl Architecture {
+    /// All supported architectures.
+    pub const ALL: [Architecture; 3] = [
+        Architecture::Bert,
+        Architecture::Roberta,
+        Architecture::XlmRoberta,
+    ];
+
+    /// The transformers class name, as `config.arch.args.model_name` spells it.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            Architecture::Bert => "BertForSequenceClassification",
+            Architecture::Roberta => "RobertaForSequenceClassification",
+            Architecture::XlmRoberta => "XLMRobertaForSequenceClassification",
+        }
+    }
+
+    /// Parses a transformers class name.
+    pub fn from_class_name(name: &str) -> Option<Architecture> {
+        Architecture::ALL
+            .into_iter()
+            .find(|arch| arch.class_name() == name)
+    }
+
+    /// The prefix of the encoder's parameters in the state_dict.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Architecture::Bert => "bert",
+            Architecture::Roberta | Architecture::XlmRoberta => "roberta",
+        }
+    }
+
+    /// Whether position ids follow RoBERTa's padding-aware numbering.
+    pub fn padding_aware_positions(self) -> bool {
+        matches!(self, Architecture::Roberta | Architecture::XlmRoberta)
+    }
+
+    /// The Hugging Face base model whose config is built in.
+    pub fn base_model(self) -> &'static str {
+        match self {
+            Architecture::Bert => "bert-base-uncased",
+            Architecture::Roberta => "roberta-base",
+            Architecture::XlmRoberta => "xlm-roberta-base",
+        }
+    }
+}
+
+/// The activation of the feed-forward block (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Exact GELU, with erf (BERT, RoBERTa, XLM-R).
+    Gelu,
+    /// The tanh approximation of GELU (ALBERT's `gelu_new`).
+    GeluNew,
+    /// ReLU.
+    Relu,
+}
+
+/// The subset of a Hugging Face `config.json` the encoder needs, with
+/// Hugging Face's field names so that the file deserializes directly.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EncoderConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the hidden states.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward block.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    pub hidden_act: Activation,
+    /// Number of position embeddings.
+    pub max_position_embeddings: usize,
+    /// Number of token types.
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon: 1e-12 for BERT, 1e-5 for RoBERTa.
+    pub layer_norm_eps: f64,
+    /// The padding token id (RoBERTa numbers positions after it).
+    #[serde(default)]
+    pub pad_token_id: usize,
+}
+
+impl EncoderConfig {
+    /// The built-in config of an architecture's base model.
+    pub fn builtin(arch: Architecture) -> EncoderConfig {
+        match arch {
+            Architecture::Bert => EncoderConfig {
+                vocab_size: 30522,
+                hidden_size: 768,
+                num_hidden_layers: 12,
+                num_attention_heads: 12,
+                intermediate_size: 3072,
+                hidden_act: Activation::Gelu,
+                max_position_embeddings: 512,
+                type_vocab_size: 2,
+                layer_norm_eps: 1e-12,
+                pad_token_id: 0,
+            },
+            Architecture::Roberta => EncoderConfig {
+                vocab_size: 50265,
+                hidden_size: 768,
+                num_hidden_layers: 12,
+                num_attention_heads: 12,
+                intermediate_size: 3072,
+                hidden_act: Activation::Gelu,
+                max_position_embeddings: 514,
+                type_vocab_size: 1,
+                layer_norm_eps: 1e-5,
+                pad_token_id: 1,
+            },
+            Architecture::XlmRoberta => EncoderConfig {
+                vocab_size: 250002,
+                ..EncoderConfig::builtin(Architecture::Roberta)
+            },
+        }
+    }
+
+    /// Reads a Hugging Face `config.json`.
+    pub fn from_file(path: &Path) -> Result<EncoderConfig> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::io(path, source))?;
+        let config: EncoderConfig =
+            serde_json::from_str(&text).map_err(|error| Error::InvalidConfig {
+                source_name: path.display().to_string(),
+                problem: error.to_string(),
+            })?;
+        config.validate(&path.display().to_string())?;
+        Ok(config)
+    }
+
+    /// The width of one attention head.
+    pub fn head_size(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// The longest sequence the model takes, special tokens included.
+    pub fn max_sequence_length(&self, arch: Architecture) -> usize {
+        if arch.padding_aware_positions() {
+            // Positions start after the padding index, so fewer fit.
+            self.max_position_embeddings
+                .saturating_sub(self.pad_token_id + 1)
+        } else {
+            self.max_position_embeddings
+        }
+    }
+
+    pub(crate) fn validate(&self, source_name: &str) -> Result<()> {
+        let problem =
+            if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+                Some(format!(
+                    "hidden_size {} is not a multiple of num_attention_heads {}",
+                    self.hidden_size, self.num_attention_heads
+                ))
+            } else if self.vocab_size == 0 || self.hidden_size == 0 || self.intermediate_size == 0 {
+                Some("vocab_size, hidden_size and intermediate_size must be positive".to_owned())
+            } else if self.type_vocab_size == 0 {
+                Some("type_vocab_size must be positive".to_owned())
+            } else if self.max_position_embeddings < 2 {
+                Some("max_position_embeddings must be at least 2".to_owned())
+            } else if !(self.layer_norm_eps > 0.0) {
+                Some("layer_norm_eps must be positive".to_owned())
+            } else {
+                None
+            };
+        match problem {
+            Some(problem) => Err(Error::InvalidConfig {
+                source_name: source_name.to_owned(),
+                problem,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_configs_match_detoxify_reference() {
+        let bert = EncoderConfig::builtin(Architecture::Bert);
+        assert_eq!(bert.layer_norm_eps, 1e-12);
+        assert_eq!(bert.max_sequence_length(Architecture::Bert), 512);
+        let roberta = EncoderConfig::builtin(Architecture::Roberta);
+        assert_eq!(roberta.layer_norm_eps, 1e-5);
+        assert_eq!(roberta.max_sequence_length(Architecture::Roberta), 512);
+        assert_eq!(
+            EncoderConfig::builtin(Architecture::XlmRoberta).vocab_size,
+            250002
+        );
+    }
+
+    #[test]
+    fn class_names_round_trip() {
+        for arch in Architecture::ALL {
+            assert_eq!(Architecture::from_class_name(arch.class_name()), Some(arch));
+        }
+        assert_eq!(
+            Architecture::from_class_name("GPT2ForSequenceClassification"),
+            None
+        );
+    }
+
+    #[test]
+    fn inconsistent_config_is_rejected() {
+        let config = EncoderConfig {
+            num_attention_heads: 5,
+            ..EncoderConfig::builtin(Architecture::Bert)
+        };
+        let error = config.validate("test").unwrap_err();
+        assert!(matches!(error, Error::InvalidConfig { .. }), "{error}");
+    }
+}

@@ -1,0 +1,324 @@
+//! The Detoxify toxicity classifiers, ported to Burn.
+//!
+//! Loads Detoxify's own `.ckpt` files (a `torch.save` zip holding `config`
+//! and `state_dict`) and computes the same probabilities as PyTorch
+//! transformers: `BertForSequenceClassification` (`original`) and
+//! `RobertaForSequenceClassification` (`unbiased`), fp32, sigmoid outputs.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use toxmodel::{Detoxify, LoadOptions};
+//!
+//! # fn main() -> toxmodel::Result<()> {
+//! let options = LoadOptions { tokenizer: Some("bert-base-uncased/vocab.txt".into()), ..LoadOptions::default() };
+//! let model = Detoxify::load(Path::new("toxic_original-c1212f89.ckpt"), &options)?;
+//! for scores in model.predict(&["shut up, you liar", "have a nice day"])? {
+//!     println!("toxicity {:.3}", scores.get("toxicity").unwrap_or(f32::NAN));
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Invariants
+//! - The architecture comes from the checkpoint's declared `model_name`,
+//!   never from tensor shapes; every tensor is shape-checked, and a tensor
+//!   left unused is an error (buffers such as `position_ids` excepted).
+//! - [`Detoxify::forward`] cannot fail: input is validated when a
+//!   [`TokenBatch`] is built.
+//! - Model code is generic over the backend: Burn's [`Device`] picks it at
+//!   run time (`flex` by default, `ndarray` behind its feature).
+//!
+//! This crate knows nothing of SQL, async runtimes or storage.
+#![warn(missing_docs)]
+
+mod batch;
+mod checkpoint;
+mod config;
+mod error;
+mod loader;
+mod model;
+pub mod registry;
+mod tokenizer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use batch::{BatchSpec, TokenBatch};
+pub use burn::tensor::Device;
+pub use checkpoint::{Checkpoint, CheckpointInfo, rename_class, sha256_file};
+pub use config::{Activation, Architecture, EncoderConfig};
+pub use error::{Error, Result};
+pub use tokenizer::TextTokenizer;
+
+use model::{ForwardSettings, SequenceClassifier};
+
+/// The identity outputs of the 16-output models (`identity_classes` in their
+/// config). Detoxify returns only the named classes;
+/// [`Detoxify::predict_all_outputs`] exposes these too.
+pub const IDENTITY_CLASSES: &[&str] = &[
+    "male",
+    "female",
+    "homosexual_gay_or_lesbian",
+    "christian",
+    "jewish",
+    "muslim",
+    "black",
+    "white",
+    "psychiatric_or_mental_illness",
+];
+
+/// The CPU backends this build can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuBackend {
+    /// Burn's pure-Rust `flex` backend (the default: faster here).
+    #[cfg(feature = "flex")]
+    Flex,
+    /// burn-ndarray.
+    #[cfg(feature = "ndarray")]
+    NdArray,
+}
+
+impl CpuBackend {
+    /// The backends compiled into this build, the default first.
+    pub fn available() -> Vec<CpuBackend> {
+        vec![
+            #[cfg(feature = "flex")]
+            CpuBackend::Flex,
+            #[cfg(feature = "ndarray")]
+            CpuBackend::NdArray,
+        ]
+    }
+
+    /// The backend's name, as `--backend` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            #[cfg(feature = "flex")]
+            CpuBackend::Flex => "flex",
+            #[cfg(feature = "ndarray")]
+            CpuBackend::NdArray => "ndarray",
+        }
+    }
+
+    /// Parses a backend name.
+    pub fn from_name(name: &str) -> Option<CpuBackend> {
+        CpuBackend::available()
+            .into_iter()
+            .find(|backend| backend.name() == name)
+    }
+
+    /// The Burn device that runs on this backend.
+    pub fn device(self) -> Device {
+        match self {
+            #[cfg(feature = "flex")]
+            CpuBackend::Flex => Device::flex(),
+            #[cfg(feature = "ndarray")]
+            CpuBackend::NdArray => Device::ndarray(),
+        }
+    }
+}
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// A Hugging Face `config.json` overriding the built-in base config, as
+    /// Detoxify's `huggingface_config_path` does.
+    pub hf_config: Option<PathBuf>,
+    /// The tokenizer: a `tokenizer.json`, `vocab.txt`, `vocab.json` (with
+    /// `merges.txt`), or a folder holding them. Default: the checkpoint's folder.
+    pub tokenizer: Option<PathBuf>,
+    /// The device; default: the first of [`CpuBackend::available`].
+    pub device: Option<Device>,
+    /// The batch size [`Detoxify::predict`] uses; default 32.
+    pub batch_size: Option<usize>,
+}
+
+/// One text's scores: the sigmoid of each output, by class name, in the
+/// checkpoint's order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    names: Arc<[String]>,
+    values: Vec<f32>,
+}
+
+impl Scores {
+    /// The score of a class, if the model has it.
+    pub fn get(&self, class: &str) -> Option<f32> {
+        self.names
+            .iter()
+            .position(|name| name == class)
+            .map(|idx| self.values[idx])
+    }
+
+    /// `(class name, score)` pairs in the checkpoint's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f32)> {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter().copied())
+    }
+
+    /// The scores in the checkpoint's order.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+}
+
+/// A loaded Detoxify model with its tokenizer: load once, predict many times.
+/// It is `Send + Sync`; share it behind an `Arc` rather than cloning weights.
+#[derive(Debug)]
+pub struct Detoxify {
+    classifier: SequenceClassifier,
+    settings: ForwardSettings,
+    tokenizer: TextTokenizer,
+    spec: BatchSpec,
+    info: CheckpointInfo,
+    device: Device,
+    batch_size: usize,
+    all_names: Arc<[String]>,
+    named_names: Arc<[String]>,
+    named_indexes: Vec<usize>,
+}
+
+impl Detoxify {
+    /// Loads a Detoxify checkpoint and its tokenizer.
+    pub fn load(checkpoint_path: &Path, options: &LoadOptions) -> Result<Detoxify> {
+        let checkpoint = Checkpoint::open(checkpoint_path)?;
+        let info = checkpoint.info().clone();
+        let architecture = info.architecture;
+        let config = match &options.hf_config {
+            Some(path) => EncoderConfig::from_file(path)?,
+            None => EncoderConfig::builtin(architecture),
+        };
+        let tokenizer_path = match &options.tokenizer {
+            Some(path) => path.clone(),
+            None => checkpoint_path
+                .parent()
+                .map(Path::to_owned)
+                .unwrap_or_else(|| PathBuf::from(".")),
+        };
+        let max_length = config.max_sequence_length(architecture).min(512);
+        let tokenizer =
+            TextTokenizer::from_path(&tokenizer_path, architecture, config.vocab_size, max_length)?;
+        let device = options.device.clone().unwrap_or_else(|| {
+            CpuBackend::available()
+                .first()
+                .map(|backend| backend.device())
+                .unwrap_or_default()
+        });
+        let classifier = loader::load_classifier(
+            &checkpoint,
+            architecture,
+            &config,
+            info.num_classes,
+            &device,
+        )?;
+        let spec = BatchSpec::new(architecture, &config, tokenizer.pad_token_id());
+        let named_indexes: Vec<usize> = (0..info.named_classes).collect();
+        let named_names: Arc<[String]> = named_indexes
+            .iter()
+            .map(|&idx| info.class_names[idx].clone())
+            .collect();
+        Ok(Detoxify {
+            classifier,
+            settings: ForwardSettings::new(&config),
+            tokenizer,
+            spec,
+            all_names: info.class_names.clone().into(),
+            named_names,
+            named_indexes,
+            info,
+            device,
+            batch_size: options.batch_size.unwrap_or(32).max(1),
+        })
+    }
+
+    /// What the checkpoint declares (architecture, base model, classes).
+    pub fn info(&self) -> &CheckpointInfo {
+        &self.info
+    }
+
+    /// The named classes [`predict`](Self::predict) returns, in order
+    /// (Detoxify's 6 or 7).
+    pub fn class_names(&self) -> &[String] {
+        &self.named_names
+    }
+
+    /// All output names, identity outputs included.
+    pub fn all_class_names(&self) -> &[String] {
+        &self.all_names
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// What a valid batch for this model looks like.
+    pub fn batch_spec(&self) -> &BatchSpec {
+        &self.spec
+    }
+
+    /// Scores texts: the named classes, in input order.
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Scores>> {
+        let probabilities = self.predict_probabilities(texts)?;
+        Ok(probabilities
+            .into_iter()
+            .map(|row| Scores {
+                names: self.named_names.clone(),
+                values: self.named_indexes.iter().map(|&idx| row[idx]).collect(),
+            })
+            .collect())
+    }
+
+    /// Scores texts: every output, identity outputs included, in input order.
+    pub fn predict_all_outputs(&self, texts: &[&str]) -> Result<Vec<Scores>> {
+        let probabilities = self.predict_probabilities(texts)?;
+        Ok(probabilities
+            .into_iter()
+            .map(|values| Scores {
+                names: self.all_names.clone(),
+                values,
+            })
+            .collect())
+    }
+
+    /// Picks the named classes out of a row of all outputs.
+    pub fn named_scores(&self, all_outputs: &[f32]) -> Vec<f32> {
+        self.named_indexes
+            .iter()
+            .map(|&idx| all_outputs[idx])
+            .collect()
+    }
+
+    /// Tokenizes, groups texts of similar length into batches of at most the
+    /// batch size (so little compute goes to padding), runs the model, and
+    /// returns all outputs per text in input order.
+    fn predict_probabilities(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let sequences = self.tokenizer.encode_batch(texts)?;
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&idx| sequences[idx].len());
+        let mut results = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(self.batch_size) {
+            let batch_sequences: Vec<&[u32]> =
+                chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
+            let batch = TokenBatch::new(&self.spec, &batch_sequences)?;
+            for (&text_idx, row) in chunk.iter().zip(self.forward(&batch)) {
+                results[text_idx] = row;
+            }
+        }
+        Ok(results)
+    }
+
+    /// Builds a batch from token ids (as [`TextTokenizer::encode`] gives them).
+    pub fn batch<S: AsRef<[u32]>>(&self, sequences: &[S]) -> Result<TokenBatch> {
+        TokenBatch::new(&self.spec, sequences)
+    }
+
+    /// The lower-level entry point: runs the model on a pre-tokenized batch
+    /// and returns every output's probability, one row per sequence.
+    pub fn forward(&self, batch: &TokenBatch) -> Vec<Vec<f32>> {
+        let flat = self.classifier.forward(self.settings, batch, &self.device);
+        flat.chunks(self.info.num_classes)
+            .map(<[f32]>::to_vec)
+            .collect()
+    }
+}

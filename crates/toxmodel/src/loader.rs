@@ -1,0 +1,261 @@
+//! Builds a [`SequenceClassifier`] from a Detoxify checkpoint.
+//!
+//! All checkpoint-name mapping lives here. `{p}` is the encoder prefix
+//! (`bert` or `roberta`, from [`Architecture::prefix`]); `{i}` a layer index.
+//!
+//! | checkpoint key                                             | module path                          |
+//! |------------------------------------------------------------|--------------------------------------|
+//! | `{p}.embeddings.word_embeddings.weight`                    | `embeddings.word_embeddings`         |
+//! | `{p}.embeddings.position_embeddings.weight`                | `embeddings.position_embeddings`     |
+//! | `{p}.embeddings.token_type_embeddings.weight` (row 0)      | `embeddings.token_type_embedding`    |
+//! | `{p}.embeddings.LayerNorm.{weight,bias}`                   | `embeddings.layer_norm`              |
+//! | `{p}.encoder.layer.{i}.attention.self.{query,key,value}.*` | `layers[i].query_key_value` (fused)  |
+//! | `{p}.encoder.layer.{i}.attention.output.dense.*`           | `layers[i].attention_output`         |
+//! | `{p}.encoder.layer.{i}.attention.output.LayerNorm.*`       | `layers[i].attention_layer_norm`     |
+//! | `{p}.encoder.layer.{i}.intermediate.dense.*`               | `layers[i].intermediate`             |
+//! | `{p}.encoder.layer.{i}.output.dense.*`                     | `layers[i].output`                   |
+//! | `{p}.encoder.layer.{i}.output.LayerNorm.*`                 | `layers[i].output_layer_norm`        |
+//! | BERT `bert.pooler.dense.*`, RoBERTa `classifier.dense.*`   | `head.dense`                         |
+//! | BERT `classifier.*`, RoBERTa `classifier.out_proj.*`       | `head.out_proj`                      |
+//!
+//! Buffers (`*.embeddings.position_ids`, `*.embeddings.token_type_ids`) are
+//! ignored; any other tensor left over is an error, since it means the
+//! checkpoint belongs to another architecture. PyTorch stores a Linear weight
+//! as `[out, in]`; Burn's [`Linear`] wants `[in, out]`, so weights are
+//! transposed here, once, at load time.
+
+use std::collections::BTreeSet;
+
+use burn::module::Param;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Architecture, EncoderConfig};
+use crate::model::{ClassificationHead, Embeddings, Layer, SequenceClassifier};
+use crate::{Error, Result};
+
+/// Buffers that some checkpoints carry and inference never reads.
+const IGNORED_SUFFIXES: &[&str] = &[".embeddings.position_ids", ".embeddings.token_type_ids"];
+
+/// Reads every tensor of the architecture, checks shapes, and reports any
+/// tensor left unused.
+pub(crate) fn load_classifier(
+    checkpoint: &Checkpoint,
+    architecture: Architecture,
+    config: &EncoderConfig,
+    num_classes: usize,
+    device: &Device,
+) -> Result<SequenceClassifier> {
+    let mut loader = Loader {
+        checkpoint,
+        config,
+        device,
+        used: BTreeSet::new(),
+    };
+    let p = architecture.prefix();
+    let hidden = config.hidden_size;
+
+    let token_types = loader.read(
+        &format!("{p}.embeddings.token_type_embeddings.weight"),
+        &[config.type_vocab_size, hidden],
+    )?;
+    let embeddings = Embeddings {
+        word_embeddings: loader.param2(
+            &format!("{p}.embeddings.word_embeddings.weight"),
+            [config.vocab_size, hidden],
+        )?,
+        position_embeddings: loader.param2(
+            &format!("{p}.embeddings.position_embeddings.weight"),
+            [config.max_position_embeddings, hidden],
+        )?,
+        // Detoxify always passes token type 0: keep that row only.
+        token_type_embedding: loader.param1_from(token_types[..hidden].to_vec()),
+        layer_norm: loader.layer_norm(&format!("{p}.embeddings.LayerNorm"))?,
+    };
+
+    let layers = (0..config.num_hidden_layers)
+        .map(|layer_idx| {
+            let layer = format!("{p}.encoder.layer.{layer_idx}");
+            Ok(Layer {
+                query_key_value: loader.fused_qkv(&format!("{layer}.attention.self"))?,
+                attention_output: loader.linear(
+                    &format!("{layer}.attention.output.dense"),
+                    hidden,
+                    hidden,
+                )?,
+                attention_layer_norm: loader
+                    .layer_norm(&format!("{layer}.attention.output.LayerNorm"))?,
+                intermediate: loader.linear(
+                    &format!("{layer}.intermediate.dense"),
+                    hidden,
+                    config.intermediate_size,
+                )?,
+                output: loader.linear(
+                    &format!("{layer}.output.dense"),
+                    config.intermediate_size,
+                    hidden,
+                )?,
+                output_layer_norm: loader.layer_norm(&format!("{layer}.output.LayerNorm"))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let head = match architecture {
+        Architecture::Bert => ClassificationHead {
+            dense: loader.linear("bert.pooler.dense", hidden, hidden)?,
+            out_proj: loader.linear("classifier", hidden, num_classes)?,
+        },
+        Architecture::Roberta | Architecture::XlmRoberta => ClassificationHead {
+            dense: loader.linear("classifier.dense", hidden, hidden)?,
+            out_proj: loader.linear("classifier.out_proj", hidden, num_classes)?,
+        },
+    };
+
+    loader.check_all_used()?;
+    Ok(SequenceClassifier {
+        embeddings,
+        layers,
+        head,
+    })
+}
+
+struct Loader<'a> {
+    checkpoint: &'a Checkpoint,
+    config: &'a EncoderConfig,
+    device: &'a Device,
+    used: BTreeSet<String>,
+}
+
+impl Loader<'_> {
+    fn read(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let values = self.checkpoint.read_f32(name, shape)?;
+        self.used.insert(name.to_owned());
+        Ok(values)
+    }
+
+    fn param2(&mut self, name: &str, shape: [usize; 2]) -> Result<Param<Tensor<2>>> {
+        let values = self.read(name, &shape)?;
+        Ok(Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        )))
+    }
+
+    fn param1(&mut self, name: &str, len: usize) -> Result<Param<Tensor<1>>> {
+        let values = self.read(name, &[len])?;
+        Ok(self.param1_from(values))
+    }
+
+    fn param1_from(&self, values: Vec<f32>) -> Param<Tensor<1>> {
+        let len = values.len();
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, [len]),
+            self.device,
+        ))
+    }
+
+    /// A PyTorch `nn.Linear` (`{name}.weight` `[out, in]`, `{name}.bias` `[out]`).
+    fn linear(&mut self, name: &str, d_input: usize, d_output: usize) -> Result<Linear> {
+        let weight = self.read(&format!("{name}.weight"), &[d_output, d_input])?;
+        let weight = transpose(&weight, d_output, d_input);
+        Ok(Linear {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(weight, [d_input, d_output]),
+                self.device,
+            )),
+            bias: Some(self.param1(&format!("{name}.bias"), d_output)?),
+        })
+    }
+
+    /// Query, key and value projections fused into one `[hidden, 3 * hidden]` Linear.
+    fn fused_qkv(&mut self, name: &str) -> Result<Linear> {
+        let hidden = self.config.hidden_size;
+        let mut weight = vec![0.0f32; hidden * 3 * hidden];
+        let mut bias = Vec::with_capacity(3 * hidden);
+        for (part_idx, part) in ["query", "key", "value"].into_iter().enumerate() {
+            let part_weight = self.read(&format!("{name}.{part}.weight"), &[hidden, hidden])?;
+            // PyTorch row `out` holds the weights of output `out`: it becomes
+            // column `part_idx * hidden + out` of the fused `[in, 3 * out]` matrix.
+            for out in 0..hidden {
+                for input in 0..hidden {
+                    weight[input * 3 * hidden + part_idx * hidden + out] =
+                        part_weight[out * hidden + input];
+                }
+            }
+            bias.extend(self.read(&format!("{name}.{part}.bias"), &[hidden])?);
+        }
+        Ok(Linear {
+            weight: Param::from_tensor(Tensor::from_data(
+                TensorData::new(weight, [hidden, 3 * hidden]),
+                self.device,
+            )),
+            bias: Some(self.param1_from(bias)),
+        })
+    }
+
+    /// A LayerNorm with the configuration's epsilon. Old checkpoints name the
+    /// parameters `gamma`/`beta` instead of `weight`/`bias`.
+    fn layer_norm(&mut self, name: &str) -> Result<LayerNorm> {
+        let hidden = self.config.hidden_size;
+        let (scale, shift) = if self
+            .checkpoint
+            .tensor_names()
+            .any(|key| key == format!("{name}.gamma"))
+        {
+            ("gamma", "beta")
+        } else {
+            ("weight", "bias")
+        };
+        let mut layer_norm = LayerNormConfig::new(hidden)
+            .with_epsilon(self.config.layer_norm_eps)
+            .init(self.device);
+        layer_norm.gamma = self.param1(&format!("{name}.{scale}"), hidden)?;
+        layer_norm.beta = Some(self.param1(&format!("{name}.{shift}"), hidden)?);
+        Ok(layer_norm)
+    }
+
+    fn check_all_used(&self) -> Result<()> {
+        let unused: Vec<&str> = self
+            .checkpoint
+            .tensor_names()
+            .filter(|name| !self.used.contains(*name))
+            .filter(|name| !IGNORED_SUFFIXES.iter().any(|suffix| name.ends_with(suffix)))
+            .collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let mut examples: Vec<&str> = unused.clone();
+        examples.sort_unstable();
+        examples.truncate(3);
+        Err(Error::UnexpectedTensors {
+            path: self.checkpoint.path().to_owned(),
+            count: unused.len(),
+            examples: examples.join(", "),
+        })
+    }
+}
+
+/// Transposes a row-major `[rows, cols]` matrix.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut transposed = vec![0.0f32; values.len()];
+    for row in 0..rows {
+        for col in 0..cols {
+            transposed[col * rows + row] = values[row * cols + col];
+        }
+    }
+    transposed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose;
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        assert_eq!(
+            transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
+            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! The encoder and classification head, in Burn.
+//!
+//! Ported from Hugging Face transformers
+//! (`src/transformers/models/bert/modeling_bert.py` and
+//! `src/transformers/models/roberta/modeling_roberta.py`); module names mirror
+//! the Hugging Face classes so the two can be read side by side. BERT and
+//! RoBERTa share the encoder; they differ in position ids (computed by the
+//! batcher), LayerNorm epsilon (from the config) and the names of the head's
+//! two dense layers (mapped by the loader). Both heads compute
+//! `out(tanh(dense(hidden[:, 0])))`: BERT's pooler + classifier, RoBERTa's
+//! `RobertaClassificationHead`.
+//!
+//! The model is backend-agnostic: Burn 0.22 picks the backend from the
+//! [`Device`], so the same code runs on `flex`, `ndarray` or a GPU backend.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, Linear};
+use burn::tensor::activation::{gelu, gelu_approximate, relu, sigmoid};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use crate::batch::TokenBatch;
+use crate::config::{Activation, EncoderConfig};
+
+/// `BertEmbeddings` / `RobertaEmbeddings`: word + position + token type, then LayerNorm.
+#[derive(Module, Debug)]
+pub struct Embeddings {
+    /// `word_embeddings.weight`, `[vocab_size, hidden]`.
+    pub word_embeddings: Param<Tensor<2>>,
+    /// `position_embeddings.weight`, `[max_position_embeddings, hidden]`.
+    pub position_embeddings: Param<Tensor<2>>,
+    /// Row 0 of `token_type_embeddings.weight`, `[hidden]`: Detoxify always
+    /// passes token type 0.
+    pub token_type_embedding: Param<Tensor<1>>,
+    /// `LayerNorm`.
+    pub layer_norm: LayerNorm,
+}
+
+/// `BertLayer`: self-attention and feed-forward, each followed by a residual LayerNorm.
+#[derive(Module, Debug)]
+pub struct Layer {
+    /// `attention.self.{query,key,value}` fused into one `[hidden, 3 * hidden]` projection.
+    pub query_key_value: Linear,
+    /// `attention.output.dense`.
+    pub attention_output: Linear,
+    /// `attention.output.LayerNorm`.
+    pub attention_layer_norm: LayerNorm,
+    /// `intermediate.dense`.
+    pub intermediate: Linear,
+    /// `output.dense`.
+    pub output: Linear,
+    /// `output.LayerNorm`.
+    pub output_layer_norm: LayerNorm,
+}
+
+/// The pooler/classifier pair: `out(tanh(dense(first token)))`.
+#[derive(Module, Debug)]
+pub struct ClassificationHead {
+    /// BERT `bert.pooler.dense`; RoBERTa `classifier.dense`.
+    pub dense: Linear,
+    /// BERT `classifier`; RoBERTa `classifier.out_proj`.
+    pub out_proj: Linear,
+}
+
+/// The whole sequence classifier.
+#[derive(Module, Debug)]
+pub struct SequenceClassifier {
+    /// The embeddings.
+    pub embeddings: Embeddings,
+    /// The encoder layers.
+    pub layers: Vec<Layer>,
+    /// The head.
+    pub head: ClassificationHead,
+}
+
+/// Hyper-parameters the forward pass needs besides the weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ForwardSettings {
+    pub num_attention_heads: usize,
+    pub activation: Activation,
+}
+
+impl ForwardSettings {
+    pub(crate) fn new(config: &EncoderConfig) -> Self {
+        Self {
+            num_attention_heads: config.num_attention_heads,
+            activation: config.hidden_act,
+        }
+    }
+}
+
+impl SequenceClassifier {
+    /// Runs the model on a batch and returns the sigmoid of the logits,
+    /// `[batch, num_classes]`, row-major.
+    pub(crate) fn forward(
+        &self,
+        settings: ForwardSettings,
+        batch: &TokenBatch,
+        device: &Device,
+    ) -> Vec<f32> {
+        let [batch_size, seq_len] = [batch.batch_size(), batch.seq_len()];
+        let ids = Tensor::<1, Int>::from_data(
+            TensorData::new(batch.input_ids().to_vec(), [batch_size * seq_len]),
+            device,
+        );
+        let positions = Tensor::<1, Int>::from_data(
+            TensorData::new(batch.position_ids().to_vec(), [batch_size * seq_len]),
+            device,
+        );
+        // `true` marks the padded keys that attention must ignore.
+        let padding = Tensor::<2, Bool>::from_data(
+            TensorData::new(batch.padding_mask().to_vec(), [batch_size, seq_len]),
+            device,
+        );
+
+        let mut hidden = self.embeddings.forward(ids, positions, batch_size, seq_len);
+        let heads = settings.num_attention_heads;
+        let key_mask: Tensor<4, Bool> = padding
+            .reshape([batch_size, 1, 1, seq_len])
+            .expand([batch_size, heads, seq_len, seq_len]);
+
+        let last = self.layers.len().saturating_sub(1);
+        for (layer_idx, layer) in self.layers.iter().enumerate() {
+            // Only the first token feeds the head, so the last layer computes
+            // its queries and feed-forward for that token alone.
+            let first_token_only = layer_idx == last;
+            hidden = layer.forward(hidden, key_mask.clone(), settings, first_token_only);
+        }
+        let [_, _, hidden_size] = hidden.dims();
+        let first_token = hidden.narrow(1, 0, 1).reshape([batch_size, hidden_size]);
+        let logits = self.head.forward(first_token);
+        let probabilities = sigmoid(logits).into_data();
+        probabilities
+            .try_into_vec::<f32>()
+            .expect("the model computes in f32")
+    }
+}
+
+impl Embeddings {
+    fn forward(
+        &self,
+        ids: Tensor<1, Int>,
+        positions: Tensor<1, Int>,
+        batch_size: usize,
+        seq_len: usize,
+    ) -> Tensor<3> {
+        let words = self.word_embeddings.val().select(0, ids);
+        let positions = self.position_embeddings.val().select(0, positions);
+        let token_type = self.token_type_embedding.val().unsqueeze_dim::<2>(0);
+        let hidden_size = token_type.dims()[1];
+        let sum = words + positions + token_type;
+        self.layer_norm
+            .forward(sum.reshape([batch_size, seq_len, hidden_size]))
+    }
+}
+
+impl Layer {
+    fn forward(
+        &self,
+        hidden: Tensor<3>,
+        key_mask: Tensor<4, Bool>,
+        settings: ForwardSettings,
+        first_token_only: bool,
+    ) -> Tensor<3> {
+        let [batch_size, seq_len, hidden_size] = hidden.dims();
+        let heads = settings.num_attention_heads;
+        let head_size = hidden_size / heads;
+
+        let qkv = self.query_key_value.forward(hidden.clone());
+        let split = |tensor: Tensor<3>, len: usize| {
+            tensor
+                .reshape([batch_size, len, heads, head_size])
+                .swap_dims(1, 2)
+        };
+        let (query, residual, query_len, key_mask) = if first_token_only {
+            let query = qkv.clone().narrow(1, 0, 1).narrow(2, 0, hidden_size);
+            let mask = key_mask.narrow(2, 0, 1);
+            (query, hidden.narrow(1, 0, 1), 1, mask)
+        } else {
+            (
+                qkv.clone().narrow(2, 0, hidden_size),
+                hidden,
+                seq_len,
+                key_mask,
+            )
+        };
+        let key = qkv.clone().narrow(2, hidden_size, hidden_size);
+        let value = qkv.narrow(2, 2 * hidden_size, hidden_size);
+
+        let context = attention(
+            split(query, query_len),
+            split(key, seq_len),
+            split(value, seq_len),
+            Some(key_mask),
+            None,
+            AttentionModuleOptions::default(),
+        );
+        let context = context
+            .swap_dims(1, 2)
+            .reshape([batch_size, query_len, hidden_size]);
+        let attended = self
+            .attention_layer_norm
+            .forward(self.attention_output.forward(context) + residual);
+
+        let intermediate = self.intermediate.forward(attended.clone());
+        let intermediate = match settings.activation {
+            Activation::Gelu => gelu(intermediate),
+            Activation::GeluNew => gelu_approximate(intermediate),
+            Activation::Relu => relu(intermediate),
+        };
+        self.output_layer_norm
+            .forward(self.output.forward(intermediate) + attended)
+    }
+}
+
+impl ClassificationHead {
+    fn forward(&self, first_token: Tensor<2>) -> Tensor<2> {
+        self.out_proj
+            .forward(self.dense.forward(first_token).tanh())
+    }
+}

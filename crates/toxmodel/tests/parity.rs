@@ -1,0 +1,186 @@
+//! Parity with PyTorch transformers on the committed fixtures.
+//!
+//! `fixtures/generate.py` builds small random-weight checkpoints in Detoxify's
+//! exact file format and records, for every text of `fixtures/texts.json`, the
+//! token ids of the Hugging Face tokenizer and the probabilities computed by
+//! transformers in fp32 (one text at a time, and in padded batches of 16).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toxmodel::{Detoxify, LoadOptions};
+
+/// Max absolute difference allowed between our probabilities and PyTorch's.
+/// fp32 sums in another order differ by about 1e-6 here (PyTorch itself moves
+/// by up to 2e-6 between batch sizes 1 and 16 on these fixtures), so 1e-5
+/// leaves a margin while catching any real mistake (a wrong epsilon, GELU or
+/// mask moves scores by 1e-3 or more).
+const TOLERANCE: f32 = 1e-5;
+
+#[derive(Deserialize)]
+struct Reference {
+    classes: Vec<String>,
+    detoxify_classes: Vec<String>,
+    texts: Vec<String>,
+    input_ids: Vec<Vec<u32>>,
+    probabilities: Vec<Vec<f32>>,
+    probabilities_batch16: Vec<Vec<f32>>,
+}
+
+fn fixture(model: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/models")
+        .join(model)
+}
+
+fn reference(model: &str) -> Reference {
+    let text = std::fs::read_to_string(fixture(model).join("reference.json"))
+        .expect("fixture reference.json");
+    serde_json::from_str(&text).expect("valid reference.json")
+}
+
+fn load(model: &str, tokenizer_file: &str, batch_size: usize) -> Detoxify {
+    let dir = fixture(model);
+    let options = LoadOptions {
+        hf_config: Some(dir.join("config.json")),
+        tokenizer: Some(dir.join(tokenizer_file)),
+        device: None,
+        batch_size: Some(batch_size),
+    };
+    Detoxify::load(&dir.join("checkpoint.ckpt"), &options)
+        .unwrap_or_else(|error| panic!("loading {model}: {error}"))
+}
+
+fn max_abs_diff(ours: &[f32], theirs: &[f32]) -> f32 {
+    assert_eq!(ours.len(), theirs.len());
+    ours.iter()
+        .zip(theirs)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Checks token ids against Hugging Face's for every text.
+fn check_token_ids(model: &str, tokenizer_file: &str) {
+    let reference = reference(model);
+    let detoxify = load(model, tokenizer_file, 16);
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    let ids = detoxify.tokenizer().encode_batch(&texts).unwrap();
+    for (text_idx, (ours, theirs)) in ids.iter().zip(&reference.input_ids).enumerate() {
+        assert_eq!(
+            ours, theirs,
+            "{model} ({tokenizer_file}): token ids of text {text_idx} {:?}",
+            reference.texts[text_idx]
+        );
+    }
+    assert!(
+        ids.iter().any(|ids| ids.len() == 512),
+        "the long text must be truncated to 512 tokens"
+    );
+}
+
+/// Checks every output of every text at the given batch size.
+fn check_probabilities(model: &str, tokenizer_file: &str, batch_size: usize) {
+    let reference = reference(model);
+    let detoxify = load(model, tokenizer_file, batch_size);
+    let renamed: Vec<String> = reference
+        .classes
+        .iter()
+        .map(|name| toxmodel::rename_class(name))
+        .collect();
+    assert_eq!(detoxify.all_class_names(), renamed.as_slice());
+    assert_eq!(
+        detoxify.class_names(),
+        reference.detoxify_classes.as_slice()
+    );
+    let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+    let all = detoxify.predict_all_outputs(&texts).unwrap();
+    let expected = if batch_size == 1 {
+        &reference.probabilities
+    } else {
+        &reference.probabilities_batch16
+    };
+    let mut worst = 0.0f32;
+    for (text_idx, (ours, theirs)) in all.iter().zip(expected).enumerate() {
+        let diff = max_abs_diff(ours.values(), theirs);
+        assert!(
+            diff <= TOLERANCE,
+            "{model} batch {batch_size}: text {text_idx} differs by {diff}: {:?} vs {theirs:?}",
+            ours.values()
+        );
+        worst = worst.max(diff);
+    }
+    // The named scores are the first outputs, by name.
+    let named = detoxify.predict(&texts[..3]).unwrap();
+    for (scores, theirs) in named.iter().zip(&reference.probabilities) {
+        for (class_idx, (name, value)) in scores.iter().enumerate() {
+            assert_eq!(name, reference.detoxify_classes[class_idx]);
+            assert!((value - theirs[class_idx]).abs() <= TOLERANCE);
+        }
+    }
+    eprintln!(
+        "{model} batch {batch_size}: max abs diff {worst:e} over {} texts",
+        texts.len()
+    );
+}
+
+#[test]
+fn bert_token_ids_equal_hugging_face_from_vocab_txt() {
+    check_token_ids("bert", "vocab.txt");
+}
+
+#[test]
+fn bert_token_ids_equal_hugging_face_from_tokenizer_json() {
+    check_token_ids("bert", "tokenizer.json");
+}
+
+#[test]
+fn roberta_token_ids_equal_hugging_face_from_vocab_json_and_merges() {
+    check_token_ids("roberta", "vocab.json");
+}
+
+#[test]
+fn roberta_token_ids_equal_hugging_face_from_tokenizer_json() {
+    check_token_ids("roberta", "tokenizer.json");
+}
+
+#[test]
+fn bert_probabilities_equal_pytorch_at_batch_1() {
+    check_probabilities("bert", "vocab.txt", 1);
+}
+
+#[test]
+fn bert_probabilities_equal_pytorch_at_batch_16() {
+    check_probabilities("bert", "vocab.txt", 16);
+}
+
+#[test]
+fn roberta_probabilities_equal_pytorch_at_batch_1() {
+    check_probabilities("roberta", "vocab.json", 1);
+}
+
+#[test]
+fn roberta_probabilities_equal_pytorch_at_batch_16() {
+    check_probabilities("roberta", "vocab.json", 16);
+}
+
+#[test]
+fn scores_differ_from_text_to_text() {
+    // Guards the fixtures themselves: near-constant outputs would make parity meaningless.
+    for model in ["bert", "roberta"] {
+        let reference = reference(model);
+        for class_idx in 0..reference.classes.len() {
+            let scores: Vec<f32> = reference
+                .probabilities
+                .iter()
+                .map(|row| row[class_idx])
+                .collect();
+            let (min, max) = scores
+                .iter()
+                .fold((1.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            assert!(
+                max - min > 0.1,
+                "{model} class {class_idx} spans only {min}..{max}"
+            );
+        }
+    }
+}
