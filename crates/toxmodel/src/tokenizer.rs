@@ -27,8 +27,9 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    /// Loads a tokenizer from `path`: a `tokenizer.json`, a BERT `vocab.txt`,
-    /// a RoBERTa `vocab.json` (with `merges.txt` beside it), or a folder
+    /// Loads a tokenizer from `path`: a `tokenizer.json`, a BERT `vocab.txt`
+    /// (any `*.txt`), a RoBERTa `vocab.json` (any `vocab*.json`, with
+    /// `merges.txt` beside it), or a folder
     /// holding one of these (`tokenizer.json` preferred).
     ///
     /// The tokenizer must fit the model: its vocabulary size must equal
@@ -45,9 +46,9 @@ impl TextTokenizer {
             .and_then(|name| name.to_str())
             .unwrap_or_default()
             .to_owned();
-        let mut tokenizer = if name == "vocab.txt" {
+        let mut tokenizer = if name.ends_with(".txt") {
             bert_wordpiece(&file)?
-        } else if name == "vocab.json" {
+        } else if name.starts_with("vocab") && name.ends_with(".json") {
             roberta_bpe(&file)?
         } else {
             Tokenizer::from_file(&file)
