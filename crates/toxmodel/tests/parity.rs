@@ -184,3 +184,18 @@ fn scores_differ_from_text_to_text() {
         }
     }
 }
+
+#[test]
+fn xlm_roberta_token_ids_equal_hugging_face_from_tokenizer_json() {
+    check_token_ids("xlmr", "tokenizer.json");
+}
+
+#[test]
+fn xlm_roberta_probabilities_equal_pytorch_at_batch_1() {
+    check_probabilities("xlmr", "tokenizer.json", 1);
+}
+
+#[test]
+fn xlm_roberta_probabilities_equal_pytorch_at_batch_16() {
+    check_probabilities("xlmr", "tokenizer.json", 16);
+}
