@@ -1,1 +1,184 @@
-fn main() {}
+//! `toxcli`: score millions of short texts with the Detoxify toxicity
+//! classifiers.
+//!
+//! The binary is glue: it parses arguments and environment variables into
+//! settings once, picks the store backend, builds the tokio runtime, renders
+//! progress and output, and maps errors to exit codes ([`exit::Exit`]).
+//! The work itself lives in the libraries: `toxmodel` (the models),
+//! `toxdedup` (schema and de-duplication) and `toxstore` (storage).
+
+mod bigquery_store;
+mod exit;
+mod export;
+mod import;
+mod migrate;
+mod model_args;
+mod models;
+mod predict;
+mod progress;
+mod score;
+mod status;
+mod store_spec;
+mod tweets;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{Exit, UsageError};
+use crate::store_spec::{DEFAULT_STORE, StoreSettings, StoreSpec};
+
+const ENVIRONMENT_HELP: &str = "\
+Environment variables (a flag given on the command line wins):
+  TOXSCORE_STORE                  --store
+  BIGQUERY_DATASET_NAME           when --store is not set: use bigquery:<its value>
+                                  (PROJECT.DATASET, or DATASET with the project from the credentials)
+  GOOGLE_APPLICATION_CREDENTIALS  service-account key file for BigQuery (never printed)
+  TOXSCORE_BIGQUERY_ENDPOINT      --bigquery-endpoint (a BigQuery emulator)
+  MODEL_NAME                      --model (score, export, predict)
+  LIMIT                           score --limit
+  BATCH_SIZE                      score --batch-size
+  MAX_THREADS                     score --threads
+  TOXSCORE_BACKEND                --backend (flex or ndarray, when compiled in)
+  TOXSCORE_OFFLINE                --offline: never download a model
+  TOXSCORE_CACHE_DIR              model cache folder (default $XDG_CACHE_HOME/toxscore, else ~/.cache/toxscore)
+  TOXSCORE_RELEASE_BASE_URL       where models are downloaded from (a mirror)
+  TOXSCORE_TOKENIZER_BASE_URL     where tokenizer files are downloaded from (a mirror)
+
+Exit codes:
+  0    success
+  1    unexpected failure (a bug: please report it)
+  2    usage: a wrong flag, value or setting
+  3    input: an unreadable tweet file, a bad row under --strict, no valid rows
+  4    store or network: SQLite, BigQuery or a download failed
+  5    model: the checkpoint or tokenizer could not be loaded or verified
+  130  interrupted by Ctrl-C; what was scored is committed, run the command again to resume";
+
+/// Score millions of short texts (tweets) with the Detoxify toxicity
+/// classifiers, de-duplicating texts and storing scores in SQLite or BigQuery.
+#[derive(Debug, Parser)]
+#[command(name = "toxcli", version, after_long_help = ENVIRONMENT_HELP, after_help = "Run `toxcli --help` for environment variables and exit codes.")]
+struct Cli {
+    /// Where tweets and scores live: sqlite:PATH, memory, or
+    /// bigquery:PROJECT.DATASET [default: sqlite:toxscore.db]
+    #[arg(long, global = true, env = "TOXSCORE_STORE", value_name = "STORE")]
+    store: Option<StoreSpec>,
+
+    /// A BigQuery-compatible endpoint, such as the emulator
+    /// (http://127.0.0.1:9050); default: Google's
+    #[arg(
+        long,
+        global = true,
+        env = "TOXSCORE_BIGQUERY_ENDPOINT",
+        value_name = "URL"
+    )]
+    bigquery_endpoint: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import a tweets file (CSV or JSON lines) into the store.
+    Import(import::ImportArgs),
+    /// Apply the schema migrations and de-duplicate the imported texts.
+    Migrate,
+    /// Score the texts not scored yet (with --input: import and migrate first).
+    Score(score::ScoreArgs),
+    /// Write one row per status id with its text's scores (CSV or JSON lines).
+    Export(export::ExportArgs),
+    /// Show the counts per model: texts, scored, remaining.
+    Status,
+    /// List, download and verify the released Detoxify models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Score texts given on the command line, in a file or on stdin; print
+    /// one JSON object per text.
+    Predict(predict::PredictArgs),
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error (a bug in toxcli, please report it): {info}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help and version to stdout with code 0, and usage
+            // errors to stderr with code 2.
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    match run(cli) {
+        Ok(()) => Exit::Success.into(),
+        Err(error) => {
+            let code = exit::classify(&error);
+            if code != Exit::Interrupted {
+                exit::report(&error);
+            }
+            code.into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Models(command) => return models::run(command),
+        Command::Predict(args) => return predict::run(&args),
+        _ => {}
+    }
+    let settings = store_settings(cli.store, cli.bigquery_endpoint)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("toxcli-io")
+        .build()
+        .map_err(|error| anyhow::Error::new(error).context("starting the async runtime"))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Import(args) => import::run(&settings, args).await,
+            Command::Migrate => migrate::run(&settings).await,
+            Command::Score(args) => score::run(&settings, args).await,
+            Command::Export(args) => export::run(&settings, args).await,
+            Command::Status => status::run(&settings).await,
+            Command::Models(_) | Command::Predict(_) => Ok(()),
+        }
+    })
+}
+
+/// Resolves the store from `--store`, `TOXSCORE_STORE` (both through clap),
+/// then `BIGQUERY_DATASET_NAME`, then the default.
+fn store_settings(
+    store: Option<StoreSpec>,
+    bigquery_endpoint: Option<String>,
+) -> anyhow::Result<StoreSettings> {
+    let spec = match store {
+        Some(spec) => spec,
+        None => match std::env::var("BIGQUERY_DATASET_NAME") {
+            Ok(name) if !name.trim().is_empty() => store_spec::parse_bigquery(name.trim())
+                .map_err(|problem| UsageError(format!("BIGQUERY_DATASET_NAME: {problem}")))?,
+            _ => DEFAULT_STORE.parse().map_err(anyhow::Error::new)?,
+        },
+    };
+    let credentials = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
+        .filter(|value| !value.is_empty())
+        .map(std::path::PathBuf::from);
+    Ok(StoreSettings {
+        spec,
+        bigquery_endpoint: bigquery_endpoint.filter(|url| !url.is_empty()),
+        credentials,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,260 @@
+//! `toxcli export`: one row per status id with its text's scores.
+//!
+//! Rows are streamed from the store and written as they arrive, so an export
+//! of tens of millions of rows never sits in memory. With `--output` they go
+//! to a temporary file beside it, which is renamed into place only once it is
+//! complete: a failed export never leaves a truncated file under that name.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use futures::StreamExt;
+use toxstore::{ModelTable, Store};
+
+use crate::exit::UsageError;
+use crate::store_spec::StoreSettings;
+
+/// The format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl ExportFormat {
+    /// From the output's extension: `.jsonl`, `.ndjson`, `.json` are JSON
+    /// lines, anything else (and stdout) CSV.
+    pub fn guess(path: Option<&Path>) -> ExportFormat {
+        let extension = path
+            .and_then(Path::extension)
+            .and_then(|extension| extension.to_str())
+            .unwrap_or("");
+        match extension.to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" | "json" => ExportFormat::Jsonl,
+            _ => ExportFormat::Csv,
+        }
+    }
+}
+
+/// `toxcli export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The model whose scores to export
+    #[arg(
+        long,
+        env = "MODEL_NAME",
+        default_value = "original",
+        value_name = "NAME"
+    )]
+    pub model: String,
+
+    /// The file to write [default: stdout]
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// The format [default: from the output's extension, else csv]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ExportFormat>,
+}
+
+/// Runs `toxcli export`.
+pub async fn run(settings: &StoreSettings, args: ExportArgs) -> anyhow::Result<()> {
+    let table = model_table(&args.model)?;
+    let store = settings.open().await?;
+    let format = args
+        .format
+        .unwrap_or_else(|| ExportFormat::guess(args.output.as_deref()));
+    let rows = export_to(store.as_ref(), table, args.output.as_deref(), format).await?;
+    if let Some(output) = &args.output {
+        eprintln!(
+            "exported {rows} rows of model {} to {}",
+            table.model,
+            output.display()
+        );
+    }
+    Ok(())
+}
+
+/// The score table of a model name, or a usage error listing the names.
+pub fn model_table(name: &str) -> anyhow::Result<&'static ModelTable> {
+    ModelTable::by_model(name).map_err(|error| UsageError(format!("--model: {error}")).into())
+}
+
+/// Exports a model's scores to a file (atomically) or to stdout; returns the
+/// number of rows.
+pub async fn export_to(
+    store: &dyn Store,
+    table: &'static ModelTable,
+    output: Option<&Path>,
+    format: ExportFormat,
+) -> anyhow::Result<u64> {
+    match output {
+        None => {
+            let stdout = std::io::stdout();
+            let mut writer = BufWriter::with_capacity(1 << 16, stdout.lock());
+            match write_rows(store, table, format, &mut writer).await {
+                Err(error) if is_broken_pipe(&error) => Ok(0),
+                other => other,
+            }
+        }
+        Some(path) => {
+            if let Some(parent) = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty())
+                && !parent.is_dir()
+            {
+                return Err(UsageError(format!(
+                    "--output {}: the folder {} does not exist",
+                    path.display(),
+                    parent.display()
+                ))
+                .into());
+            }
+            let file_name = path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let temporary = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+            let result = write_file(store, table, format, &temporary).await;
+            match result {
+                Ok(rows) => {
+                    std::fs::rename(&temporary, path).with_context(|| {
+                        format!("renaming {} to {}", temporary.display(), path.display())
+                    })?;
+                    Ok(rows)
+                }
+                Err(error) => {
+                    let _ = std::fs::remove_file(&temporary);
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+async fn write_file(
+    store: &dyn Store,
+    table: &'static ModelTable,
+    format: ExportFormat,
+    path: &Path,
+) -> anyhow::Result<u64> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = BufWriter::with_capacity(1 << 16, file);
+    let rows = write_rows(store, table, format, &mut writer).await?;
+    let file = writer
+        .into_inner()
+        .map_err(|error| error.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(rows)
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+async fn write_rows(
+    store: &dyn Store,
+    table: &'static ModelTable,
+    format: ExportFormat,
+    writer: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let mut line = String::with_capacity(256);
+    if format == ExportFormat::Csv {
+        line.push_str("status_id,user_id,status_text_id");
+        for column in table.columns {
+            line.push(',');
+            line.push_str(column);
+        }
+        line.push('\n');
+        writer
+            .write_all(line.as_bytes())
+            .context("writing the export")?;
+    }
+    let mut rows = 0u64;
+    let mut stream = store.export(table);
+    while let Some(row) = stream.next().await {
+        let row = row.with_context(|| format!("reading the scores of model {}", table.model))?;
+        line.clear();
+        format_row(&mut line, format, table, &row);
+        writer
+            .write_all(line.as_bytes())
+            .context("writing the export")?;
+        rows += 1;
+    }
+    writer.flush().context("writing the export")?;
+    Ok(rows)
+}
+
+fn format_row(
+    line: &mut String,
+    format: ExportFormat,
+    table: &ModelTable,
+    row: &toxstore::ExportRow,
+) {
+    use std::fmt::Write as _;
+    // `{}` on f64 prints the shortest text that reads back as the same value.
+    match format {
+        ExportFormat::Csv => {
+            let _ = write!(
+                line,
+                "{},{},{}",
+                row.status_id, row.user_id, row.status_text_id
+            );
+            for score in &row.scores {
+                let _ = write!(line, ",{score}");
+            }
+        }
+        ExportFormat::Jsonl => {
+            let _ = write!(
+                line,
+                "{{\"status_id\":{},\"user_id\":{},\"status_text_id\":{}",
+                row.status_id, row.user_id, row.status_text_id
+            );
+            for (column, score) in table.columns.iter().zip(&row.scores) {
+                if score.is_finite() {
+                    let _ = write!(line, ",\"{column}\":{score}");
+                } else {
+                    let _ = write!(line, ",\"{column}\":null");
+                }
+            }
+            line.push('}');
+        }
+    }
+    line.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_formatted_with_round_trip_floats() {
+        let table = model_table("original").expect("table");
+        let row = toxstore::ExportRow {
+            status_id: 5,
+            user_id: 7,
+            status_text_id: 1,
+            scores: vec![0.1, 0.25, 1e-7, 0.5, 1.0, 0.0],
+        };
+        let mut line = String::new();
+        format_row(&mut line, ExportFormat::Csv, table, &row);
+        assert_eq!(line, "5,7,1,0.1,0.25,0.0000001,0.5,1,0\n");
+        line.clear();
+        format_row(&mut line, ExportFormat::Jsonl, table, &row);
+        let value: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(value["identity_hate"], 0.0);
+        assert_eq!(value["severe_toxicity"], 0.25);
+        assert!(model_table("nope").is_err());
+    }
+}

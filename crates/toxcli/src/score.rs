@@ -1,0 +1,544 @@
+//! `toxcli score`: the scoring pipeline.
+//!
+//! ```text
+//!  reader (async)      tokenizer (thread)          model (thread)        writer (async)
+//!  unscored pages  ->  tokenize in parallel,   ->  forward, sigmoid  ->  batched, idempotent
+//!  keyset `after`      sort by length, cut         one batch at a        write_scores
+//!                      batches of --batch-size     time
+//! ```
+//!
+//! The stages are joined by bounded channels, so at most a few pages of texts
+//! are in memory however large the store. Tokenizing and the model share
+//! Rayon's global pool, sized by `--threads`.
+//!
+//! # Stopping and resuming
+//! Scores are committed by the writer in batches ([`WRITE_ROWS`] rows, or
+//! whatever is ready after [`FLUSH_INTERVAL`]). A text is "scored" once its
+//! row is committed, so a run that stops for any reason (Ctrl-C, kill -9, a
+//! store failure) loses at most the uncommitted batches, and the next run
+//! reads the texts still without a score and scores them: writes are
+//! idempotent, so a batch that was committed just before a crash and is
+//! scored again is not counted twice.
+//!
+//! Ctrl-C stops the reader, lets the model finish the batch it is running,
+//! drops the batches still queued, commits what was scored and exits with
+//! code 130. A second Ctrl-C exits at once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::mpsc;
+use toxstore::{ModelTable, ScoreBatch, ScoreRow, Shard, Store, TextId, TextRow, UnscoredQuery};
+
+use crate::exit::{Interrupted, ModelLoad, UsageError};
+use crate::export::{ExportFormat, export_to};
+use crate::import::{self, TweetFileArgs};
+use crate::migrate;
+use crate::model_args::{LoadedModel, ModelArgs};
+use crate::progress::{ScoreProgress, format_duration};
+use crate::store_spec::StoreSettings;
+
+/// Texts read from the store per page: the unit of length bucketing.
+const PAGE_TEXTS: usize = 4096;
+/// Score rows per store write, at most (more only if one batch is larger).
+const WRITE_ROWS: usize = 1024;
+/// The longest time a scored row waits before it is written.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// Tokenized batches queued before the model.
+const QUEUED_BATCHES: usize = 8;
+
+/// `toxcli score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Import this tweets file and de-duplicate its texts first
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub file: TweetFileArgs,
+
+    /// Score at most N texts in this run
+    #[arg(long, env = "LIMIT", value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Texts per model call
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 32, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+
+    /// Threads for tokenizing and the model [default: the number of CPUs]
+    #[arg(long, env = "MAX_THREADS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Score only shard K of N (texts whose id modulo N is K), so that N
+    /// workers share one store without overlap
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+
+    /// After scoring, export the model's scores to this file (as `toxcli
+    /// export --output`; useful with --store memory)
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+
+    /// The export's format [default: from the extension, else csv]
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "export")]
+    pub export_format: Option<ExportFormat>,
+}
+
+/// A batch of tokenized texts, sorted by length.
+struct TextBatch {
+    ids: Vec<TextId>,
+    sequences: Vec<Vec<u32>>,
+}
+
+/// How a pipeline run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Every text that was read has been scored and committed.
+    Finished,
+    /// Ctrl-C: the reader stopped early; what was scored is committed.
+    Interrupted,
+}
+
+/// Runs `toxcli score`.
+pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()> {
+    if args.input.is_some() && args.shard.is_some() {
+        return Err(UsageError(
+            "--input with --shard: import and de-duplicate once (`toxcli import --input FILE`, then `toxcli migrate`), \
+             then start the shards without --input"
+                .to_owned(),
+        )
+        .into());
+    }
+    if let Some(input) = &args.input {
+        import::check_header(input, &args.file)?;
+    }
+    if let Some(threads) = args.threads {
+        // Tokenizers and Burn's CPU backend both run on Rayon's global pool.
+        // It can only be sized before its first use, which is now.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build_global();
+    }
+    let batch_size = args.batch_size as usize;
+    let loaded = tokio::task::block_in_place(|| args.model.load(batch_size)).context(ModelLoad)?;
+    let columns = column_indexes(&loaded)?;
+    let table = loaded.table;
+
+    let store = settings.open().await?;
+    if let Some(input) = &args.input {
+        import::prepare_schema(store.as_ref()).await?;
+        let summary = import::import_file(store.as_ref(), input, &args.file).await?;
+        eprintln!(
+            "imported {}: {} rows read, {} new, {} already present, {} rejected",
+            input.display(),
+            summary.rows,
+            summary.inserted,
+            summary.already_present,
+            summary.rejected
+        );
+        migrate::refresh(store.as_ref()).await?;
+    }
+
+    let progress = store.progress().await.with_context(|| {
+        format!("reading the counts of {} (import tweets and run `toxcli migrate` first, or use --input)", settings.spec)
+    })?;
+    let remaining = progress
+        .models
+        .iter()
+        .find(|model| model.model == table.model)
+        .map_or(0, |model| model.remaining);
+    let expected = match args.shard {
+        Some(shard) => remaining.div_ceil(u64::from(shard.count)),
+        None => remaining,
+    };
+    let expected = args.limit.map_or(expected, |limit| expected.min(limit));
+    let shard_note = args
+        .shard
+        .map(|shard| format!(" (shard {}/{})", shard.index, shard.count))
+        .unwrap_or_default();
+
+    let mut ending = Ending::Finished;
+    let mut scored = 0;
+    if remaining == 0 {
+        if progress.texts == 0 {
+            eprintln!(
+                "nothing to score: the store holds no texts; import tweets (`toxcli import --input FILE`, then `toxcli migrate`) or use `toxcli score --input FILE`"
+            );
+        } else {
+            eprintln!(
+                "nothing to score: all {} texts have scores from model {}",
+                progress.texts, table.model
+            );
+        }
+    } else {
+        eprintln!(
+            "scoring up to {expected} of {remaining} unscored texts with model {} (checkpoint sha256 {}){shard_note}, batch size {batch_size}",
+            table.model,
+            &loaded.checkpoint_sha256[..loaded.checkpoint_sha256.len().min(12)],
+        );
+        let pipeline = Pipeline {
+            store: Arc::clone(&store),
+            model: Arc::new(loaded),
+            columns: Arc::new(columns),
+            shard: args.shard,
+            limit: args.limit,
+            batch_size,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        let mut reporter = ScoreProgress::new(Some(expected));
+        let signal_task = tokio::spawn(watch_ctrl_c(Arc::clone(&pipeline.cancel)));
+        let result = pipeline.run(&mut reporter).await;
+        signal_task.abort();
+        reporter.finish();
+        scored = reporter.done();
+        let elapsed = reporter.elapsed();
+        match result {
+            Ok(end) => ending = end,
+            Err(error) => {
+                eprintln!(
+                    "stopped after committing {scored} scores; run the same command again to score the rest"
+                );
+                return Err(error);
+            }
+        }
+        eprintln!(
+            "scored {scored} texts in {} ({:.1} texts/s)",
+            format_duration(elapsed),
+            if elapsed.as_secs_f64() > 0.0 {
+                scored as f64 / elapsed.as_secs_f64()
+            } else {
+                0.0
+            }
+        );
+    }
+
+    let left = store.progress().await.ok().and_then(|progress| {
+        progress
+            .models
+            .into_iter()
+            .find(|model| model.model == table.model)
+            .map(|model| model.remaining)
+    });
+    if let Some(left) = left {
+        let whose = if args.shard.is_some() {
+            " (all shards together)"
+        } else {
+            ""
+        };
+        eprintln!("remaining for model {}{whose}: {left} texts", table.model);
+    }
+    if ending == Ending::Interrupted {
+        eprintln!(
+            "interrupted: the {scored} scores of this run are committed; run the same command again to resume"
+        );
+        return Err(Interrupted.into());
+    }
+    if let Some(output) = &args.export {
+        let format = args
+            .export_format
+            .unwrap_or_else(|| ExportFormat::guess(Some(output)));
+        let rows = export_to(store.as_ref(), table, Some(output), format).await?;
+        eprintln!(
+            "exported {rows} rows of model {} to {}",
+            table.model,
+            output.display()
+        );
+    }
+    Ok(())
+}
+
+async fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    cancel.store(true, Ordering::SeqCst);
+    eprintln!(
+        "\ninterrupt: finishing the batch in flight and committing what was scored (Ctrl-C again to quit at once)"
+    );
+    if tokio::signal::ctrl_c().await.is_ok() {
+        eprintln!(
+            "second interrupt: quitting; committed scores are kept, the rest is scored by the next run"
+        );
+        std::process::exit(crate::exit::Exit::Interrupted as i32);
+    }
+}
+
+/// For each column of the model's table, the index of its class among the
+/// model's outputs.
+fn column_indexes(loaded: &LoadedModel) -> anyhow::Result<Vec<usize>> {
+    let names = loaded.model.all_class_names();
+    let table = loaded.table;
+    table
+        .columns
+        .iter()
+        .map(|&column| {
+            // The original pipeline's tables keep Jigsaw's `identity_hate`
+            // where Detoxify names the class `identity_attack`.
+            let aliases: Vec<&str> = match column {
+                "identity_hate" => vec!["identity_hate", "identity_attack"],
+                "toxicity" => vec!["toxicity", "toxic"],
+                "severe_toxicity" => vec!["severe_toxicity", "severe_toxic"],
+                other => vec![other],
+            };
+            names.iter().position(|name| aliases.contains(&name.as_str())).ok_or_else(|| {
+                UsageError(format!(
+                    "the checkpoint's classes ({}) have no {column:?}, a column of model {}'s table {}; choose the --model that matches the checkpoint",
+                    names.join(", "),
+                    table.model,
+                    table.table
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+struct Pipeline {
+    store: Arc<dyn Store>,
+    model: Arc<LoadedModel>,
+    columns: Arc<Vec<usize>>,
+    shard: Option<Shard>,
+    limit: Option<u64>,
+    batch_size: usize,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Pipeline {
+    async fn run(&self, reporter: &mut ScoreProgress) -> anyhow::Result<Ending> {
+        let (page_sender, page_receiver) = mpsc::channel::<Vec<TextRow>>(1);
+        let (batch_sender, batch_receiver) = mpsc::channel::<TextBatch>(QUEUED_BATCHES);
+        let (score_sender, mut score_receiver) = mpsc::channel::<Vec<ScoreRow>>(QUEUED_BATCHES);
+
+        let reader = tokio::spawn(read_pages(
+            Arc::clone(&self.store),
+            self.model.table,
+            self.shard,
+            self.limit,
+            Arc::clone(&self.cancel),
+            page_sender,
+        ));
+        let tokenizer = {
+            let model = Arc::clone(&self.model);
+            let cancel = Arc::clone(&self.cancel);
+            let batch_size = self.batch_size;
+            tokio::task::spawn_blocking(move || {
+                tokenize_pages(&model, batch_size, &cancel, page_receiver, &batch_sender)
+            })
+        };
+        let scorer = {
+            let model = Arc::clone(&self.model);
+            let columns = Arc::clone(&self.columns);
+            let cancel = Arc::clone(&self.cancel);
+            tokio::task::spawn_blocking(move || {
+                score_batches(&model, &columns, &cancel, batch_receiver, &score_sender)
+            })
+        };
+
+        let write_result = self.write_scores(&mut score_receiver, reporter).await;
+        // If the writer failed, closing its queue stops the other stages.
+        drop(score_receiver);
+        let scorer_result = scorer.await.context("the model thread failed")?;
+        let tokenizer_result = tokenizer.await.context("the tokenizing thread failed")?;
+        let reader_result = reader.await.context("the reading task failed")?;
+        write_result?;
+        scorer_result?;
+        tokenizer_result?;
+        reader_result?;
+        Ok(if self.cancel.load(Ordering::SeqCst) {
+            Ending::Interrupted
+        } else {
+            Ending::Finished
+        })
+    }
+
+    /// Commits score rows as they come, merging what is ready into writes of
+    /// up to [`WRITE_ROWS`] rows, and never holding a row longer than
+    /// [`FLUSH_INTERVAL`].
+    async fn write_scores(
+        &self,
+        receiver: &mut mpsc::Receiver<Vec<ScoreRow>>,
+        reporter: &mut ScoreProgress,
+    ) -> anyhow::Result<()> {
+        let mut pending: Vec<ScoreRow> = Vec::with_capacity(WRITE_ROWS);
+        let mut deadline = tokio::time::Instant::now();
+        loop {
+            let received = if pending.is_empty() {
+                receiver.recv().await
+            } else {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(received) => received,
+                    Err(_elapsed) => {
+                        self.flush(&mut pending, reporter).await?;
+                        continue;
+                    }
+                }
+            };
+            match received {
+                Some(rows) => {
+                    if pending.is_empty() {
+                        deadline = tokio::time::Instant::now() + FLUSH_INTERVAL;
+                    }
+                    pending.extend(rows);
+                    if pending.len() >= WRITE_ROWS {
+                        self.flush(&mut pending, reporter).await?;
+                    }
+                }
+                None => {
+                    self.flush(&mut pending, reporter).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn flush(
+        &self,
+        pending: &mut Vec<ScoreRow>,
+        reporter: &mut ScoreProgress,
+    ) -> anyhow::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let batch = ScoreBatch {
+            table: self.model.table,
+            checkpoint_sha256: &self.model.checkpoint_sha256,
+            rows: pending,
+        };
+        self.store.write_scores(batch).await.with_context(|| {
+            format!(
+                "writing {} scores to {}",
+                pending.len(),
+                self.model.table.table
+            )
+        })?;
+        reporter.add(pending.len() as u64);
+        pending.clear();
+        Ok(())
+    }
+}
+
+/// The reader: pages of unscored texts in id order, keyset-paged so that it
+/// can run ahead of the writes.
+async fn read_pages(
+    store: Arc<dyn Store>,
+    table: &'static ModelTable,
+    shard: Option<Shard>,
+    limit: Option<u64>,
+    cancel: Arc<AtomicBool>,
+    sender: mpsc::Sender<Vec<TextRow>>,
+) -> anyhow::Result<()> {
+    let mut after = None;
+    let mut read = 0u64;
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let wanted = match limit {
+            Some(limit) => (limit.saturating_sub(read)).min(PAGE_TEXTS as u64) as usize,
+            None => PAGE_TEXTS,
+        };
+        if wanted == 0 {
+            return Ok(());
+        }
+        let page = store
+            .unscored_texts(
+                table,
+                UnscoredQuery {
+                    after,
+                    limit: wanted,
+                    shard,
+                },
+            )
+            .await
+            .with_context(|| format!("reading unscored texts of model {}", table.model))?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.status_text_id);
+        read += page.len() as u64;
+        if sender.send(page).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The tokenizer: tokenizes each page (in parallel, on Rayon's pool), sorts
+/// it by token count and cuts it into batches, so that texts of similar
+/// length share a batch and little compute goes to padding.
+fn tokenize_pages(
+    model: &LoadedModel,
+    batch_size: usize,
+    cancel: &AtomicBool,
+    mut receiver: mpsc::Receiver<Vec<TextRow>>,
+    sender: &mpsc::Sender<TextBatch>,
+) -> anyhow::Result<()> {
+    while let Some(page) = receiver.blocking_recv() {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let texts: Vec<&str> = page.iter().map(|row| row.status_text.as_str()).collect();
+        let sequences = model
+            .model
+            .tokenizer()
+            .encode_batch(&texts)
+            .context("tokenizing texts")?;
+        let mut order: Vec<usize> = (0..page.len()).collect();
+        order.sort_by_key(|&idx| sequences[idx].len());
+        let mut sequences: Vec<Option<Vec<u32>>> = sequences.into_iter().map(Some).collect();
+        for chunk in order.chunks(batch_size) {
+            let batch = TextBatch {
+                ids: chunk.iter().map(|&idx| page[idx].status_text_id).collect(),
+                sequences: chunk
+                    .iter()
+                    .map(|&idx| sequences[idx].take().unwrap_or_default())
+                    .collect(),
+            };
+            if sender.blocking_send(batch).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The model: one batch at a time; after Ctrl-C it finishes the batch it is
+/// running and drops the rest.
+fn score_batches(
+    model: &LoadedModel,
+    columns: &[usize],
+    cancel: &AtomicBool,
+    mut receiver: mpsc::Receiver<TextBatch>,
+    sender: &mpsc::Sender<Vec<ScoreRow>>,
+) -> anyhow::Result<()> {
+    while let Some(batch) = receiver.blocking_recv() {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let token_batch = model
+            .model
+            .batch(&batch.sequences)
+            .context("building a batch for the model")?;
+        let outputs = model.model.forward(&token_batch);
+        let rows = batch
+            .ids
+            .iter()
+            .zip(outputs)
+            .map(|(&status_text_id, output)| ScoreRow {
+                status_text_id,
+                scores: columns.iter().map(|&idx| f64::from(output[idx])).collect(),
+            })
+            .collect();
+        if sender.blocking_send(rows).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
