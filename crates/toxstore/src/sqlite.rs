@@ -696,4 +696,66 @@ mod tests {
         let progress = first.progress().await.expect("progress");
         assert_eq!((progress.statuses, progress.texts), (400, 50));
     }
+
+    /// `(status_id, status_text_id)` and `(status_text_id, status_text,
+    /// status_count)` as stored in the file.
+    fn tables(path: &Path) -> (Vec<(i64, i64)>, Vec<(i64, String, u64)>) {
+        let connection = Connection::open(path).expect("open");
+        let mut statement = connection
+            .prepare("SELECT status_id, status_text_id FROM statuses_texts ORDER BY status_id")
+            .expect("sql");
+        let joins = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("rows");
+        let mut statement = connection
+            .prepare("SELECT status_text_id, status_text, status_count FROM status_texts ORDER BY status_text_id")
+            .expect("sql");
+        let texts = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, count(row.get(2)?))))
+            .expect("query")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("rows");
+        (joins, texts)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// The SQL of the refresh agrees with `toxdedup::Dedup`, the reference,
+        /// over two increments of arbitrary tweets (repeated texts and status
+        /// ids, the empty text, look-alikes).
+        #[test]
+        fn the_sql_refresh_matches_the_reference(
+            rows in proptest::collection::vec(
+                (0i64..30, proptest::sample::select(vec!["", " ", "a", "a ", "A", "\u{e9}", "e\u{301}", "b", "ab"])),
+                0..60,
+            ),
+            split in 0usize..60,
+        ) {
+            let split = split.min(rows.len());
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let (_folder, store) = store();
+            let mut reference = toxdedup::Dedup::new();
+            runtime.block_on(store.migrate()).expect("migrate");
+            for end in [split, rows.len()] {
+                let tweets: Vec<Tweet> = rows[..end]
+                    .iter()
+                    .map(|(status_id, text)| Tweet { status_id: *status_id, user_id: 1, status_text: (*text).to_owned(), created_at: None })
+                    .collect();
+                runtime.block_on(store.import_tweets(&tweets)).expect("import");
+                let report = runtime.block_on(store.refresh_texts()).expect("refresh");
+                let expected = reference.refresh(rows[..end].iter().map(|(id, text)| (*id, *text)));
+                proptest::prop_assert_eq!(report, expected);
+                let (joins, texts) = tables(store.path());
+                proptest::prop_assert_eq!(joins, reference.statuses().collect::<Vec<_>>());
+                let expected_texts: Vec<(i64, String, u64)> = reference
+                    .texts()
+                    .map(|entry| (entry.status_text_id, entry.status_text.to_owned(), entry.status_count))
+                    .collect();
+                proptest::prop_assert_eq!(texts, expected_texts);
+            }
+        }
+    }
 }
