@@ -187,8 +187,9 @@ pub async fn import_file(
         );
     }
     if rejected > 0 {
+        let noun = if rejected == 1 { "row" } else { "rows" };
         eprintln!(
-            "{}: {rejected} rows rejected (use --strict to stop at the first)",
+            "{}: {rejected} {noun} rejected (use --strict to stop at the first)",
             path.display()
         );
     }

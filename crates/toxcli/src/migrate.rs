@@ -45,8 +45,13 @@ fn print_conflicts(report: &DedupReport) {
         return;
     }
     eprintln!(
-        "warning: {} rows carry a status id already joined to another text; each status id keeps one text, for example:",
-        report.conflicts
+        "warning: {} {} a status id already joined to another text; each status id keeps one text, for example:",
+        report.conflicts,
+        if report.conflicts == 1 {
+            "row carries"
+        } else {
+            "rows carry"
+        }
     );
     for conflict in &report.conflict_examples {
         eprintln!(

@@ -407,6 +407,9 @@ impl JsonlRows {
             if self.line == 1 {
                 bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
             }
+            while let [rest @ .., b'\n' | b'\r'] = bytes {
+                bytes = rest;
+            }
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }

@@ -1,0 +1,954 @@
+//! The `toxcli` executable, run for real in temporary folders, on the tiny
+//! fixture checkpoint (`fixtures/models/bert`) and the fixture tweets.
+//!
+//! The BigQuery test needs the emulator: `cargo xtask test` starts it and sets
+//! `TOXSCORE_BIGQUERY_EMULATOR`; without it that test fails (it never skips).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Scores of the same text computed in batches of other shapes (other
+/// neighbours, other padding) may differ in the last bits of an f32: the
+/// matrix products sum in another order. 1e-6 is far below any meaningful
+/// difference of a probability and far above that rounding.
+const SCORE_TOLERANCE: f64 = 1e-6;
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
+fn model_flags() -> Vec<String> {
+    let model = repo_path("fixtures/models/bert");
+    vec![
+        "--checkpoint".into(),
+        model.join("checkpoint.ckpt").display().to_string(),
+        "--hf-config".into(),
+        model.join("config.json").display().to_string(),
+        "--tokenizer".into(),
+        model.join("vocab.txt").display().to_string(),
+        "--model".into(),
+        "original".into(),
+    ]
+}
+
+/// A `toxcli` command in `dir`, with none of the environment variables that
+/// would change its defaults inherited from the test's environment.
+fn toxcli(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_toxcli"));
+    command.current_dir(dir);
+    for name in [
+        "TOXSCORE_STORE",
+        "BIGQUERY_DATASET_NAME",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "TOXSCORE_BIGQUERY_ENDPOINT",
+        "MODEL_NAME",
+        "LIMIT",
+        "BATCH_SIZE",
+        "MAX_THREADS",
+        "TOXSCORE_BACKEND",
+        "RUST_BACKTRACE",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env("TOXSCORE_CACHE_DIR", dir.join("cache"))
+        .env("TOXSCORE_OFFLINE", "true");
+    command
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(command: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("toxcli runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs toxcli with `args` in `dir` and checks its exit code.
+fn check_run(dir: &Path, args: &[&str], expected_code: i32) -> Run {
+    let result = run(toxcli(dir).args(args));
+    assert_eq!(
+        result.code, expected_code,
+        "toxcli {args:?} exited with {}\nstdout:\n{}\nstderr:\n{}",
+        result.code, result.stdout, result.stderr
+    );
+    assert!(
+        !result.stderr.contains("panicked"),
+        "toxcli {args:?} panicked:\n{}",
+        result.stderr
+    );
+    result
+}
+
+fn score_args<'a>(extra: &[&'a str], flags: &'a [String]) -> Vec<&'a str> {
+    let mut args = vec!["score"];
+    args.extend(flags.iter().map(String::as_str));
+    args.extend_from_slice(extra);
+    args
+}
+
+/// An export parsed: status id -> (user id, text id, scores).
+type Export = BTreeMap<i64, (i64, i64, Vec<f64>)>;
+
+fn parse_csv_export(text: &str) -> Export {
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "status_id,user_id,status_text_id,toxicity,severe_toxicity,obscene,threat,insult,identity_hate"
+        )
+    );
+    let mut export = Export::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(fields.len(), 9, "{line}");
+        let int = |idx: usize| fields[idx].parse::<i64>().expect("integer");
+        let scores: Vec<f64> = fields[3..]
+            .iter()
+            .map(|field| field.parse().expect("float"))
+            .collect();
+        assert!(
+            scores.iter().all(|score| (0.0..=1.0).contains(score)),
+            "{line}"
+        );
+        let previous = export.insert(int(0), (int(1), int(2), scores));
+        assert!(previous.is_none(), "status id {} exported twice", int(0));
+    }
+    export
+}
+
+fn parse_jsonl_export(text: &str) -> Export {
+    let columns = [
+        "toxicity",
+        "severe_toxicity",
+        "obscene",
+        "threat",
+        "insult",
+        "identity_hate",
+    ];
+    let mut export = Export::new();
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        let int = |key: &str| value[key].as_i64().expect("integer");
+        let scores = columns
+            .iter()
+            .map(|column| value[column].as_f64().expect("score"))
+            .collect();
+        let previous = export.insert(
+            int("status_id"),
+            (int("user_id"), int("status_text_id"), scores),
+        );
+        assert!(previous.is_none());
+    }
+    export
+}
+
+fn read_export(path: &Path) -> Export {
+    parse_csv_export(&std::fs::read_to_string(path).expect("the export exists"))
+}
+
+fn assert_exports_equal(found: &Export, expected: &Export) {
+    assert_eq!(found.len(), expected.len(), "number of exported rows");
+    for ((status_id, found), (expected_id, expected)) in found.iter().zip(expected) {
+        assert_eq!(status_id, expected_id);
+        assert_eq!(
+            (found.0, found.1),
+            (expected.0, expected.1),
+            "status {status_id}"
+        );
+        for (found_score, expected_score) in found.2.iter().zip(&expected.2) {
+            assert!(
+                (found_score - expected_score).abs() <= SCORE_TOLERANCE,
+                "status {status_id}: {:?} != {:?}",
+                found.2,
+                expected.2
+            );
+        }
+    }
+}
+
+/// The fixture tweets: 62 rows, 60 status ids (one repeated with another
+/// text, one repeated exactly), 48 distinct texts once de-duplicated.
+const FIXTURE_STATUSES: usize = 60;
+const FIXTURE_TEXTS: u64 = 48;
+
+fn fixture_tweets() -> String {
+    repo_path("fixtures/tweets.csv").display().to_string()
+}
+
+fn status_counts(dir: &Path, store: &str) -> (u64, u64) {
+    let status = check_run(dir, &["--store", store, "status"], 0);
+    let line = status
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("original "))
+        .expect("a line for original");
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(3)
+        .map(|n| n.parse().expect("count"))
+        .collect();
+    (numbers[1], numbers[2])
+}
+
+#[test]
+fn import_migrate_score_export_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let flags = model_flags();
+    let tweets = fixture_tweets();
+
+    let import = check_run(dir, &["import", "--input", &tweets], 0);
+    assert!(
+        import
+            .stderr
+            .contains("62 rows read, 61 new, 1 already present, 0 rejected"),
+        "{}",
+        import.stderr
+    );
+    let migrate = check_run(dir, &["migrate"], 0);
+    assert!(
+        migrate
+            .stderr
+            .contains("48 new distinct texts, 60 new status ids"),
+        "{}",
+        migrate.stderr
+    );
+    assert!(
+        migrate
+            .stderr
+            .contains("status 1240001000000000047: kept \"shut up you liar\""),
+        "{}",
+        migrate.stderr
+    );
+    assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (0, FIXTURE_TEXTS));
+
+    let score = check_run(dir, &score_args(&["--batch-size", "7"], &flags), 0);
+    assert!(score.stderr.contains("scored 48 texts"), "{}", score.stderr);
+    assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (FIXTURE_TEXTS, 0));
+
+    let again = check_run(dir, &score_args(&[], &flags), 0);
+    assert!(
+        again.stderr.contains("nothing to score"),
+        "{}",
+        again.stderr
+    );
+
+    check_run(
+        dir,
+        &["export", "--model", "original", "--output", "scores.csv"],
+        0,
+    );
+    let export = read_export(&dir.join("scores.csv"));
+    assert_eq!(export.len(), FIXTURE_STATUSES);
+    // Two status ids with the same text share its id and its scores.
+    let (_, text_a, scores_a) = &export[&1240001000000000012];
+    let (_, text_b, scores_b) = &export[&1240001000000000014];
+    assert_eq!((text_a, scores_a), (text_b, scores_b));
+    assert_ne!(
+        export[&1240001000000000001].2,
+        export[&1240001000000000002].2
+    );
+
+    let stdout = check_run(dir, &["export", "--format", "jsonl"], 0);
+    assert_exports_equal(&parse_jsonl_export(&stdout.stdout), &export);
+}
+
+#[test]
+fn memory_and_jsonl_runs_export_the_same_scores_as_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let flags = model_flags();
+    let tweets = fixture_tweets();
+
+    check_run(
+        dir,
+        &score_args(&["--input", &tweets, "--export", "sqlite.csv"], &flags),
+        0,
+    );
+    let sqlite = read_export(&dir.join("sqlite.csv"));
+    assert_eq!(sqlite.len(), FIXTURE_STATUSES);
+
+    let mut memory_args = vec!["--store", "memory"];
+    memory_args.extend(score_args(
+        &["--input", &tweets, "--export", "memory.csv"],
+        &flags,
+    ));
+    let memory_run = check_run(dir, &memory_args, 0);
+    assert!(
+        memory_run.stderr.contains("scored 48 texts"),
+        "{}",
+        memory_run.stderr
+    );
+    assert_exports_equal(&read_export(&dir.join("memory.csv")), &sqlite);
+
+    let jsonl = repo_path("fixtures/tweets.jsonl").display().to_string();
+    let mut jsonl_args = vec!["--store", "sqlite:from_jsonl.db"];
+    jsonl_args.extend(score_args(
+        &["--input", &jsonl, "--export", "jsonl.csv"],
+        &flags,
+    ));
+    check_run(dir, &jsonl_args, 0);
+    assert_exports_equal(&read_export(&dir.join("jsonl.csv")), &sqlite);
+}
+
+/// Writes `n_texts` distinct generated texts (and a few duplicate statuses)
+/// as a tweets CSV; returns its path.
+fn generated_corpus(dir: &Path, n_texts: usize) -> PathBuf {
+    const WORDS: &[&str] = &[
+        "you",
+        "are",
+        "a",
+        "the",
+        "stupid",
+        "lovely",
+        "day",
+        "idiot",
+        "thanks",
+        "for",
+        "sharing",
+        "this",
+        "is",
+        "awful",
+        "great",
+        "news",
+        "😂",
+        "#covid",
+        "@someone",
+        "https://t.co/x1",
+        "never",
+        "again",
+        "what",
+        "why",
+        "café",
+        "liar",
+        "friends",
+        "stay",
+        "home",
+        "safe",
+        "hate",
+        "love",
+    ];
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut csv = String::from("status_id,user_id,status_text\n");
+    for idx in 0..n_texts {
+        let n_words = 3 + (next() % 40) as usize;
+        let mut text = format!("t{idx}");
+        for _ in 0..n_words {
+            text.push(' ');
+            text.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
+        }
+        csv.push_str(&format!("{},{},{}\n", 1_000_000 + idx, next() % 5000, text));
+        if idx % 10 == 0 {
+            // A retweet: the same text under another status id.
+            csv.push_str(&format!("{},{},{}\n", 9_000_000 + idx, next() % 5000, text));
+        }
+    }
+    let path = dir.join("corpus.csv");
+    std::fs::write(&path, csv).expect("write the corpus");
+    path
+}
+
+fn scored_rows(database: &Path) -> (u64, u64) {
+    let connection = rusqlite::Connection::open(database).expect("open the database");
+    connection
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT status_text_id) FROM toxicity_scores_original",
+            [],
+            |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
+        )
+        .unwrap_or((0, 0))
+}
+
+fn spawn_score(dir: &Path, store: &str, extra: &[&str]) -> Child {
+    let flags = model_flags();
+    let mut args = vec!["--store", store];
+    args.extend(score_args(extra, &flags));
+    toxcli(dir)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn toxcli")
+}
+
+/// Waits until the scorer has committed more than `threshold` scores (or has
+/// exited); returns whether it is still running.
+fn wait_for_commits(child: &mut Child, database: &Path, threshold: u64) -> bool {
+    let give_up = Instant::now() + Duration::from_secs(300);
+    loop {
+        if child.try_wait().expect("poll the child").is_some() {
+            return false;
+        }
+        if scored_rows(database).0 > threshold {
+            return true;
+        }
+        assert!(Instant::now() < give_up, "the scorer made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn import_and_migrate(dir: &Path, store: &str, corpus: &Path) {
+    let corpus = corpus.display().to_string();
+    check_run(dir, &["--store", store, "import", "--input", &corpus], 0);
+    check_run(dir, &["--store", store, "migrate"], 0);
+}
+
+#[test]
+fn kill_9_at_random_points_then_resume_scores_everything_exactly_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let n_texts = 20_000;
+    let corpus = generated_corpus(dir, n_texts);
+
+    // The uninterrupted reference.
+    import_and_migrate(dir, "sqlite:reference.db", &corpus);
+    let mut reference = spawn_score(dir, "sqlite:reference.db", &["--export", "reference.csv"]);
+    assert!(reference.wait().expect("reference run").success());
+    let reference_export = read_export(&dir.join("reference.csv"));
+    assert_eq!(
+        scored_rows(&dir.join("reference.db")),
+        (n_texts as u64, n_texts as u64)
+    );
+
+    import_and_migrate(dir, "sqlite:killed.db", &corpus);
+    let database = dir.join("killed.db");
+    let mut random: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut kills = 0;
+    for _ in 0..5 {
+        random = random
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let already = scored_rows(&database).0;
+        let threshold = already + (random >> 33) % 4000;
+        let mut child = spawn_score(dir, "sqlite:killed.db", &[]);
+        if wait_for_commits(&mut child, &database, threshold) {
+            child.kill().expect("SIGKILL the scorer");
+            kills += 1;
+        }
+        child.wait().expect("reap the scorer");
+        let (rows, distinct) = scored_rows(&database);
+        assert_eq!(rows, distinct, "a text has two score rows after a kill");
+    }
+    assert!(kills >= 3, "only {kills} of the kills landed mid-run");
+    let mut last = spawn_score(dir, "sqlite:killed.db", &["--export", "resumed.csv"]);
+    assert!(last.wait().expect("final run").success());
+
+    assert_eq!(scored_rows(&database), (n_texts as u64, n_texts as u64));
+    assert_exports_equal(&read_export(&dir.join("resumed.csv")), &reference_export);
+}
+
+#[test]
+fn ctrl_c_commits_what_was_scored_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let n_texts = 20_000;
+    let corpus = generated_corpus(dir, n_texts);
+    import_and_migrate(dir, "sqlite:toxscore.db", &corpus);
+    let database = dir.join("toxscore.db");
+
+    let mut child = spawn_score(dir, "sqlite:toxscore.db", &[]);
+    assert!(
+        wait_for_commits(&mut child, &database, 0),
+        "the run ended before it could be interrupted"
+    );
+    let signal = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(signal.success());
+    let output = child.wait_with_output().expect("wait for the scorer");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to resume"),
+        "{stderr}"
+    );
+    let (rows, distinct) = scored_rows(&database);
+    assert_eq!(rows, distinct);
+    assert!(
+        rows < n_texts as u64,
+        "{rows} scored: the interrupt came too late to test anything"
+    );
+    let scored_line = format!("the {rows} scores of this run are committed");
+    assert!(
+        stderr.contains(&scored_line),
+        "expected {scored_line:?} in:\n{stderr}"
+    );
+
+    let mut rerun = spawn_score(dir, "sqlite:toxscore.db", &[]);
+    assert!(rerun.wait().expect("rerun").success());
+    assert_eq!(scored_rows(&database), (n_texts as u64, n_texts as u64));
+}
+
+#[test]
+fn two_shards_together_score_everything_exactly_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let n_texts = 3_000;
+    let corpus = generated_corpus(dir, n_texts);
+    import_and_migrate(dir, "sqlite:toxscore.db", &corpus);
+
+    let shards: Vec<Child> = ["0/2", "1/2"]
+        .iter()
+        .map(|shard| spawn_score(dir, "sqlite:toxscore.db", &["--shard", shard]))
+        .collect();
+    let mut total = 0u64;
+    for shard in shards {
+        let output = shard.wait_with_output().expect("wait for a shard");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let scored: u64 = stderr
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("scored ")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no `scored N texts` line in:\n{stderr}"));
+        assert!(
+            scored > n_texts as u64 / 3,
+            "one shard scored only {scored} of {n_texts}"
+        );
+        total += scored;
+    }
+    assert_eq!(
+        total, n_texts as u64,
+        "the shards together scored each text once"
+    );
+    assert_eq!(
+        scored_rows(&dir.join("toxscore.db")),
+        (n_texts as u64, n_texts as u64)
+    );
+}
+
+/// One bad tweets file of `fixtures/bad/tweets`: the outcome of a default
+/// import (exit code, rows kept, what stderr says) and of a `--strict` one.
+struct BadCase {
+    file: &'static str,
+    default_code: i32,
+    kept_rows: u64,
+    message: &'static str,
+    strict_code: i32,
+}
+
+const BAD_CASES: &[BadCase] = &[
+    BadCase {
+        file: "invalid_utf8.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "invalid_utf8.csv:3: status_text is not valid UTF-8",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "nul_byte.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "nul_byte.csv:3: status_text contains a NUL byte",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "control_chars.csv",
+        default_code: 0,
+        kept_rows: 3,
+        message: "0 rejected",
+        strict_code: 0,
+    },
+    BadCase {
+        file: "empty_text.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "empty_text.csv:3: status_text is empty",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "long_text.csv",
+        default_code: 0,
+        kept_rows: 3,
+        message: "0 rejected",
+        strict_code: 0,
+    },
+    BadCase {
+        file: "missing_column.csv",
+        default_code: 3,
+        kept_rows: 0,
+        message: "missing_column.csv:1: the header has no column \"user_id\"",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "missing_field.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "missing_field.csv:3: expected 4 fields, found 2",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "non_numeric_id.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "non_numeric_id.csv:3: status_id \"12abc\" is not an integer",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "negative_id.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "negative_id.csv:3: status_id -2 is negative",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "bad_timestamp.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "bad_timestamp.csv:3: created_at \"yesterday-ish\" is not a timestamp",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "broken_quoting.csv",
+        default_code: 0,
+        kept_rows: 2,
+        message: "broken_quoting.csv:4: a quoted field is never closed",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "conflicting_texts.csv",
+        default_code: 0,
+        kept_rows: 4,
+        message: "0 rejected",
+        strict_code: 0,
+    },
+    BadCase {
+        file: "empty.csv",
+        default_code: 3,
+        kept_rows: 0,
+        message: "empty.csv is empty (0 bytes)",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "header_only.csv",
+        default_code: 3,
+        kept_rows: 0,
+        message: "header_only.csv has a header line but no rows",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "not_object.jsonl",
+        default_code: 0,
+        kept_rows: 2,
+        message: "not_object.jsonl:2: expected a JSON object, found an array",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "invalid_json.jsonl",
+        default_code: 0,
+        kept_rows: 2,
+        message: "invalid_json.jsonl:2: not valid JSON",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "invalid_utf8.jsonl",
+        default_code: 0,
+        kept_rows: 2,
+        message: "invalid_utf8.jsonl:2: the line is not valid UTF-8",
+        strict_code: 3,
+    },
+    BadCase {
+        file: "empty.jsonl",
+        default_code: 3,
+        kept_rows: 0,
+        message: "empty.jsonl is empty (0 bytes)",
+        strict_code: 3,
+    },
+];
+
+#[test]
+fn bad_tweet_files_are_reported_skipped_or_fatal_under_strict() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let bad_dir = repo_path("fixtures/bad/tweets");
+    let listed: std::collections::BTreeSet<&str> = BAD_CASES.iter().map(|case| case.file).collect();
+    for entry in std::fs::read_dir(&bad_dir).expect("fixtures/bad/tweets") {
+        let name = entry
+            .expect("an entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.ends_with(".csv") || name.ends_with(".jsonl") {
+            assert!(
+                listed.contains(name.as_str()),
+                "{name} has no case in BAD_CASES"
+            );
+        }
+    }
+    for (idx, case) in BAD_CASES.iter().enumerate() {
+        let input = bad_dir.join(case.file).display().to_string();
+        let store = format!("sqlite:default_{idx}.db");
+        let default = check_run(
+            dir,
+            &["--store", &store, "import", "--input", &input],
+            case.default_code,
+        );
+        assert!(
+            default.stderr.contains(case.message),
+            "{}: expected {:?} in:\n{}",
+            case.file,
+            case.message,
+            default.stderr
+        );
+        if case.default_code == 0 {
+            let rejected = if case.message == "0 rejected" { 0 } else { 1 };
+            let summary = format!(
+                "{} rows read, {} new, 0 already present, {rejected} rejected",
+                case.kept_rows, case.kept_rows
+            );
+            assert!(
+                default.stderr.contains(&summary),
+                "{}: expected {summary:?} in:\n{}",
+                case.file,
+                default.stderr
+            );
+        }
+
+        let strict_store = format!("sqlite:strict_{idx}.db");
+        let strict = check_run(
+            dir,
+            &[
+                "--store",
+                &strict_store,
+                "import",
+                "--strict",
+                "--input",
+                &input,
+            ],
+            case.strict_code,
+        );
+        if case.strict_code != 0 {
+            assert!(
+                strict.stderr.contains(case.message),
+                "{}: --strict: {}",
+                case.file,
+                strict.stderr
+            );
+            // Nothing was written: a migrate finds no tweets to join.
+            let migrate = run(toxcli(dir).args(["--store", &strict_store, "migrate"]));
+            assert_eq!(migrate.code, 0, "{}", migrate.stderr);
+            assert!(
+                migrate
+                    .stderr
+                    .contains("0 new distinct texts, 0 new status ids"),
+                "{}: {}",
+                case.file,
+                migrate.stderr
+            );
+        }
+    }
+
+    // The conflicting texts are reported by the de-duplication.
+    let migrate = check_run(dir, &["--store", "sqlite:default_11.db", "migrate"], 0);
+    assert!(
+        migrate
+            .stderr
+            .contains("status 2: kept \"first text\", ignored \"second text\""),
+        "{}",
+        migrate.stderr
+    );
+    // The 1 MB text is scored (truncated to 512 tokens), not rejected.
+    let flags = model_flags();
+    let mut args = vec!["--store", "sqlite:default_4.db"];
+    args.extend(score_args(&[], &flags));
+    check_run(dir, &["--store", "sqlite:default_4.db", "migrate"], 0);
+    let score = check_run(dir, &args, 0);
+    assert!(score.stderr.contains("scored 3 texts"), "{}", score.stderr);
+}
+
+#[test]
+fn usage_and_model_errors_have_their_exit_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let tweets = fixture_tweets();
+    let flags = model_flags();
+
+    let check = |args: &[&str], code: i32, message: &str| {
+        let result = check_run(dir, args, code);
+        assert!(
+            result.stderr.contains(message),
+            "toxcli {args:?}: expected {message:?} in:\n{}",
+            result.stderr
+        );
+        assert!(
+            !result.stderr.contains("stack backtrace"),
+            "{}",
+            result.stderr
+        );
+    };
+    check(
+        &["--store", "postgres:x", "status"],
+        2,
+        "expected sqlite:PATH, memory, or bigquery",
+    );
+    check(
+        &["--store", "bigquery:my-project.bad`name", "status"],
+        2,
+        "only letters, digits and underscores",
+    );
+    check(
+        &["--store", "sqlite:no/such/folder/x.db", "status"],
+        2,
+        "does not exist",
+    );
+    check(
+        &["score", "--shard", "2/2"],
+        2,
+        "the index must be below the count",
+    );
+    check(
+        &["score", "--shard", "0/2", "--input", &tweets],
+        2,
+        "--input with --shard",
+    );
+    check(&["score", "--batch-size", "0"], 2, "--batch-size");
+    check(&["export", "--model", "nope"], 2, "unknown model \"nope\"");
+    check(
+        &["import", "--input", "no-such-file.csv"],
+        3,
+        "cannot open no-such-file.csv",
+    );
+    check(
+        &["status"],
+        4,
+        "run `toxcli import` and `toxcli migrate` first",
+    );
+
+    let mut missing = score_args(&[], &flags);
+    let checkpoint_idx = missing
+        .iter()
+        .position(|arg| *arg == "--checkpoint")
+        .expect("flag")
+        + 1;
+    missing[checkpoint_idx] = "no-such.ckpt";
+    check(&missing, 5, "no-such.ckpt");
+    let not_a_zip = repo_path("fixtures/bad/checkpoints/not_a_zip.ckpt")
+        .display()
+        .to_string();
+    let mut bad = score_args(&[], &flags);
+    bad[checkpoint_idx] = &not_a_zip;
+    check(&bad, 5, "not_a_zip.ckpt");
+
+    let env = run(toxcli(dir)
+        .args(["score", "--input", &tweets])
+        .args(&flags)
+        .env("BATCH_SIZE", "zero"));
+    assert_eq!(env.code, 2, "{}", env.stderr);
+    assert!(env.stderr.contains("zero"), "{}", env.stderr);
+    let help = check_run(dir, &["--help"], 0);
+    for variable in [
+        "MODEL_NAME",
+        "BIGQUERY_DATASET_NAME",
+        "LIMIT",
+        "BATCH_SIZE",
+        "MAX_THREADS",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ] {
+        assert!(
+            help.stdout.contains(variable),
+            "--help does not document {variable}"
+        );
+    }
+}
+
+#[test]
+fn limit_and_environment_defaults_apply() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let tweets = fixture_tweets();
+    let flags = model_flags();
+    let first = run(toxcli(dir)
+        .args(score_args(&["--input", &tweets], &flags))
+        .env("LIMIT", "10")
+        .env("BATCH_SIZE", "4"));
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.contains("scored 10 texts"), "{}", first.stderr);
+    assert!(first.stderr.contains("batch size 4"), "{}", first.stderr);
+    let second = check_run(dir, &score_args(&["--limit", "5"], &flags), 0);
+    assert!(
+        second.stderr.contains("scored 5 texts"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        status_counts(dir, "sqlite:toxscore.db"),
+        (15, FIXTURE_TEXTS - 15)
+    );
+}
+
+#[test]
+fn bigquery_end_to_end_on_the_emulator() {
+    let endpoint = std::env::var("TOXSCORE_BIGQUERY_EMULATOR").expect(
+        "TOXSCORE_BIGQUERY_EMULATOR is not set: run the tests with `cargo xtask test`, which starts the BigQuery emulator",
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let flags = model_flags();
+    let tweets = fixture_tweets();
+    let dataset = format!("bigquery:test-project.toxcli_e2e_{}", std::process::id());
+    let bigquery = |args: &[&str], code: i32| -> Run {
+        let mut all = vec![
+            "--store",
+            dataset.as_str(),
+            "--bigquery-endpoint",
+            endpoint.as_str(),
+        ];
+        all.extend_from_slice(args);
+        check_run(dir, &all, code)
+    };
+    bigquery(&["import", "--input", &tweets], 0);
+    let migrate = bigquery(&["migrate"], 0);
+    assert!(
+        migrate.stderr.contains("48 new distinct texts"),
+        "{}",
+        migrate.stderr
+    );
+    let score = bigquery(&score_args(&[], &flags), 0);
+    assert!(score.stderr.contains("scored 48 texts"), "{}", score.stderr);
+    let again = bigquery(&score_args(&[], &flags), 0);
+    assert!(
+        again.stderr.contains("nothing to score"),
+        "{}",
+        again.stderr
+    );
+    bigquery(&["export", "--output", "bigquery.csv"], 0);
+
+    check_run(
+        dir,
+        &score_args(&["--input", &tweets, "--export", "sqlite.csv"], &flags),
+        0,
+    );
+    assert_exports_equal(
+        &read_export(&dir.join("bigquery.csv")),
+        &read_export(&dir.join("sqlite.csv")),
+    );
+}
