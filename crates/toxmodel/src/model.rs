@@ -15,7 +15,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::{gelu, gelu_approximate, relu, sigmoid};
+use burn::tensor::activation::{gelu_approximate, relu, sigmoid};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -205,7 +205,7 @@ impl Layer {
 
         let intermediate = self.intermediate.forward(attended.clone());
         let intermediate = match settings.activation {
-            Activation::Gelu => gelu(intermediate),
+            Activation::Gelu => gelu_erf(intermediate),
             Activation::GeluNew => gelu_approximate(intermediate),
             Activation::Relu => relu(intermediate),
         };
@@ -218,5 +218,99 @@ impl ClassificationHead {
     fn forward(&self, first_token: Tensor<2>) -> Tensor<2> {
         self.out_proj
             .forward(self.dense.forward(first_token).tanh())
+    }
+}
+
+/// Exact (erf) GELU, `x / 2 * (1 + erf(x / sqrt(2)))`, computed on the host.
+///
+/// Burn's CPU backends call libm's scalar `erff` per element, which took a
+/// tenth of bert-base's time here. This erf is the rational approximation
+/// Eigen and XLA use for f32 (`generic_fast_erf_float`, clamped to [-4, 4],
+/// error within a few ulp), which the compiler vectorizes.
+fn gelu_erf<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
+    let device = tensor.device();
+    let shape = tensor.shape();
+    let mut values = tensor
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("the model computes in f32");
+    for value in &mut values {
+        *value = 0.5 * *value * (1.0 + erf(*value * std::f32::consts::FRAC_1_SQRT_2));
+    }
+    Tensor::from_data(TensorData::new(values, shape), &device)
+}
+
+/// f32 erf: Eigen's `generic_fast_erf_float`.
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    const ALPHA: [f32; 7] = [
+        -2.726_142_3e-10,
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906_3e-4,
+        -2.954_600_5e-3,
+        -1.609_603_3e-2,
+    ];
+    const BETA: [f32; 5] = [
+        -1.456_607_2e-5,
+        -2.133_740_6e-4,
+        -1.682_827e-3,
+        -7.373_329_3e-3,
+        -1.426_474e-2,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = ALPHA[0];
+    for coefficient in &ALPHA[1..] {
+        p = p * x2 + coefficient;
+    }
+    let mut q = BETA[0];
+    for coefficient in &BETA[1..] {
+        q = q * x2 + coefficient;
+    }
+    x * p / q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::erf;
+
+    #[test]
+    fn fast_erf_matches_the_exact_one() {
+        // Within 5e-7 of the exact erf everywhere (measured 4.2e-7, a few f32 ulp
+        // near 1.0): far below the 1e-5 parity tolerance on probabilities.
+        let mut worst = 0.0f32;
+        for step in -80_000..=80_000 {
+            let x = step as f32 / 10_000.0;
+            let exact = libm_erf(x as f64) as f32;
+            worst = worst.max((erf(x) - exact).abs());
+        }
+        assert!(worst < 5e-7, "max error {worst}");
+    }
+
+    /// erf in f64 by its Taylor series (|x| small) or continued fraction
+    /// complement, precise to ~1e-12 on [-8, 8]: an independent reference.
+    fn libm_erf(x: f64) -> f64 {
+        if x.abs() < 3.0 {
+            let mut sum = 0.0;
+            let mut term = x;
+            let mut n = 0.0;
+            while term.abs() > 1e-17 {
+                sum += term / (2.0 * n + 1.0);
+                n += 1.0;
+                term *= -x * x / n;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        } else {
+            // erfc by Lentz's continued fraction.
+            let a = x.abs();
+            let mut fraction = 0.0;
+            for k in (1..200).rev() {
+                fraction = (k as f64 / 2.0) / (a + fraction);
+            }
+            let erfc = (-a * a).exp() / (std::f64::consts::PI.sqrt() * (a + fraction));
+            (1.0 - erfc) * x.signum()
+        }
     }
 }
