@@ -93,7 +93,9 @@ fn tweet(status_id: i64, user_id: i64, text: &str) -> Tweet {
         status_id,
         user_id,
         status_text: text.to_owned(),
-        created_at: Some(1_600_000_000_000_000 + status_id),
+        // Within BigQuery's TIMESTAMP range (up to 9999-12-31) even for
+        // the largest status ids used here.
+        created_at: Some(1_600_000_000_000_000 + status_id % 1_000_000_000_000),
     }
 }
 
