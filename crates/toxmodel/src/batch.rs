@@ -17,11 +17,7 @@ pub struct BatchSpec {
 }
 
 impl BatchSpec {
-    pub(crate) fn new(
-        architecture: Architecture,
-        config: &EncoderConfig,
-        pad_token_id: u32,
-    ) -> Self {
+    pub(crate) fn new(architecture: Architecture, config: &EncoderConfig, pad_token_id: u32) -> Self {
         Self {
             architecture,
             vocab_size: config.vocab_size,
@@ -49,21 +45,13 @@ impl TokenBatch {
     /// longest one and computes the position ids of the architecture.
     pub fn new<S: AsRef<[u32]>>(spec: &BatchSpec, sequences: &[S]) -> Result<TokenBatch> {
         if sequences.is_empty() {
-            return Err(Error::InvalidBatch {
-                problem: "the batch holds no sequence".to_owned(),
-            });
+            return Err(Error::InvalidBatch { problem: "the batch holds no sequence".to_owned() });
         }
-        let seq_len = sequences
-            .iter()
-            .map(|sequence| sequence.as_ref().len())
-            .max()
-            .unwrap_or(0);
+        let seq_len = sequences.iter().map(|sequence| sequence.as_ref().len()).max().unwrap_or(0);
         for (text_idx, sequence) in sequences.iter().enumerate() {
             let sequence = sequence.as_ref();
             if sequence.is_empty() {
-                return Err(Error::InvalidBatch {
-                    problem: format!("sequence {text_idx} is empty"),
-                });
+                return Err(Error::InvalidBatch { problem: format!("sequence {text_idx} is empty") });
             }
             if sequence.len() > spec.max_sequence_length {
                 return Err(Error::InvalidBatch {
@@ -93,32 +81,18 @@ impl TokenBatch {
             let sequence = sequence.as_ref();
             for token_idx in 0..seq_len {
                 let real = token_idx < sequence.len();
-                input_ids.push(if real {
-                    i64::from(sequence[token_idx])
-                } else {
-                    pad
-                });
+                input_ids.push(if real { i64::from(sequence[token_idx]) } else { pad });
                 padding_mask.push(!real);
                 position_ids.push(if spec.architecture.padding_aware_positions() {
                     // RoBERTa's create_position_ids_from_input_ids: real tokens
                     // count up from padding_idx + 1, padding sits at padding_idx.
-                    if real {
-                        pad + 1 + token_idx as i64
-                    } else {
-                        pad
-                    }
+                    if real { pad + 1 + token_idx as i64 } else { pad }
                 } else {
                     token_idx as i64
                 });
             }
         }
-        Ok(TokenBatch {
-            batch_size,
-            seq_len,
-            input_ids,
-            position_ids,
-            padding_mask,
-        })
+        Ok(TokenBatch { batch_size, seq_len, input_ids, position_ids, padding_mask })
     }
 
     /// Number of sequences.
@@ -152,30 +126,20 @@ mod tests {
     use super::*;
 
     fn spec(architecture: Architecture) -> BatchSpec {
-        BatchSpec {
-            architecture,
-            vocab_size: 100,
-            pad_token_id: 1,
-            max_sequence_length: 4,
-        }
+        BatchSpec { architecture, vocab_size: 100, pad_token_id: 1, max_sequence_length: 4 }
     }
 
     #[test]
     fn roberta_positions_skip_padding() {
-        let batch =
-            TokenBatch::new(&spec(Architecture::Roberta), &[vec![0, 5, 2], vec![0, 2]]).unwrap();
+        let batch = TokenBatch::new(&spec(Architecture::Roberta), &[vec![0, 5, 2], vec![0, 2]]).unwrap();
         assert_eq!(batch.input_ids(), &[0, 5, 2, 0, 2, 1]);
         assert_eq!(batch.position_ids(), &[2, 3, 4, 2, 3, 1]);
-        assert_eq!(
-            batch.padding_mask(),
-            &[false, false, false, false, false, true]
-        );
+        assert_eq!(batch.padding_mask(), &[false, false, false, false, false, true]);
     }
 
     #[test]
     fn bert_positions_count_from_zero() {
-        let batch =
-            TokenBatch::new(&spec(Architecture::Bert), &[vec![9, 2], vec![9, 3, 4]]).unwrap();
+        let batch = TokenBatch::new(&spec(Architecture::Bert), &[vec![9, 2], vec![9, 3, 4]]).unwrap();
         assert_eq!(batch.position_ids(), &[0, 1, 2, 0, 1, 2]);
         assert_eq!(batch.input_ids(), &[9, 2, 1, 9, 3, 4]);
     }

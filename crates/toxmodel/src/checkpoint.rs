@@ -16,11 +16,8 @@ use crate::config::Architecture;
 use crate::{Error, Result};
 
 /// Detoxify renames three class names after loading; we do the same.
-const CLASS_RENAMES: &[(&str, &str)] = &[
-    ("toxic", "toxicity"),
-    ("severe_toxic", "severe_toxicity"),
-    ("identity_hate", "identity_attack"),
-];
+const CLASS_RENAMES: &[(&str, &str)] =
+    &[("toxic", "toxicity"), ("severe_toxic", "severe_toxicity"), ("identity_hate", "identity_attack")];
 
 /// What `config.arch.args` and `config.dataset.args.classes` declare.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,19 +60,15 @@ impl Checkpoint {
     pub fn open(path: &Path) -> Result<Checkpoint> {
         // Distinguish a missing or unreadable file from a damaged one.
         std::fs::metadata(path).map_err(|source| Error::io(path, source))?;
-        let config = PytorchReader::read_pickle_data(path, Some("config"))
-            .map_err(|error| reader_error(path, error))?;
+        let config =
+            PytorchReader::read_pickle_data(path, Some("config")).map_err(|error| reader_error(path, error))?;
         let info = parse_info(path, &config)?;
-        let reader = PytorchReader::with_top_level_key(path, "state_dict")
-            .map_err(|error| reader_error(path, error))?;
+        let reader =
+            PytorchReader::with_top_level_key(path, "state_dict").map_err(|error| reader_error(path, error))?;
         if reader.is_empty() {
             return Err(Error::checkpoint(path, "state_dict holds no tensors"));
         }
-        Ok(Checkpoint {
-            path: path.to_owned(),
-            info,
-            tensors: reader.into_tensors(),
-        })
+        Ok(Checkpoint { path: path.to_owned(), info, tensors: reader.into_tensors() })
     }
 
     /// The checkpoint's file.
@@ -95,10 +88,10 @@ impl Checkpoint {
 
     /// Reads one f32 tensor, checking its shape.
     pub fn read_f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
-        let tensor = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
-            path: self.path.clone(),
-            name: name.to_owned(),
-        })?;
+        let tensor = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::MissingTensor { path: self.path.clone(), name: name.to_owned() })?;
         if tensor.dtype() != DType::F32 || tensor.shape() != expected {
             return Err(Error::TensorShape {
                 path: self.path.clone(),
@@ -113,10 +106,7 @@ impl Checkpoint {
             problem: format!("cannot read tensor {name}"),
             source: Some(Box::new(source)),
         })?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
-            .collect())
+        Ok(bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect())
     }
 }
 
@@ -137,38 +127,26 @@ fn reader_error(path: &Path, error: pytorch_reader::PytorchError) -> Error {
         pytorch_reader::PytorchError::Pickle(_) => "its pickle cannot be read".to_owned(),
         _ => "it cannot be read".to_owned(),
     };
-    Error::InvalidCheckpoint {
-        path: path.to_owned(),
-        problem,
-        source: Some(Box::new(error)),
-    }
+    Error::InvalidCheckpoint { path: path.to_owned(), problem, source: Some(Box::new(error)) }
 }
 
 fn parse_info(path: &Path, config: &PickleValue) -> Result<CheckpointInfo> {
-    let args = lookup(config, &["arch", "args"])
-        .ok_or_else(|| Error::checkpoint(path, "config has no arch.args"))?;
+    let args = lookup(config, &["arch", "args"]).ok_or_else(|| Error::checkpoint(path, "config has no arch.args"))?;
     let text = |key: &str| match lookup(args, &[key]) {
         Some(PickleValue::String(value)) => Ok(value.clone()),
-        _ => Err(Error::checkpoint(
-            path,
-            format!("config.arch.args.{key} is missing or not a string"),
-        )),
+        _ => Err(Error::checkpoint(path, format!("config.arch.args.{key} is missing or not a string"))),
     };
     let model_name = text("model_name")?;
     let base_model = text("model_type")?;
-    let architecture =
-        Architecture::from_class_name(&model_name).ok_or_else(|| Error::UnknownArchitecture {
-            path: path.to_owned(),
-            model_name: model_name.clone(),
-            supported: Architecture::ALL.map(Architecture::class_name).join(", "),
-        })?;
+    let architecture = Architecture::from_class_name(&model_name).ok_or_else(|| Error::UnknownArchitecture {
+        path: path.to_owned(),
+        model_name: model_name.clone(),
+        supported: Architecture::ALL.map(Architecture::class_name).join(", "),
+    })?;
     let num_classes = match lookup(args, &["num_classes"]) {
         Some(PickleValue::Int(n)) if *n > 0 => *n as usize,
         _ => {
-            return Err(Error::checkpoint(
-                path,
-                "config.arch.args.num_classes is missing or not a positive integer",
-            ));
+            return Err(Error::checkpoint(path, "config.arch.args.num_classes is missing or not a positive integer"));
         }
     };
     let names = |key: &str, required: bool| -> Result<Vec<String>> {
@@ -177,17 +155,11 @@ fn parse_info(path: &Path, config: &PickleValue) -> Result<CheckpointInfo> {
                 .iter()
                 .map(|item| match item {
                     PickleValue::String(name) => Ok(rename_class(name)),
-                    _ => Err(Error::checkpoint(
-                        path,
-                        format!("config.dataset.args.{key} holds a non-string"),
-                    )),
+                    _ => Err(Error::checkpoint(path, format!("config.dataset.args.{key} holds a non-string"))),
                 })
                 .collect(),
             None if !required => Ok(Vec::new()),
-            _ => Err(Error::checkpoint(
-                path,
-                format!("config.dataset.args.{key} is missing or not a list"),
-            )),
+            _ => Err(Error::checkpoint(path, format!("config.dataset.args.{key} is missing or not a list"))),
         }
     };
     // Detoxify names its outputs by `classes`; the 16-output models list the
@@ -204,13 +176,7 @@ fn parse_info(path: &Path, config: &PickleValue) -> Result<CheckpointInfo> {
             ),
         ));
     }
-    Ok(CheckpointInfo {
-        architecture,
-        base_model,
-        num_classes,
-        class_names: classes,
-        named_classes: named.len(),
-    })
+    Ok(CheckpointInfo { architecture, base_model, num_classes, class_names: classes, named_classes: named.len() })
 }
 
 fn lookup<'a>(mut value: &'a PickleValue, keys: &[&str]) -> Option<&'a PickleValue> {
@@ -225,11 +191,7 @@ fn lookup<'a>(mut value: &'a PickleValue, keys: &[&str]) -> Option<&'a PickleVal
 
 /// Applies Detoxify's renaming of class names.
 pub fn rename_class(name: &str) -> String {
-    CLASS_RENAMES
-        .iter()
-        .find(|(from, _)| *from == name)
-        .map_or(name, |(_, to)| to)
-        .to_owned()
+    CLASS_RENAMES.iter().find(|(from, _)| *from == name).map_or(name, |(_, to)| to).to_owned()
 }
 
 #[cfg(test)]

@@ -24,15 +24,16 @@ pub enum Architecture {
     Roberta,
     /// `XLMRobertaForSequenceClassification`: RoBERTa with the XLM-R vocabulary.
     XlmRoberta,
+    /// `AlbertForSequenceClassification`: factorised embeddings projected to
+    /// the hidden width, layers sharing one set of weights, `gelu_new`,
+    /// pooler then classifier.
+    Albert,
 }
 
 impl Architecture {
     /// All supported architectures.
-    pub const ALL: [Architecture; 3] = [
-        Architecture::Bert,
-        Architecture::Roberta,
-        Architecture::XlmRoberta,
-    ];
+    pub const ALL: [Architecture; 4] =
+        [Architecture::Bert, Architecture::Roberta, Architecture::XlmRoberta, Architecture::Albert];
 
     /// The transformers class name, as `config.arch.args.model_name` spells it.
     pub fn class_name(self) -> &'static str {
@@ -40,14 +41,13 @@ impl Architecture {
             Architecture::Bert => "BertForSequenceClassification",
             Architecture::Roberta => "RobertaForSequenceClassification",
             Architecture::XlmRoberta => "XLMRobertaForSequenceClassification",
+            Architecture::Albert => "AlbertForSequenceClassification",
         }
     }
 
     /// Parses a transformers class name.
     pub fn from_class_name(name: &str) -> Option<Architecture> {
-        Architecture::ALL
-            .into_iter()
-            .find(|arch| arch.class_name() == name)
+        Architecture::ALL.into_iter().find(|arch| arch.class_name() == name)
     }
 
     /// The prefix of the encoder's parameters in the state_dict.
@@ -55,6 +55,7 @@ impl Architecture {
         match self {
             Architecture::Bert => "bert",
             Architecture::Roberta | Architecture::XlmRoberta => "roberta",
+            Architecture::Albert => "albert",
         }
     }
 
@@ -69,6 +70,7 @@ impl Architecture {
             Architecture::Bert => "bert-base-uncased",
             Architecture::Roberta => "roberta-base",
             Architecture::XlmRoberta => "xlm-roberta-base",
+            Architecture::Albert => "albert-base-v2",
         }
     }
 }
@@ -110,6 +112,20 @@ pub struct EncoderConfig {
     /// The padding token id (RoBERTa numbers positions after it).
     #[serde(default)]
     pub pad_token_id: usize,
+    /// ALBERT: the width of the factorised embeddings, projected to
+    /// `hidden_size` (absent for the others: the embeddings are `hidden_size` wide).
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
+    /// ALBERT: the number of distinct weight sets the layers share (1 for albert-base-v2).
+    #[serde(default = "one")]
+    pub num_hidden_groups: usize,
+    /// ALBERT: layers inside a group (only 1 is supported, as every released ALBERT has).
+    #[serde(default = "one")]
+    pub inner_group_num: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl EncoderConfig {
@@ -127,6 +143,9 @@ impl EncoderConfig {
                 type_vocab_size: 2,
                 layer_norm_eps: 1e-12,
                 pad_token_id: 0,
+                embedding_size: None,
+                num_hidden_groups: 1,
+                inner_group_num: 1,
             },
             Architecture::Roberta => EncoderConfig {
                 vocab_size: 50265,
@@ -139,10 +158,27 @@ impl EncoderConfig {
                 type_vocab_size: 1,
                 layer_norm_eps: 1e-5,
                 pad_token_id: 1,
+                embedding_size: None,
+                num_hidden_groups: 1,
+                inner_group_num: 1,
             },
-            Architecture::XlmRoberta => EncoderConfig {
-                vocab_size: 250002,
-                ..EncoderConfig::builtin(Architecture::Roberta)
+            Architecture::XlmRoberta => {
+                EncoderConfig { vocab_size: 250002, ..EncoderConfig::builtin(Architecture::Roberta) }
+            }
+            Architecture::Albert => EncoderConfig {
+                vocab_size: 30000,
+                hidden_size: 768,
+                num_hidden_layers: 12,
+                num_attention_heads: 12,
+                intermediate_size: 3072,
+                hidden_act: Activation::GeluNew,
+                max_position_embeddings: 512,
+                type_vocab_size: 2,
+                layer_norm_eps: 1e-12,
+                pad_token_id: 0,
+                embedding_size: Some(128),
+                num_hidden_groups: 1,
+                inner_group_num: 1,
             },
         }
     }
@@ -150,13 +186,17 @@ impl EncoderConfig {
     /// Reads a Hugging Face `config.json`.
     pub fn from_file(path: &Path) -> Result<EncoderConfig> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::io(path, source))?;
-        let config: EncoderConfig =
-            serde_json::from_str(&text).map_err(|error| Error::InvalidConfig {
-                source_name: path.display().to_string(),
-                problem: error.to_string(),
-            })?;
+        let config: EncoderConfig = serde_json::from_str(&text).map_err(|error| Error::InvalidConfig {
+            source_name: path.display().to_string(),
+            problem: error.to_string(),
+        })?;
         config.validate(&path.display().to_string())?;
         Ok(config)
+    }
+
+    /// The width of the embeddings (before ALBERT's projection).
+    pub fn embedding_width(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
     }
 
     /// The width of one attention head.
@@ -168,36 +208,43 @@ impl EncoderConfig {
     pub fn max_sequence_length(&self, arch: Architecture) -> usize {
         if arch.padding_aware_positions() {
             // Positions start after the padding index, so fewer fit.
-            self.max_position_embeddings
-                .saturating_sub(self.pad_token_id + 1)
+            self.max_position_embeddings.saturating_sub(self.pad_token_id + 1)
         } else {
             self.max_position_embeddings
         }
     }
 
     pub(crate) fn validate(&self, source_name: &str) -> Result<()> {
-        let problem =
-            if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
-                Some(format!(
-                    "hidden_size {} is not a multiple of num_attention_heads {}",
-                    self.hidden_size, self.num_attention_heads
-                ))
-            } else if self.vocab_size == 0 || self.hidden_size == 0 || self.intermediate_size == 0 {
-                Some("vocab_size, hidden_size and intermediate_size must be positive".to_owned())
-            } else if self.type_vocab_size == 0 {
-                Some("type_vocab_size must be positive".to_owned())
-            } else if self.max_position_embeddings < 2 {
-                Some("max_position_embeddings must be at least 2".to_owned())
-            } else if !(self.layer_norm_eps > 0.0) {
-                Some("layer_norm_eps must be positive".to_owned())
-            } else {
-                None
-            };
+        let problem = if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            Some(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ))
+        } else if self.vocab_size == 0 || self.hidden_size == 0 || self.intermediate_size == 0 {
+            Some("vocab_size, hidden_size and intermediate_size must be positive".to_owned())
+        } else if self.embedding_size == Some(0) {
+            Some("embedding_size must be positive".to_owned())
+        } else if self.inner_group_num != 1 {
+            Some(format!(
+                "inner_group_num {} is not supported (only 1, as in every released ALBERT)",
+                self.inner_group_num
+            ))
+        } else if self.num_hidden_groups == 0 || self.num_hidden_layers % self.num_hidden_groups != 0 {
+            Some(format!(
+                "num_hidden_layers {} is not a multiple of num_hidden_groups {}",
+                self.num_hidden_layers, self.num_hidden_groups
+            ))
+        } else if self.type_vocab_size == 0 {
+            Some("type_vocab_size must be positive".to_owned())
+        } else if self.max_position_embeddings < 2 {
+            Some("max_position_embeddings must be at least 2".to_owned())
+        } else if !(self.layer_norm_eps > 0.0) {
+            Some("layer_norm_eps must be positive".to_owned())
+        } else {
+            None
+        };
         match problem {
-            Some(problem) => Err(Error::InvalidConfig {
-                source_name: source_name.to_owned(),
-                problem,
-            }),
+            Some(problem) => Err(Error::InvalidConfig { source_name: source_name.to_owned(), problem }),
             None => Ok(()),
         }
     }
@@ -215,10 +262,7 @@ mod tests {
         let roberta = EncoderConfig::builtin(Architecture::Roberta);
         assert_eq!(roberta.layer_norm_eps, 1e-5);
         assert_eq!(roberta.max_sequence_length(Architecture::Roberta), 512);
-        assert_eq!(
-            EncoderConfig::builtin(Architecture::XlmRoberta).vocab_size,
-            250002
-        );
+        assert_eq!(EncoderConfig::builtin(Architecture::XlmRoberta).vocab_size, 250002);
     }
 
     #[test]
@@ -226,18 +270,12 @@ mod tests {
         for arch in Architecture::ALL {
             assert_eq!(Architecture::from_class_name(arch.class_name()), Some(arch));
         }
-        assert_eq!(
-            Architecture::from_class_name("GPT2ForSequenceClassification"),
-            None
-        );
+        assert_eq!(Architecture::from_class_name("GPT2ForSequenceClassification"), None);
     }
 
     #[test]
     fn inconsistent_config_is_rejected() {
-        let config = EncoderConfig {
-            num_attention_heads: 5,
-            ..EncoderConfig::builtin(Architecture::Bert)
-        };
+        let config = EncoderConfig { num_attention_heads: 5, ..EncoderConfig::builtin(Architecture::Bert) };
         let error = config.validate("test").unwrap_err();
         assert!(matches!(error, Error::InvalidConfig { .. }), "{error}");
     }

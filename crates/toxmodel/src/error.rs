@@ -60,9 +60,7 @@ pub enum Error {
         examples: String,
     },
     /// The checkpoint names an architecture this crate does not implement.
-    #[error(
-        "{path}: unknown model_name {model_name:?} in config.arch.args; supported: {supported}"
-    )]
+    #[error("{path}: unknown model_name {model_name:?} in config.arch.args; supported: {supported}")]
     UnknownArchitecture {
         /// The checkpoint file.
         path: PathBuf,
@@ -144,17 +142,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
-        Error::InvalidCheckpoint {
-            path: path.into(),
-            problem: problem.into(),
-            source: None,
-        }
+        Error::InvalidCheckpoint { path: path.into(), problem: problem.into(), source: None }
     }
 }

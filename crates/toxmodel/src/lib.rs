@@ -100,9 +100,7 @@ impl CpuBackend {
 
     /// Parses a backend name.
     pub fn from_name(name: &str) -> Option<CpuBackend> {
-        CpuBackend::available()
-            .into_iter()
-            .find(|backend| backend.name() == name)
+        CpuBackend::available().into_iter().find(|backend| backend.name() == name)
     }
 
     /// The Burn device that runs on this backend.
@@ -142,18 +140,12 @@ pub struct Scores {
 impl Scores {
     /// The score of a class, if the model has it.
     pub fn get(&self, class: &str) -> Option<f32> {
-        self.names
-            .iter()
-            .position(|name| name == class)
-            .map(|idx| self.values[idx])
+        self.names.iter().position(|name| name == class).map(|idx| self.values[idx])
     }
 
     /// `(class name, score)` pairs in the checkpoint's order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f32)> {
-        self.names
-            .iter()
-            .map(String::as_str)
-            .zip(self.values.iter().copied())
+        self.names.iter().map(String::as_str).zip(self.values.iter().copied())
     }
 
     /// The scores in the checkpoint's order.
@@ -190,33 +182,18 @@ impl Detoxify {
         };
         let tokenizer_path = match &options.tokenizer {
             Some(path) => path.clone(),
-            None => checkpoint_path
-                .parent()
-                .map(Path::to_owned)
-                .unwrap_or_else(|| PathBuf::from(".")),
+            None => checkpoint_path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from(".")),
         };
         let max_length = config.max_sequence_length(architecture).min(512);
-        let tokenizer =
-            TextTokenizer::from_path(&tokenizer_path, architecture, config.vocab_size, max_length)?;
-        let device = options.device.clone().unwrap_or_else(|| {
-            CpuBackend::available()
-                .first()
-                .map(|backend| backend.device())
-                .unwrap_or_default()
-        });
-        let classifier = loader::load_classifier(
-            &checkpoint,
-            architecture,
-            &config,
-            info.num_classes,
-            &device,
-        )?;
+        let tokenizer = TextTokenizer::from_path(&tokenizer_path, architecture, config.vocab_size, max_length)?;
+        let device = options
+            .device
+            .clone()
+            .unwrap_or_else(|| CpuBackend::available().first().map(|backend| backend.device()).unwrap_or_default());
+        let classifier = loader::load_classifier(&checkpoint, architecture, &config, info.num_classes, &device)?;
         let spec = BatchSpec::new(architecture, &config, tokenizer.pad_token_id());
         let named_indexes: Vec<usize> = (0..info.named_classes).collect();
-        let named_names: Arc<[String]> = named_indexes
-            .iter()
-            .map(|&idx| info.class_names[idx].clone())
-            .collect();
+        let named_names: Arc<[String]> = named_indexes.iter().map(|&idx| info.class_names[idx].clone()).collect();
         Ok(Detoxify {
             classifier,
             settings: ForwardSettings::new(&config),
@@ -247,6 +224,19 @@ impl Detoxify {
         &self.all_names
     }
 
+    /// The number of weights held in memory (4 bytes each in fp32). ALBERT's
+    /// shared layers count once.
+    pub fn num_parameters(&self) -> usize {
+        use burn::module::Module;
+        self.classifier.num_params()
+    }
+
+    /// How many distinct sets of layer weights the encoder holds: one per
+    /// layer for BERT and RoBERTa, one per group (1) for ALBERT.
+    pub fn layer_weight_sets(&self) -> usize {
+        self.classifier.layers.len()
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
@@ -272,21 +262,12 @@ impl Detoxify {
     /// Scores texts: every output, identity outputs included, in input order.
     pub fn predict_all_outputs(&self, texts: &[&str]) -> Result<Vec<Scores>> {
         let probabilities = self.predict_probabilities(texts)?;
-        Ok(probabilities
-            .into_iter()
-            .map(|values| Scores {
-                names: self.all_names.clone(),
-                values,
-            })
-            .collect())
+        Ok(probabilities.into_iter().map(|values| Scores { names: self.all_names.clone(), values }).collect())
     }
 
     /// Picks the named classes out of a row of all outputs.
     pub fn named_scores(&self, all_outputs: &[f32]) -> Vec<f32> {
-        self.named_indexes
-            .iter()
-            .map(|&idx| all_outputs[idx])
-            .collect()
+        self.named_indexes.iter().map(|&idx| all_outputs[idx]).collect()
     }
 
     /// Tokenizes, groups texts of similar length into batches of at most the
@@ -298,8 +279,7 @@ impl Detoxify {
         order.sort_by_key(|&idx| sequences[idx].len());
         let mut results = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(self.batch_size) {
-            let batch_sequences: Vec<&[u32]> =
-                chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
+            let batch_sequences: Vec<&[u32]> = chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
             let batch = TokenBatch::new(&self.spec, &batch_sequences)?;
             for (&text_idx, row) in chunk.iter().zip(self.forward(&batch)) {
                 results[text_idx] = row;
@@ -317,8 +297,6 @@ impl Detoxify {
     /// and returns every output's probability, one row per sequence.
     pub fn forward(&self, batch: &TokenBatch) -> Vec<Vec<f32>> {
         let flat = self.classifier.forward(self.settings, batch, &self.device);
-        flat.chunks(self.info.num_classes)
-            .map(<[f32]>::to_vec)
-            .collect()
+        flat.chunks(self.info.num_classes).map(<[f32]>::to_vec).collect()
     }
 }

@@ -18,6 +18,17 @@
 //! | BERT `bert.pooler.dense.*`, RoBERTa `classifier.dense.*`   | `head.dense`                         |
 //! | BERT `classifier.*`, RoBERTa `classifier.out_proj.*`       | `head.out_proj`                      |
 //!
+//! ALBERT (`{p}` = `albert`) has the same parts under other names, one set
+//! per layer group (`{g}`), shared by the layers of the group:
+//!
+//! | checkpoint key                                                   | module path                    |
+//! |------------------------------------------------------------------|--------------------------------|
+//! | `albert.encoder.embedding_hidden_mapping_in.*`                   | `embedding_projection`         |
+//! | `albert.encoder.albert_layer_groups.{g}.albert_layers.0.attention.{query,key,value}.*` | `layers[g].query_key_value` |
+//! | `... .attention.dense.*`, `... .attention.LayerNorm.*`           | `layers[g].attention_output`, `attention_layer_norm` |
+//! | `... .ffn.*`, `... .ffn_output.*`, `... .full_layer_layer_norm.*` | `layers[g].intermediate`, `output`, `output_layer_norm` |
+//! | `albert.pooler.*`, `classifier.*`                                | `head.dense`, `head.out_proj`  |
+//!
 //! Buffers (`*.embeddings.position_ids`, `*.embeddings.token_type_ids`) are
 //! ignored; any other tensor left over is an error, since it means the
 //! checkpoint belongs to another architecture. PyTorch stores a Linear weight
@@ -47,77 +58,99 @@ pub(crate) fn load_classifier(
     num_classes: usize,
     device: &Device,
 ) -> Result<SequenceClassifier> {
-    let mut loader = Loader {
-        checkpoint,
-        config,
-        device,
-        used: BTreeSet::new(),
-    };
+    let mut loader = Loader { checkpoint, config, device, used: BTreeSet::new() };
     let p = architecture.prefix();
     let hidden = config.hidden_size;
+    let width = config.embedding_width();
 
-    let token_types = loader.read(
-        &format!("{p}.embeddings.token_type_embeddings.weight"),
-        &[config.type_vocab_size, hidden],
-    )?;
+    let word_embeddings =
+        loader.param2(&format!("{p}.embeddings.word_embeddings.weight"), [config.vocab_size, width])?;
+    let position_embeddings = loader
+        .param2(&format!("{p}.embeddings.position_embeddings.weight"), [config.max_position_embeddings, width])?;
+    let token_types =
+        loader.read(&format!("{p}.embeddings.token_type_embeddings.weight"), &[config.type_vocab_size, width])?;
     let embeddings = Embeddings {
-        word_embeddings: loader.param2(
-            &format!("{p}.embeddings.word_embeddings.weight"),
-            [config.vocab_size, hidden],
-        )?,
-        position_embeddings: loader.param2(
-            &format!("{p}.embeddings.position_embeddings.weight"),
-            [config.max_position_embeddings, hidden],
-        )?,
+        word_embeddings,
+        position_embeddings,
         // Detoxify always passes token type 0: keep that row only.
-        token_type_embedding: loader.param1_from(token_types[..hidden].to_vec()),
-        layer_norm: loader.layer_norm(&format!("{p}.embeddings.LayerNorm"))?,
+        token_type_embedding: loader.param1_from(token_types[..width].to_vec()),
+        layer_norm: loader.layer_norm(&format!("{p}.embeddings.LayerNorm"), width)?,
     };
 
-    let layers = (0..config.num_hidden_layers)
-        .map(|layer_idx| {
-            let layer = format!("{p}.encoder.layer.{layer_idx}");
+    let (embedding_projection, weight_sets) = match architecture {
+        Architecture::Albert => (
+            Some(loader.linear(&format!("{p}.encoder.embedding_hidden_mapping_in"), width, hidden)?),
+            config.num_hidden_groups,
+        ),
+        _ => (None, config.num_hidden_layers),
+    };
+    let layers = (0..weight_sets)
+        .map(|set_idx| {
+            let names = LayerNames::new(architecture, set_idx);
             Ok(Layer {
-                query_key_value: loader.fused_qkv(&format!("{layer}.attention.self"))?,
-                attention_output: loader.linear(
-                    &format!("{layer}.attention.output.dense"),
-                    hidden,
-                    hidden,
-                )?,
-                attention_layer_norm: loader
-                    .layer_norm(&format!("{layer}.attention.output.LayerNorm"))?,
-                intermediate: loader.linear(
-                    &format!("{layer}.intermediate.dense"),
-                    hidden,
-                    config.intermediate_size,
-                )?,
-                output: loader.linear(
-                    &format!("{layer}.output.dense"),
-                    config.intermediate_size,
-                    hidden,
-                )?,
-                output_layer_norm: loader.layer_norm(&format!("{layer}.output.LayerNorm"))?,
+                query_key_value: loader.fused_qkv(&names.query_key_value)?,
+                attention_output: loader.linear(&names.attention_output, hidden, hidden)?,
+                attention_layer_norm: loader.layer_norm(&names.attention_layer_norm, hidden)?,
+                intermediate: loader.linear(&names.intermediate, hidden, config.intermediate_size)?,
+                output: loader.linear(&names.output, config.intermediate_size, hidden)?,
+                output_layer_norm: loader.layer_norm(&names.output_layer_norm, hidden)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let head = match architecture {
-        Architecture::Bert => ClassificationHead {
-            dense: loader.linear("bert.pooler.dense", hidden, hidden)?,
-            out_proj: loader.linear("classifier", hidden, num_classes)?,
-        },
-        Architecture::Roberta | Architecture::XlmRoberta => ClassificationHead {
-            dense: loader.linear("classifier.dense", hidden, hidden)?,
-            out_proj: loader.linear("classifier.out_proj", hidden, num_classes)?,
-        },
+    let (dense, out_proj) = match architecture {
+        Architecture::Bert => ("bert.pooler.dense", "classifier"),
+        Architecture::Albert => ("albert.pooler", "classifier"),
+        Architecture::Roberta | Architecture::XlmRoberta => ("classifier.dense", "classifier.out_proj"),
+    };
+    let head = ClassificationHead {
+        dense: loader.linear(dense, hidden, hidden)?,
+        out_proj: loader.linear(out_proj, hidden, num_classes)?,
     };
 
     loader.check_all_used()?;
-    Ok(SequenceClassifier {
-        embeddings,
-        layers,
-        head,
-    })
+    Ok(SequenceClassifier { embeddings, embedding_projection, layers, head })
+}
+
+/// The checkpoint names of one encoder layer's parts (one weight set, for ALBERT).
+struct LayerNames {
+    /// Holds `query`, `key` and `value`.
+    query_key_value: String,
+    attention_output: String,
+    attention_layer_norm: String,
+    intermediate: String,
+    output: String,
+    output_layer_norm: String,
+}
+
+impl LayerNames {
+    fn new(architecture: Architecture, index: usize) -> Self {
+        let p = architecture.prefix();
+        match architecture {
+            Architecture::Albert => {
+                let layer = format!("{p}.encoder.albert_layer_groups.{index}.albert_layers.0");
+                LayerNames {
+                    query_key_value: format!("{layer}.attention"),
+                    attention_output: format!("{layer}.attention.dense"),
+                    attention_layer_norm: format!("{layer}.attention.LayerNorm"),
+                    intermediate: format!("{layer}.ffn"),
+                    output: format!("{layer}.ffn_output"),
+                    output_layer_norm: format!("{layer}.full_layer_layer_norm"),
+                }
+            }
+            Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta => {
+                let layer = format!("{p}.encoder.layer.{index}");
+                LayerNames {
+                    query_key_value: format!("{layer}.attention.self"),
+                    attention_output: format!("{layer}.attention.output.dense"),
+                    attention_layer_norm: format!("{layer}.attention.output.LayerNorm"),
+                    intermediate: format!("{layer}.intermediate.dense"),
+                    output: format!("{layer}.output.dense"),
+                    output_layer_norm: format!("{layer}.output.LayerNorm"),
+                }
+            }
+        }
+    }
 }
 
 struct Loader<'a> {
@@ -136,10 +169,7 @@ impl Loader<'_> {
 
     fn param2(&mut self, name: &str, shape: [usize; 2]) -> Result<Param<Tensor<2>>> {
         let values = self.read(name, &shape)?;
-        Ok(Param::from_tensor(Tensor::from_data(
-            TensorData::new(values, shape),
-            self.device,
-        )))
+        Ok(Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), self.device)))
     }
 
     fn param1(&mut self, name: &str, len: usize) -> Result<Param<Tensor<1>>> {
@@ -149,10 +179,7 @@ impl Loader<'_> {
 
     fn param1_from(&self, values: Vec<f32>) -> Param<Tensor<1>> {
         let len = values.len();
-        Param::from_tensor(Tensor::from_data(
-            TensorData::new(values, [len]),
-            self.device,
-        ))
+        Param::from_tensor(Tensor::from_data(TensorData::new(values, [len]), self.device))
     }
 
     /// A PyTorch `nn.Linear` (`{name}.weight` `[out, in]`, `{name}.bias` `[out]`).
@@ -160,10 +187,7 @@ impl Loader<'_> {
         let weight = self.read(&format!("{name}.weight"), &[d_output, d_input])?;
         let weight = transpose(&weight, d_output, d_input);
         Ok(Linear {
-            weight: Param::from_tensor(Tensor::from_data(
-                TensorData::new(weight, [d_input, d_output]),
-                self.device,
-            )),
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [d_input, d_output]), self.device)),
             bias: Some(self.param1(&format!("{name}.bias"), d_output)?),
         })
     }
@@ -179,37 +203,26 @@ impl Loader<'_> {
             // column `part_idx * hidden + out` of the fused `[in, 3 * out]` matrix.
             for out in 0..hidden {
                 for input in 0..hidden {
-                    weight[input * 3 * hidden + part_idx * hidden + out] =
-                        part_weight[out * hidden + input];
+                    weight[input * 3 * hidden + part_idx * hidden + out] = part_weight[out * hidden + input];
                 }
             }
             bias.extend(self.read(&format!("{name}.{part}.bias"), &[hidden])?);
         }
         Ok(Linear {
-            weight: Param::from_tensor(Tensor::from_data(
-                TensorData::new(weight, [hidden, 3 * hidden]),
-                self.device,
-            )),
+            weight: Param::from_tensor(Tensor::from_data(TensorData::new(weight, [hidden, 3 * hidden]), self.device)),
             bias: Some(self.param1_from(bias)),
         })
     }
 
     /// A LayerNorm with the configuration's epsilon. Old checkpoints name the
     /// parameters `gamma`/`beta` instead of `weight`/`bias`.
-    fn layer_norm(&mut self, name: &str) -> Result<LayerNorm> {
-        let hidden = self.config.hidden_size;
-        let (scale, shift) = if self
-            .checkpoint
-            .tensor_names()
-            .any(|key| key == format!("{name}.gamma"))
-        {
+    fn layer_norm(&mut self, name: &str, hidden: usize) -> Result<LayerNorm> {
+        let (scale, shift) = if self.checkpoint.tensor_names().any(|key| key == format!("{name}.gamma")) {
             ("gamma", "beta")
         } else {
             ("weight", "bias")
         };
-        let mut layer_norm = LayerNormConfig::new(hidden)
-            .with_epsilon(self.config.layer_norm_eps)
-            .init(self.device);
+        let mut layer_norm = LayerNormConfig::new(hidden).with_epsilon(self.config.layer_norm_eps).init(self.device);
         layer_norm.gamma = self.param1(&format!("{name}.{scale}"), hidden)?;
         layer_norm.beta = Some(self.param1(&format!("{name}.{shift}"), hidden)?);
         Ok(layer_norm)
@@ -253,9 +266,6 @@ mod tests {
 
     #[test]
     fn transpose_swaps_rows_and_columns() {
-        assert_eq!(
-            transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
-            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
-        );
+        assert_eq!(transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
     }
 }

@@ -15,7 +15,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::{gelu_approximate, relu, sigmoid};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -37,7 +37,8 @@ pub struct Embeddings {
     pub layer_norm: LayerNorm,
 }
 
-/// `BertLayer`: self-attention and feed-forward, each followed by a residual LayerNorm.
+/// `BertLayer` (ALBERT's `AlbertLayer` has the same parts): self-attention
+/// and feed-forward, each followed by a residual LayerNorm.
 #[derive(Module, Debug)]
 pub struct Layer {
     /// `attention.self.{query,key,value}` fused into one `[hidden, 3 * hidden]` projection.
@@ -57,9 +58,9 @@ pub struct Layer {
 /// The pooler/classifier pair: `out(tanh(dense(first token)))`.
 #[derive(Module, Debug)]
 pub struct ClassificationHead {
-    /// BERT `bert.pooler.dense`; RoBERTa `classifier.dense`.
+    /// BERT `bert.pooler.dense`; ALBERT `albert.pooler`; RoBERTa `classifier.dense`.
     pub dense: Linear,
-    /// BERT `classifier`; RoBERTa `classifier.out_proj`.
+    /// BERT and ALBERT `classifier`; RoBERTa `classifier.out_proj`.
     pub out_proj: Linear,
 }
 
@@ -68,7 +69,11 @@ pub struct ClassificationHead {
 pub struct SequenceClassifier {
     /// The embeddings.
     pub embeddings: Embeddings,
-    /// The encoder layers.
+    /// ALBERT's `encoder.embedding_hidden_mapping_in`: embedding width to hidden width.
+    pub embedding_projection: Option<Linear>,
+    /// The distinct weight sets of the encoder layers: one per layer for
+    /// BERT and RoBERTa; for ALBERT one per group (one in every released
+    /// model), each run by `num_hidden_layers / groups` consecutive layers.
     pub layers: Vec<Layer>,
     /// The head.
     pub head: ClassificationHead,
@@ -78,6 +83,7 @@ pub struct SequenceClassifier {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ForwardSettings {
     pub num_attention_heads: usize,
+    pub num_hidden_layers: usize,
     pub activation: Activation,
 }
 
@@ -85,6 +91,7 @@ impl ForwardSettings {
     pub(crate) fn new(config: &EncoderConfig) -> Self {
         Self {
             num_attention_heads: config.num_attention_heads,
+            num_hidden_layers: config.num_hidden_layers,
             activation: config.hidden_act,
         }
     }
@@ -93,65 +100,50 @@ impl ForwardSettings {
 impl SequenceClassifier {
     /// Runs the model on a batch and returns the sigmoid of the logits,
     /// `[batch, num_classes]`, row-major.
-    pub(crate) fn forward(
-        &self,
-        settings: ForwardSettings,
-        batch: &TokenBatch,
-        device: &Device,
-    ) -> Vec<f32> {
+    pub(crate) fn forward(&self, settings: ForwardSettings, batch: &TokenBatch, device: &Device) -> Vec<f32> {
         let [batch_size, seq_len] = [batch.batch_size(), batch.seq_len()];
-        let ids = Tensor::<1, Int>::from_data(
-            TensorData::new(batch.input_ids().to_vec(), [batch_size * seq_len]),
-            device,
-        );
-        let positions = Tensor::<1, Int>::from_data(
-            TensorData::new(batch.position_ids().to_vec(), [batch_size * seq_len]),
-            device,
-        );
+        let ids =
+            Tensor::<1, Int>::from_data(TensorData::new(batch.input_ids().to_vec(), [batch_size * seq_len]), device);
+        let positions =
+            Tensor::<1, Int>::from_data(TensorData::new(batch.position_ids().to_vec(), [batch_size * seq_len]), device);
         // `true` marks the padded keys that attention must ignore.
-        let padding = Tensor::<2, Bool>::from_data(
-            TensorData::new(batch.padding_mask().to_vec(), [batch_size, seq_len]),
-            device,
-        );
+        let padding =
+            Tensor::<2, Bool>::from_data(TensorData::new(batch.padding_mask().to_vec(), [batch_size, seq_len]), device);
 
         let mut hidden = self.embeddings.forward(ids, positions, batch_size, seq_len);
         let heads = settings.num_attention_heads;
-        let key_mask: Tensor<4, Bool> = padding
-            .reshape([batch_size, 1, 1, seq_len])
-            .expand([batch_size, heads, seq_len, seq_len]);
+        let key_mask: Tensor<4, Bool> =
+            padding.reshape([batch_size, 1, 1, seq_len]).expand([batch_size, heads, seq_len, seq_len]);
 
-        let last = self.layers.len().saturating_sub(1);
-        for (layer_idx, layer) in self.layers.iter().enumerate() {
+        if let Some(projection) = &self.embedding_projection {
+            hidden = projection.forward(hidden);
+        }
+        let num_layers = settings.num_hidden_layers;
+        // ALBERT's AlbertTransformer: layer `i` runs weight group `i / (layers / groups)`.
+        let layers_per_group = num_layers / self.layers.len().max(1);
+        for layer_idx in 0..num_layers {
+            let layer = &self.layers[layer_idx / layers_per_group.max(1)];
             // Only the first token feeds the head, so the last layer computes
             // its queries and feed-forward for that token alone.
-            let first_token_only = layer_idx == last;
+            let first_token_only = layer_idx + 1 == num_layers;
             hidden = layer.forward(hidden, key_mask.clone(), settings, first_token_only);
         }
         let [_, _, hidden_size] = hidden.dims();
         let first_token = hidden.narrow(1, 0, 1).reshape([batch_size, hidden_size]);
         let logits = self.head.forward(first_token);
         let probabilities = sigmoid(logits).into_data();
-        probabilities
-            .try_into_vec::<f32>()
-            .expect("the model computes in f32")
+        probabilities.try_into_vec::<f32>().expect("the model computes in f32")
     }
 }
 
 impl Embeddings {
-    fn forward(
-        &self,
-        ids: Tensor<1, Int>,
-        positions: Tensor<1, Int>,
-        batch_size: usize,
-        seq_len: usize,
-    ) -> Tensor<3> {
+    fn forward(&self, ids: Tensor<1, Int>, positions: Tensor<1, Int>, batch_size: usize, seq_len: usize) -> Tensor<3> {
         let words = self.word_embeddings.val().select(0, ids);
         let positions = self.position_embeddings.val().select(0, positions);
         let token_type = self.token_type_embedding.val().unsqueeze_dim::<2>(0);
         let hidden_size = token_type.dims()[1];
         let sum = words + positions + token_type;
-        self.layer_norm
-            .forward(sum.reshape([batch_size, seq_len, hidden_size]))
+        self.layer_norm.forward(sum.reshape([batch_size, seq_len, hidden_size]))
     }
 }
 
@@ -168,22 +160,13 @@ impl Layer {
         let head_size = hidden_size / heads;
 
         let qkv = self.query_key_value.forward(hidden.clone());
-        let split = |tensor: Tensor<3>, len: usize| {
-            tensor
-                .reshape([batch_size, len, heads, head_size])
-                .swap_dims(1, 2)
-        };
+        let split = |tensor: Tensor<3>, len: usize| tensor.reshape([batch_size, len, heads, head_size]).swap_dims(1, 2);
         let (query, residual, query_len, key_mask) = if first_token_only {
             let query = qkv.clone().narrow(1, 0, 1).narrow(2, 0, hidden_size);
             let mask = key_mask.narrow(2, 0, 1);
             (query, hidden.narrow(1, 0, 1), 1, mask)
         } else {
-            (
-                qkv.clone().narrow(2, 0, hidden_size),
-                hidden,
-                seq_len,
-                key_mask,
-            )
+            (qkv.clone().narrow(2, 0, hidden_size), hidden, seq_len, key_mask)
         };
         let key = qkv.clone().narrow(2, hidden_size, hidden_size);
         let value = qkv.narrow(2, 2 * hidden_size, hidden_size);
@@ -196,28 +179,22 @@ impl Layer {
             None,
             AttentionModuleOptions::default(),
         );
-        let context = context
-            .swap_dims(1, 2)
-            .reshape([batch_size, query_len, hidden_size]);
-        let attended = self
-            .attention_layer_norm
-            .forward(self.attention_output.forward(context) + residual);
+        let context = context.swap_dims(1, 2).reshape([batch_size, query_len, hidden_size]);
+        let attended = self.attention_layer_norm.forward(self.attention_output.forward(context) + residual);
 
         let intermediate = self.intermediate.forward(attended.clone());
         let intermediate = match settings.activation {
             Activation::Gelu => gelu_erf(intermediate),
-            Activation::GeluNew => gelu_approximate(intermediate),
+            Activation::GeluNew => gelu_tanh(intermediate),
             Activation::Relu => relu(intermediate),
         };
-        self.output_layer_norm
-            .forward(self.output.forward(intermediate) + attended)
+        self.output_layer_norm.forward(self.output.forward(intermediate) + attended)
     }
 }
 
 impl ClassificationHead {
     fn forward(&self, first_token: Tensor<2>) -> Tensor<2> {
-        self.out_proj
-            .forward(self.dense.forward(first_token).tanh())
+        self.out_proj.forward(self.dense.forward(first_token).tanh())
     }
 }
 
@@ -230,12 +207,24 @@ impl ClassificationHead {
 fn gelu_erf<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
     let device = tensor.device();
     let shape = tensor.shape();
-    let mut values = tensor
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("the model computes in f32");
+    let mut values = tensor.into_data().try_into_vec::<f32>().expect("the model computes in f32");
     for value in &mut values {
         *value = 0.5 * *value * (1.0 + erf(*value * std::f32::consts::FRAC_1_SQRT_2));
+    }
+    Tensor::from_data(TensorData::new(values, shape), &device)
+}
+
+/// ALBERT's `gelu_new`, `x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))`,
+/// computed on the host in the same order as transformers' `NewGELUActivation`
+/// (`x^3` as `x * x * x`, as PyTorch's `pow(x, 3.0)` does).
+fn gelu_tanh<const D: usize>(tensor: Tensor<D>) -> Tensor<D> {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    let device = tensor.device();
+    let shape = tensor.shape();
+    let mut values = tensor.into_data().try_into_vec::<f32>().expect("the model computes in f32");
+    for value in &mut values {
+        let x = *value;
+        *value = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))).tanh());
     }
     Tensor::from_data(TensorData::new(values, shape), &device)
 }
@@ -252,13 +241,7 @@ fn erf(x: f32) -> f32 {
         -2.954_600_5e-3,
         -1.609_603_3e-2,
     ];
-    const BETA: [f32; 5] = [
-        -1.456_607_2e-5,
-        -2.133_740_6e-4,
-        -1.682_827e-3,
-        -7.373_329_3e-3,
-        -1.426_474e-2,
-    ];
+    const BETA: [f32; 5] = [-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329_3e-3, -1.426_474e-2];
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let mut p = ALPHA[0];

@@ -81,7 +81,7 @@ pub const MODELS: &[RegisteredModel] = &[
         class_name: "AlbertForSequenceClassification",
         base_model: "albert-base-v2",
         tokenizer_files: &["tokenizer.json"],
-        architecture: None,
+        architecture: Some(Architecture::Albert),
     },
     RegisteredModel {
         name: "unbiased-small",
@@ -90,32 +90,22 @@ pub const MODELS: &[RegisteredModel] = &[
         class_name: "AlbertForSequenceClassification",
         base_model: "albert-base-v2",
         tokenizer_files: &["tokenizer.json"],
-        architecture: None,
+        architecture: Some(Architecture::Albert),
     },
 ];
 
 /// Finds a model by name.
 pub fn find(name: &str) -> Result<&'static RegisteredModel> {
-    MODELS
-        .iter()
-        .find(|model| model.name == name)
-        .ok_or_else(|| Error::UnknownModel {
-            name: name.to_owned(),
-            known: MODELS
-                .iter()
-                .map(|model| model.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    MODELS.iter().find(|model| model.name == name).ok_or_else(|| Error::UnknownModel {
+        name: name.to_owned(),
+        known: MODELS.iter().map(|model| model.name).collect::<Vec<_>>().join(", "),
+    })
 }
 
 impl RegisteredModel {
     /// The checkpoint's file name.
     pub fn file_name(&self) -> &'static str {
-        self.release_path
-            .rsplit('/')
-            .next()
-            .unwrap_or(self.release_path)
+        self.release_path.rsplit('/').next().unwrap_or(self.release_path)
     }
 
     /// The checkpoint's download address under `base_url`.
@@ -170,10 +160,7 @@ impl ModelCache {
     /// Whether the checkpoint and its tokenizer files are all present.
     pub fn is_cached(&self, model: &RegisteredModel) -> bool {
         self.checkpoint_path(model).is_file()
-            && model
-                .tokenizer_files
-                .iter()
-                .all(|file| self.model_dir(model).join(file).is_file())
+            && model.tokenizer_files.iter().all(|file| self.model_dir(model).join(file).is_file())
     }
 
     /// Checks the cached checkpoint's SHA-256 against its registered prefix
@@ -198,20 +185,13 @@ impl ModelCache {
             return Ok(self.checkpoint_path(model));
         }
         if !allow_download {
-            return Err(Error::NotCached {
-                name: model.name.to_owned(),
-                cache: self.root.clone(),
-            });
+            return Err(Error::NotCached { name: model.name.to_owned(), cache: self.root.clone() });
         }
         self.download(model, progress)
     }
 
     /// Downloads the checkpoint (verified) and the tokenizer files.
-    pub fn download(
-        &self,
-        model: &RegisteredModel,
-        progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<PathBuf> {
+    pub fn download(&self, model: &RegisteredModel, progress: &mut dyn FnMut(Progress<'_>)) -> Result<PathBuf> {
         let dir = self.model_dir(model);
         std::fs::create_dir_all(&dir).map_err(|source| Error::io(&dir, source))?;
         for file in model.tokenizer_files {
@@ -226,12 +206,7 @@ impl ModelCache {
             }
         }
         let destination = self.checkpoint_path(model);
-        download_file(
-            &model.url(&self.release_base_url),
-            &destination,
-            Some(model.sha256_prefix),
-            progress,
-        )?;
+        download_file(&model.url(&self.release_base_url), &destination, Some(model.sha256_prefix), progress)?;
         Ok(destination)
     }
 }
@@ -257,14 +232,11 @@ pub fn download_file(
     sha256_prefix: Option<&str>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<String> {
-    let download_error =
-        |problem: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
-            Error::Download {
-                url: url.to_owned(),
-                problem,
-                source,
-            }
-        };
+    let download_error = |problem: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| Error::Download {
+        url: url.to_owned(),
+        problem,
+        source,
+    };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
@@ -278,49 +250,33 @@ pub fn download_file(
     let total = response.body().content_length();
     let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
 
-    let file_name = destination
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or("download");
+    let file_name = destination.file_name().and_then(|name| name.to_str()).unwrap_or("download");
     let partial = destination.with_file_name(format!(".{file_name}.part-{}", std::process::id()));
     let result = (|| {
-        let mut file =
-            std::fs::File::create(&partial).map_err(|source| Error::io(&partial, source))?;
+        let mut file = std::fs::File::create(&partial).map_err(|source| Error::io(&partial, source))?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 16];
         let mut received = 0u64;
         loop {
             let n = reader.read(&mut buffer).map_err(|error| {
-                download_error(
-                    format!("the connection failed after {received} bytes"),
-                    Some(Box::new(error)),
-                )
+                download_error(format!("the connection failed after {received} bytes"), Some(Box::new(error)))
             })?;
             if n == 0 {
                 break;
             }
             hasher.update(&buffer[..n]);
-            file.write_all(&buffer[..n])
-                .map_err(|source| Error::io(&partial, source))?;
+            file.write_all(&buffer[..n]).map_err(|source| Error::io(&partial, source))?;
             received += n as u64;
-            progress(Progress {
-                url,
-                received,
-                total,
-            });
+            progress(Progress { url, received, total });
         }
         if let Some(total) = total.filter(|&total| total != received) {
-            return Err(download_error(
-                format!("received {received} of {total} bytes"),
-                None,
-            ));
+            return Err(download_error(format!("received {received} of {total} bytes"), None));
         }
         let actual = hex::encode(hasher.finalize());
         if let Some(prefix) = sha256_prefix {
             check_prefix(destination, prefix, &actual)?;
         }
-        file.sync_all()
-            .map_err(|source| Error::io(&partial, source))?;
+        file.sync_all().map_err(|source| Error::io(&partial, source))?;
         drop(file);
         std::fs::rename(&partial, destination).map_err(|source| Error::io(destination, source))?;
         Ok(actual)
@@ -336,11 +292,7 @@ fn check_prefix(path: &Path, prefix: &str, actual: &str) -> Result<()> {
     if actual.starts_with(&prefix.to_ascii_lowercase()) {
         Ok(())
     } else {
-        Err(Error::HashMismatch {
-            path: path.to_owned(),
-            expected: prefix.to_owned(),
-            actual: actual.to_owned(),
-        })
+        Err(Error::HashMismatch { path: path.to_owned(), expected: prefix.to_owned(), actual: actual.to_owned() })
     }
 }
 
@@ -352,11 +304,7 @@ mod tests {
     fn registry_names_and_file_names() {
         assert_eq!(MODELS.len(), 5);
         for model in MODELS {
-            assert!(
-                model.file_name().contains(model.sha256_prefix),
-                "{}",
-                model.name
-            );
+            assert!(model.file_name().contains(model.sha256_prefix), "{}", model.name);
             assert_eq!(find(model.name).unwrap().name, model.name);
         }
         assert!(matches!(find("gpt"), Err(Error::UnknownModel { .. })));

@@ -11,9 +11,7 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{
-    AddedToken, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
-};
+use tokenizers::{AddedToken, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::config::Architecture;
 use crate::{Error, Result};
@@ -41,11 +39,7 @@ impl TextTokenizer {
         max_length: usize,
     ) -> Result<TextTokenizer> {
         let file = resolve(path, architecture)?;
-        let name = file
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or_default()
-            .to_owned();
+        let name = file.file_name().and_then(|name| name.to_str()).unwrap_or_default().to_owned();
         let mut tokenizer = if name.ends_with(".txt") {
             bert_wordpiece(&file)?
         } else if name.starts_with("vocab") && name.ends_with(".json") {
@@ -56,18 +50,16 @@ impl TextTokenizer {
         };
         let pad_token = match architecture {
             Architecture::Bert => "[PAD]",
-            Architecture::Roberta | Architecture::XlmRoberta => "<pad>",
+            Architecture::Roberta | Architecture::XlmRoberta | Architecture::Albert => "<pad>",
         };
-        let pad_token_id = tokenizer
-            .token_to_id(pad_token)
-            .ok_or_else(|| Error::Tokenizer {
-                path: file.clone(),
-                problem: format!(
-                    "it has no padding token {pad_token}: is it the tokenizer of a {} model?",
-                    architecture.base_model()
-                ),
-                source: None,
-            })?;
+        let pad_token_id = tokenizer.token_to_id(pad_token).ok_or_else(|| Error::Tokenizer {
+            path: file.clone(),
+            problem: format!(
+                "it has no padding token {pad_token}: is it the tokenizer of a {} model?",
+                architecture.base_model()
+            ),
+            source: None,
+        })?;
         let tokenizer_vocab = tokenizer.get_vocab_size(true);
         if tokenizer_vocab != vocab_size {
             return Err(Error::Tokenizer {
@@ -87,11 +79,7 @@ impl TextTokenizer {
                 stride: 0,
             }))
             .map_err(|source| tokenizer_error(&file, "cannot set truncation", source))?;
-        Ok(TextTokenizer {
-            tokenizer,
-            pad_token_id,
-            source: file,
-        })
+        Ok(TextTokenizer { tokenizer, pad_token_id, source: file })
     }
 
     /// The padding token's id.
@@ -120,10 +108,7 @@ impl TextTokenizer {
             .tokenizer
             .encode_batch_fast(texts.to_vec(), true)
             .map_err(|source| tokenizer_error(&self.source, "cannot tokenize a batch", source))?;
-        Ok(encodings
-            .into_iter()
-            .map(|encoding| encoding.get_ids().to_vec())
-            .collect())
+        Ok(encodings.into_iter().map(|encoding| encoding.get_ids().to_vec()).collect())
     }
 }
 
@@ -134,17 +119,17 @@ fn resolve(path: &Path, architecture: Architecture) -> Result<PathBuf> {
     }
     let fallback = match architecture {
         Architecture::Bert => "vocab.txt",
-        Architecture::Roberta | Architecture::XlmRoberta => "vocab.json",
+        Architecture::Roberta => "vocab.json",
+        // SentencePiece models: a tokenizer.json converted by transformers.
+        Architecture::XlmRoberta | Architecture::Albert => "tokenizer.json",
     };
-    ["tokenizer.json", fallback]
-        .into_iter()
-        .map(|name| path.join(name))
-        .find(|file| file.is_file())
-        .ok_or_else(|| Error::Tokenizer {
+    ["tokenizer.json", fallback].into_iter().map(|name| path.join(name)).find(|file| file.is_file()).ok_or_else(|| {
+        Error::Tokenizer {
             path: path.to_owned(),
             problem: format!("the folder holds neither tokenizer.json nor {fallback}"),
             source: None,
-        })
+        }
+    })
 }
 
 /// bert-base-uncased's tokenizer, as `BertTokenizerFast` builds it from `vocab.txt`.
@@ -162,25 +147,19 @@ fn bert_wordpiece(vocab: &Path) -> Result<Tokenizer> {
         .map_err(|source| tokenizer_error(vocab, "cannot read the WordPiece vocabulary", source))?;
     let mut tokenizer = Tokenizer::new(model);
     let special = |token: &str| {
-        tokenizer
-            .token_to_id(token)
-            .ok_or_else(|| Error::Tokenizer {
-                path: vocab.to_owned(),
-                problem: format!("the vocabulary has no {token} token"),
-                source: None,
-            })
+        tokenizer.token_to_id(token).ok_or_else(|| Error::Tokenizer {
+            path: vocab.to_owned(),
+            problem: format!("the vocabulary has no {token} token"),
+            source: None,
+        })
     };
     let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
     tokenizer
         .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
         .with_pre_tokenizer(Some(BertPreTokenizer))
-        .with_post_processor(Some(BertProcessing::new(
-            ("[SEP]".to_owned(), sep),
-            ("[CLS]".to_owned(), cls),
-        )));
+        .with_post_processor(Some(BertProcessing::new(("[SEP]".to_owned(), sep), ("[CLS]".to_owned(), cls))));
     // As in Hugging Face, the special tokens are matched in the raw text too.
-    let specials =
-        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|token| AddedToken::from(token, true));
+    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|token| AddedToken::from(token, true));
     tokenizer.add_special_tokens(&specials);
     Ok(tokenizer)
 }
@@ -190,13 +169,11 @@ fn bert_wordpiece(vocab: &Path) -> Result<Tokenizer> {
 fn roberta_bpe(vocab: &Path) -> Result<Tokenizer> {
     let merges = vocab.with_file_name("merges.txt");
     let as_str = |path: &Path| {
-        path.to_str()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Tokenizer {
-                path: path.to_owned(),
-                problem: "the path is not valid UTF-8".to_owned(),
-                source: None,
-            })
+        path.to_str().map(str::to_owned).ok_or_else(|| Error::Tokenizer {
+            path: path.to_owned(),
+            problem: "the path is not valid UTF-8".to_owned(),
+            source: None,
+        })
     };
     if !merges.is_file() {
         return Err(Error::Tokenizer {
@@ -207,18 +184,14 @@ fn roberta_bpe(vocab: &Path) -> Result<Tokenizer> {
     }
     let model = BPE::from_file(&as_str(vocab)?, &as_str(&merges)?)
         .build()
-        .map_err(|source| {
-            tokenizer_error(vocab, "cannot read the BPE vocabulary and merges", source)
-        })?;
+        .map_err(|source| tokenizer_error(vocab, "cannot read the BPE vocabulary and merges", source))?;
     let mut tokenizer = Tokenizer::new(model);
     let special = |token: &str| {
-        tokenizer
-            .token_to_id(token)
-            .ok_or_else(|| Error::Tokenizer {
-                path: vocab.to_owned(),
-                problem: format!("the vocabulary has no {token} token"),
-                source: None,
-            })
+        tokenizer.token_to_id(token).ok_or_else(|| Error::Tokenizer {
+            path: vocab.to_owned(),
+            problem: format!("the vocabulary has no {token} token"),
+            source: None,
+        })
     };
     let (cls, sep) = (special("<s>")?, special("</s>")?);
     tokenizer
@@ -231,19 +204,13 @@ fn roberta_bpe(vocab: &Path) -> Result<Tokenizer> {
         .with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
     // As in Hugging Face, the special tokens are matched in the raw text too;
     // `<mask>` also swallows the space before it.
-    let mut specials: Vec<AddedToken> = ["<s>", "<pad>", "</s>", "<unk>"]
-        .into_iter()
-        .map(|token| AddedToken::from(token, true))
-        .collect();
+    let mut specials: Vec<AddedToken> =
+        ["<s>", "<pad>", "</s>", "<unk>"].into_iter().map(|token| AddedToken::from(token, true)).collect();
     specials.push(AddedToken::from("<mask>", true).lstrip(true));
     tokenizer.add_special_tokens(&specials);
     Ok(tokenizer)
 }
 
 fn tokenizer_error(path: &Path, problem: &str, source: tokenizers::Error) -> Error {
-    Error::Tokenizer {
-        path: path.to_owned(),
-        problem: problem.to_owned(),
-        source: Some(source),
-    }
+    Error::Tokenizer { path: path.to_owned(), problem: problem.to_owned(), source: Some(source) }
 }

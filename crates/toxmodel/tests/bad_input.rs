@@ -30,14 +30,8 @@ fn check(file: &str, base: &str, matches: fn(&Error) -> bool, needle: &str) {
     let error = load_bad(file, base);
     let message = error.to_string();
     assert!(matches(&error), "{file}: unexpected variant: {error:?}");
-    assert!(
-        message.contains(file),
-        "{file}: the message does not name the file: {message}"
-    );
-    assert!(
-        message.contains(needle),
-        "{file}: the message does not say {needle:?}: {message}"
-    );
+    assert!(message.contains(file), "{file}: the message does not name the file: {message}");
+    assert!(message.contains(needle), "{file}: the message does not say {needle:?}: {message}");
 }
 
 #[test]
@@ -58,22 +52,12 @@ fn a_file_that_is_not_a_zip_is_not_a_checkpoint() {
 
 #[test]
 fn a_truncated_file_is_reported() {
-    check(
-        "truncated.ckpt",
-        "bert",
-        |e| matches!(e, Error::InvalidCheckpoint { .. }),
-        "truncated",
-    );
+    check("truncated.ckpt", "bert", |e| matches!(e, Error::InvalidCheckpoint { .. }), "truncated");
 }
 
 #[test]
 fn a_checkpoint_without_state_dict_is_reported() {
-    check(
-        "no_state_dict.ckpt",
-        "roberta",
-        |e| matches!(e, Error::InvalidCheckpoint { .. }),
-        "state_dict",
-    );
+    check("no_state_dict.ckpt", "roberta", |e| matches!(e, Error::InvalidCheckpoint { .. }), "state_dict");
 }
 
 #[test]
@@ -97,12 +81,7 @@ fn a_misshaped_tensor_is_named_with_both_shapes() {
     check(
         "num_classes_mismatch.ckpt",
         "roberta",
-        |e| {
-            matches!(
-                e,
-                Error::InvalidCheckpoint { .. } | Error::TensorShape { .. }
-            )
-        },
+        |e| matches!(e, Error::InvalidCheckpoint { .. } | Error::TensorShape { .. }),
         "6",
     );
 }
@@ -120,12 +99,7 @@ fn an_unknown_model_name_is_reported() {
 #[test]
 fn pickles_calling_unexpected_globals_are_refused_without_running_them() {
     for file in ["global_os_system.ckpt", "global_builtins_eval.ckpt"] {
-        check(
-            file,
-            "bert",
-            |e| matches!(e, Error::InvalidCheckpoint { .. }),
-            "not a valid Detoxify checkpoint",
-        );
+        check(file, "bert", |e| matches!(e, Error::InvalidCheckpoint { .. }), "not a valid Detoxify checkpoint");
     }
 }
 
@@ -151,10 +125,7 @@ fn a_tokenizer_of_another_vocabulary_is_refused() {
         let error = Detoxify::load(&base.join("checkpoint.ckpt"), &options).unwrap_err();
         let message = error.to_string();
         assert!(matches!(error, Error::Tokenizer { .. }), "{error:?}");
-        assert!(
-            message.contains(tokenizer) && message.contains("100") && message.contains("30522"),
-            "{message}"
-        );
+        assert!(message.contains(tokenizer) && message.contains("100") && message.contains("30522"), "{message}");
     }
 }
 
@@ -169,10 +140,7 @@ fn a_missing_file_is_an_io_error_naming_it() {
 fn a_config_of_the_wrong_shape_names_the_tensor() {
     // The bert checkpoint with the built-in bert-base config (768 wide).
     let base = fixtures().join("models/bert");
-    let options = LoadOptions {
-        tokenizer: Some(base.clone()),
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions { tokenizer: Some(base.clone()), ..LoadOptions::default() };
     let error = Detoxify::load(&base.join("checkpoint.ckpt"), &options).unwrap_err();
     assert!(matches!(error, Error::TensorShape { .. }), "{error:?}");
     assert!(error.to_string().contains(", 768] (F32)"), "{error}");

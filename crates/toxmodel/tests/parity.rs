@@ -28,14 +28,11 @@ struct Reference {
 }
 
 fn fixture(model: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/models")
-        .join(model)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models").join(model)
 }
 
 fn reference(model: &str) -> Reference {
-    let text = std::fs::read_to_string(fixture(model).join("reference.json"))
-        .expect("fixture reference.json");
+    let text = std::fs::read_to_string(fixture(model).join("reference.json")).expect("fixture reference.json");
     serde_json::from_str(&text).expect("valid reference.json")
 }
 
@@ -47,16 +44,12 @@ fn load(model: &str, tokenizer_file: &str, batch_size: usize) -> Detoxify {
         device: None,
         batch_size: Some(batch_size),
     };
-    Detoxify::load(&dir.join("checkpoint.ckpt"), &options)
-        .unwrap_or_else(|error| panic!("loading {model}: {error}"))
+    Detoxify::load(&dir.join("checkpoint.ckpt"), &options).unwrap_or_else(|error| panic!("loading {model}: {error}"))
 }
 
 fn max_abs_diff(ours: &[f32], theirs: &[f32]) -> f32 {
     assert_eq!(ours.len(), theirs.len());
-    ours.iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
 }
 
 /// Checks token ids against Hugging Face's for every text.
@@ -72,33 +65,19 @@ fn check_token_ids(model: &str, tokenizer_file: &str) {
             reference.texts[text_idx]
         );
     }
-    assert!(
-        ids.iter().any(|ids| ids.len() == 512),
-        "the long text must be truncated to 512 tokens"
-    );
+    assert!(ids.iter().any(|ids| ids.len() == 512), "the long text must be truncated to 512 tokens");
 }
 
 /// Checks every output of every text at the given batch size.
 fn check_probabilities(model: &str, tokenizer_file: &str, batch_size: usize) {
     let reference = reference(model);
     let detoxify = load(model, tokenizer_file, batch_size);
-    let renamed: Vec<String> = reference
-        .classes
-        .iter()
-        .map(|name| toxmodel::rename_class(name))
-        .collect();
+    let renamed: Vec<String> = reference.classes.iter().map(|name| toxmodel::rename_class(name)).collect();
     assert_eq!(detoxify.all_class_names(), renamed.as_slice());
-    assert_eq!(
-        detoxify.class_names(),
-        reference.detoxify_classes.as_slice()
-    );
+    assert_eq!(detoxify.class_names(), reference.detoxify_classes.as_slice());
     let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
     let all = detoxify.predict_all_outputs(&texts).unwrap();
-    let expected = if batch_size == 1 {
-        &reference.probabilities
-    } else {
-        &reference.probabilities_batch16
-    };
+    let expected = if batch_size == 1 { &reference.probabilities } else { &reference.probabilities_batch16 };
     let mut worst = 0.0f32;
     for (text_idx, (ours, theirs)) in all.iter().zip(expected).enumerate() {
         let diff = max_abs_diff(ours.values(), theirs);
@@ -117,10 +96,7 @@ fn check_probabilities(model: &str, tokenizer_file: &str, batch_size: usize) {
             assert!((value - theirs[class_idx]).abs() <= TOLERANCE);
         }
     }
-    eprintln!(
-        "{model} batch {batch_size}: max abs diff {worst:e} over {} texts",
-        texts.len()
-    );
+    eprintln!("{model} batch {batch_size}: max abs diff {worst:e} over {} texts", texts.len());
 }
 
 #[test]
@@ -169,18 +145,9 @@ fn scores_differ_from_text_to_text() {
     for model in ["bert", "roberta"] {
         let reference = reference(model);
         for class_idx in 0..reference.classes.len() {
-            let scores: Vec<f32> = reference
-                .probabilities
-                .iter()
-                .map(|row| row[class_idx])
-                .collect();
-            let (min, max) = scores
-                .iter()
-                .fold((1.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            assert!(
-                max - min > 0.1,
-                "{model} class {class_idx} spans only {min}..{max}"
-            );
+            let scores: Vec<f32> = reference.probabilities.iter().map(|row| row[class_idx]).collect();
+            let (min, max) = scores.iter().fold((1.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            assert!(max - min > 0.1, "{model} class {class_idx} spans only {min}..{max}");
         }
     }
 }
@@ -198,4 +165,37 @@ fn xlm_roberta_probabilities_equal_pytorch_at_batch_1() {
 #[test]
 fn xlm_roberta_probabilities_equal_pytorch_at_batch_16() {
     check_probabilities("xlmr", "tokenizer.json", 16);
+}
+
+#[test]
+fn albert_token_ids_equal_hugging_face_from_tokenizer_json() {
+    check_token_ids("albert-original", "tokenizer.json");
+    check_token_ids("albert-unbiased", "tokenizer.json");
+}
+
+#[test]
+fn albert_original_probabilities_equal_pytorch_at_batch_1_and_16() {
+    check_probabilities("albert-original", "tokenizer.json", 1);
+    check_probabilities("albert-original", "tokenizer.json", 16);
+}
+
+#[test]
+fn albert_unbiased_probabilities_equal_pytorch_at_batch_1_and_16() {
+    check_probabilities("albert-unbiased", "tokenizer.json", 1);
+    check_probabilities("albert-unbiased", "tokenizer.json", 16);
+}
+
+#[test]
+fn albert_layers_share_one_set_of_weights() {
+    // The fixture has 3 layers in one group: one weight set is loaded and run 3 times.
+    let albert = load("albert-original", "tokenizer.json", 16);
+    assert_eq!(albert.layer_weight_sets(), 1);
+    // Hidden 32, intermediate 64, embeddings 16 wide, vocabulary 1170, 512 positions, 6 classes:
+    let embeddings = 1170 * 16 + 512 * 16 + 16 + 2 * 16; // words, positions, token type 0, LayerNorm
+    let projection = 16 * 32 + 32;
+    let layer = (32 * 96 + 96) + (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32;
+    let head = (32 * 32 + 32) + (32 * 6 + 6);
+    assert_eq!(albert.num_parameters(), embeddings + projection + layer + head, "one layer's weights, not three");
+    let bert = load("bert", "vocab.txt", 16);
+    assert_eq!(bert.layer_weight_sets(), 2);
 }
