@@ -41,10 +41,7 @@ fn parse_target(value: &str) -> Result<Target> {
         if project.is_empty() || dataset.is_empty() {
             bail!("store {value:?}: expected bigquery:PROJECT.DATASET");
         }
-        return Ok(Target::BigQuery {
-            project: project.to_owned(),
-            dataset: dataset.to_owned(),
-        });
+        return Ok(Target::BigQuery { project: project.to_owned(), dataset: dataset.to_owned() });
     }
     bail!("store {value:?}: expected sqlite:PATH or bigquery:PROJECT.DATASET")
 }
@@ -62,9 +59,7 @@ fn parse_args(args: &[String], environment: Option<String>) -> Result<Option<Tar
             },
         }
     }
-    let store = store
-        .or(environment)
-        .unwrap_or_else(|| "sqlite:toxscore.db".to_owned());
+    let store = store.or(environment).unwrap_or_else(|| "sqlite:toxscore.db".to_owned());
     parse_target(&store).map(Some)
 }
 
@@ -74,25 +69,20 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     };
     let store = match target {
-        Target::Sqlite(path) => toxstore::Sqlite::open(&path)
-            .with_context(|| format!("opening the SQLite store {path}"))?,
+        Target::Sqlite(path) => {
+            toxstore::Sqlite::open(&path).with_context(|| format!("opening the SQLite store {path}"))?
+        }
         Target::BigQuery { project, dataset } => bail!(
             "bigquery:{project}.{dataset}: cargo xtask migrate only handles SQLite; \
              use `toxcli migrate --store bigquery:{project}.{dataset}`, which reads the BigQuery credentials"
         ),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     runtime.block_on(migrate(&store, &store.path().display().to_string()))
 }
 
 async fn migrate(store: &dyn Store, name: &str) -> Result<()> {
-    let report = store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {name}"))?;
+    let report = store.migrate().await.with_context(|| format!("migrating {name}"))?;
     for file in &report.already_applied {
         println!("already applied  {file}");
     }
@@ -102,10 +92,7 @@ async fn migrate(store: &dyn Store, name: &str) -> Result<()> {
     if report.applied.is_empty() {
         println!("{name}: the schema is up to date");
     }
-    let dedup = store
-        .refresh_texts()
-        .await
-        .with_context(|| format!("de-duplicating the texts of {name}"))?;
+    let dedup = store.refresh_texts().await.with_context(|| format!("de-duplicating the texts of {name}"))?;
     println!(
         "{name}: {} new texts, {} new status ids, {} conflicting rows",
         dedup.new_texts, dedup.new_statuses, dedup.conflicts
@@ -125,33 +112,18 @@ mod tests {
 
     fn check(args: &[&str], environment: Option<&str>, expected: Option<Target>) {
         let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-        assert_eq!(
-            parse_args(&args, environment.map(str::to_owned)).expect("valid"),
-            expected,
-            "{args:?}"
-        );
+        assert_eq!(parse_args(&args, environment.map(str::to_owned)).expect("valid"), expected, "{args:?}");
     }
 
     #[test]
     fn the_store_comes_from_the_flag_then_the_environment_then_the_default() {
         check(&[], None, Some(Target::Sqlite("toxscore.db".into())));
-        check(
-            &[],
-            Some("sqlite:/tmp/x.db"),
-            Some(Target::Sqlite("/tmp/x.db".into())),
-        );
-        check(
-            &["--store", "sqlite:a.db"],
-            Some("sqlite:b.db"),
-            Some(Target::Sqlite("a.db".into())),
-        );
+        check(&[], Some("sqlite:/tmp/x.db"), Some(Target::Sqlite("/tmp/x.db".into())));
+        check(&["--store", "sqlite:a.db"], Some("sqlite:b.db"), Some(Target::Sqlite("a.db".into())));
         check(
             &["--store=bigquery:my-project.tox"],
             None,
-            Some(Target::BigQuery {
-                project: "my-project".into(),
-                dataset: "tox".into(),
-            }),
+            Some(Target::BigQuery { project: "my-project".into(), dataset: "tox".into() }),
         );
         check(&["--help"], None, None);
     }

@@ -137,9 +137,7 @@ impl Dedup {
         }
 
         for &(status_id, text) in &pairs {
-            let kept = self
-                .text_of_status(status_id)
-                .expect("every status id of the rows was joined above");
+            let kept = self.text_of_status(status_id).expect("every status id of the rows was joined above");
             if kept != text {
                 report.conflicts += 1;
                 if report.conflict_examples.len() < MAX_CONFLICT_EXAMPLES {
@@ -166,9 +164,7 @@ impl Dedup {
 
     /// The text of an id.
     pub fn text(&self, status_text_id: i64) -> Option<&str> {
-        self.texts
-            .get(&status_text_id)
-            .map(|(text, _)| text.as_str())
+        self.texts.get(&status_text_id).map(|(text, _)| text.as_str())
     }
 
     /// The text id a status id is joined to.
@@ -178,27 +174,22 @@ impl Dedup {
 
     /// The text a status id is joined to.
     pub fn text_of_status(&self, status_id: i64) -> Option<&str> {
-        self.text_id_of_status(status_id)
-            .and_then(|id| self.text(id))
+        self.text_id_of_status(status_id).and_then(|id| self.text(id))
     }
 
     /// The rows of `status_texts`, in increasing id order.
     pub fn texts(&self) -> impl Iterator<Item = TextEntry<'_>> + '_ {
-        self.texts
-            .iter()
-            .map(|(&status_text_id, (text, count))| TextEntry {
-                status_text_id,
-                status_text: text,
-                status_count: *count,
-            })
+        self.texts.iter().map(|(&status_text_id, (text, count))| TextEntry {
+            status_text_id,
+            status_text: text,
+            status_count: *count,
+        })
     }
 
     /// The rows of `statuses_texts` as `(status_id, status_text_id)`, in
     /// increasing status id order.
     pub fn statuses(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.statuses
-            .iter()
-            .map(|(&status_id, &text_id)| (status_id, text_id))
+        self.statuses.iter().map(|(&status_id, &text_id)| (status_id, text_id))
     }
 
     /// The number of rows of `status_texts`.
@@ -225,17 +216,11 @@ mod tests {
     fn check(rows: &[(i64, &str)], expected_texts: &[(&str, u64)], expected_conflicts: u64) {
         let mut dedup = Dedup::new();
         let report = dedup.refresh(rows.iter().copied());
-        let texts: Vec<(&str, u64)> = dedup
-            .texts()
-            .map(|e| (e.status_text, e.status_count))
-            .collect();
+        let texts: Vec<(&str, u64)> = dedup.texts().map(|e| (e.status_text, e.status_count)).collect();
         assert_eq!(texts, expected_texts, "texts of {rows:?}");
         let ids: Vec<i64> = dedup.texts().map(|e| e.status_text_id).collect();
         assert_eq!(ids, (1..=expected_texts.len() as i64).collect::<Vec<_>>());
-        assert_eq!(
-            report.conflicts, expected_conflicts,
-            "conflicts of {rows:?}"
-        );
+        assert_eq!(report.conflicts, expected_conflicts, "conflicts of {rows:?}");
     }
 
     #[test]
@@ -253,21 +238,10 @@ mod tests {
 
     #[test]
     fn a_conflicting_status_id_takes_its_smallest_text() {
-        check(
-            &[(5, "b"), (5, "a"), (5, "c"), (6, "c")],
-            &[("a", 1), ("c", 1)],
-            2,
-        );
+        check(&[(5, "b"), (5, "a"), (5, "c"), (6, "c")], &[("a", 1), ("c", 1)], 2);
         let mut dedup = Dedup::new();
         let report = dedup.refresh([(5, "b"), (5, "a")]);
-        assert_eq!(
-            report.conflict_examples,
-            [Conflict {
-                status_id: 5,
-                kept: "a".into(),
-                rejected: "b".into()
-            }]
-        );
+        assert_eq!(report.conflict_examples, [Conflict { status_id: 5, kept: "a".into(), rejected: "b".into() }]);
         // A text carried only by a losing row gets no id.
         assert_eq!(dedup.text_id("b"), None);
     }
@@ -278,32 +252,17 @@ mod tests {
         dedup.refresh([(5, "m")]);
         let report = dedup.refresh([(5, "m"), (5, "a"), (6, "z")]);
         assert_eq!(dedup.text_of_status(5), Some("m"));
-        assert_eq!(
-            (report.new_texts, report.new_statuses, report.conflicts),
-            (1, 1, 1)
-        );
-        assert_eq!(
-            report.conflict_examples[0],
-            Conflict {
-                status_id: 5,
-                kept: "m".into(),
-                rejected: "a".into()
-            }
-        );
+        assert_eq!((report.new_texts, report.new_statuses, report.conflicts), (1, 1, 1));
+        assert_eq!(report.conflict_examples[0], Conflict { status_id: 5, kept: "m".into(), rejected: "a".into() });
         assert_eq!(dedup.text_id("z"), Some(2));
         // Refreshing again changes nothing and reports the same conflict.
         let again = dedup.refresh([(5, "m"), (5, "a"), (6, "z")]);
-        assert_eq!(
-            (again.new_texts, again.new_statuses, again.conflicts),
-            (0, 0, 1)
-        );
+        assert_eq!((again.new_texts, again.new_statuses, again.conflicts), (0, 0, 1));
     }
 
     #[test]
     fn conflict_examples_are_bounded() {
-        let rows: Vec<(i64, String)> = (0..20)
-            .flat_map(|id| [(id, "a".to_owned()), (id, format!("b{id}"))])
-            .collect();
+        let rows: Vec<(i64, String)> = (0..20).flat_map(|id| [(id, "a".to_owned()), (id, format!("b{id}"))]).collect();
         let mut dedup = Dedup::new();
         let report = dedup.refresh(rows.iter().map(|(id, text)| (*id, text.as_str())));
         assert_eq!(report.conflicts, 20);
@@ -314,19 +273,8 @@ mod tests {
     /// Small alphabets so that texts and status ids repeat often; includes
     /// the empty text, a trailing space and NFC/NFD look-alikes.
     fn tweets() -> impl Strategy<Value = Vec<(i64, String)>> {
-        let text = prop::sample::select(vec![
-            "",
-            " ",
-            "a",
-            "a ",
-            "A",
-            "\u{e9}",
-            "e\u{301}",
-            "b",
-            "\u{1f600}",
-            "ab",
-        ])
-        .prop_map(str::to_owned);
+        let text = prop::sample::select(vec!["", " ", "a", "a ", "A", "\u{e9}", "e\u{301}", "b", "\u{1f600}", "ab"])
+            .prop_map(str::to_owned);
         prop::collection::vec((0i64..40, text), 0..80)
     }
 
@@ -334,32 +282,20 @@ mod tests {
     fn assert_invariants(dedup: &Dedup, rows: &[(i64, String)]) {
         let status_ids: BTreeSet<i64> = rows.iter().map(|(id, _)| *id).collect();
         // Every status id maps to exactly one text, one of its own.
-        assert_eq!(
-            dedup.statuses().map(|(id, _)| id).collect::<BTreeSet<_>>(),
-            status_ids
-        );
+        assert_eq!(dedup.statuses().map(|(id, _)| id).collect::<BTreeSet<_>>(), status_ids);
         for (status_id, text_id) in dedup.statuses() {
             let text = dedup.text(text_id).expect("joined to an existing text");
             assert!(rows.contains(&(status_id, text.to_owned())));
         }
         // The counts add up to the number of distinct status ids.
-        assert_eq!(
-            dedup.texts().map(|e| e.status_count).sum::<u64>(),
-            status_ids.len() as u64
-        );
+        assert_eq!(dedup.texts().map(|e| e.status_count).sum::<u64>(), status_ids.len() as u64);
         for entry in dedup.texts() {
-            let joined = dedup
-                .statuses()
-                .filter(|&(_, id)| id == entry.status_text_id)
-                .count() as u64;
+            let joined = dedup.statuses().filter(|&(_, id)| id == entry.status_text_id).count() as u64;
             assert_eq!(entry.status_count, joined);
             assert!(entry.status_count >= 1);
         }
         // One text per distinct byte string joined, one id per text.
-        let joined_texts: BTreeSet<&str> = dedup
-            .statuses()
-            .filter_map(|(_, id)| dedup.text(id))
-            .collect();
+        let joined_texts: BTreeSet<&str> = dedup.statuses().filter_map(|(_, id)| dedup.text(id)).collect();
         assert_eq!(dedup.n_texts(), joined_texts.len());
         assert_eq!(dedup.ids_by_text.len(), dedup.n_texts());
         // Conflicts: distinct pairs minus distinct status ids.
@@ -367,11 +303,7 @@ mod tests {
         let mut fresh = dedup.clone();
         let report = fresh.refresh(rows.iter().map(|(id, text)| (*id, text.as_str())));
         assert_eq!(report.conflicts, (pairs.len() - status_ids.len()) as u64);
-        assert_eq!(
-            (report.new_texts, report.new_statuses),
-            (0, 0),
-            "a refresh is idempotent"
-        );
+        assert_eq!((report.new_texts, report.new_statuses), (0, 0), "a refresh is idempotent");
     }
 
     proptest! {

@@ -53,9 +53,7 @@ pub use schema::{MODEL_TABLES, ModelTable};
 #[non_exhaustive]
 pub enum Error {
     /// A migration that was already applied has been edited since.
-    #[error(
-        "migration {file} was edited after it was applied (recorded checksum {recorded}, file checksum {current})"
-    )]
+    #[error("migration {file} was edited after it was applied (recorded checksum {recorded}, file checksum {current})")]
     MigrationEdited {
         /// The file name, for example `0002_status_texts.sql`.
         file: String,
@@ -66,9 +64,7 @@ pub enum Error {
     },
     /// The store records a migration this binary does not know: it was
     /// written by a newer toxscore.
-    #[error(
-        "the store has migration {version} applied, which this toxscore does not know; upgrade toxscore"
-    )]
+    #[error("the store has migration {version} applied, which this toxscore does not know; upgrade toxscore")]
     UnknownMigration {
         /// The unknown version number.
         version: u32,

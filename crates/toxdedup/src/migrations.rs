@@ -73,11 +73,7 @@ impl Migration {
 /// Embeds `sql/<dialect>/<name>` with its version.
 macro_rules! migration {
     ($version:literal, $dialect:literal, $name:literal) => {
-        Migration {
-            version: $version,
-            name: $name,
-            sql: include_str!(concat!("../../../sql/", $dialect, "/", $name)),
-        }
+        Migration { version: $version, name: $name, sql: include_str!(concat!("../../../sql/", $dialect, "/", $name)) }
     };
 }
 
@@ -139,11 +135,7 @@ pub struct AppliedMigration {
 impl AppliedMigration {
     /// The record to store after applying `migration`.
     pub fn of(migration: &Migration) -> Self {
-        Self {
-            version: migration.version,
-            name: migration.name.to_owned(),
-            checksum: migration.checksum(),
-        }
+        Self { version: migration.version, name: migration.name.to_owned(), checksum: migration.checksum() }
     }
 }
 
@@ -174,9 +166,7 @@ impl MigrationPlan {
         sorted.sort_by_key(|record| record.version);
         for record in &sorted {
             let Some(migration) = embedded.iter().find(|m| m.version == record.version) else {
-                return Err(Error::UnknownMigration {
-                    version: record.version,
-                });
+                return Err(Error::UnknownMigration { version: record.version });
             };
             let current = migration.checksum();
             if !record.checksum.eq_ignore_ascii_case(&current) {
@@ -187,9 +177,7 @@ impl MigrationPlan {
                 });
             }
         }
-        let (applied, pending) = embedded
-            .iter()
-            .partition(|m| sorted.iter().any(|record| record.version == m.version));
+        let (applied, pending) = embedded.iter().partition(|m| sorted.iter().any(|record| record.version == m.version));
         Ok(Self { pending, applied })
     }
 
@@ -212,9 +200,7 @@ pub fn substitute_dataset(sql: &str, dataset: &str) -> Result<String> {
 pub fn validate_dataset(dataset: &str) -> Result<()> {
     let valid = !dataset.is_empty()
         && dataset.len() <= 1024
-        && dataset
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+        && dataset.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
     if valid {
         Ok(())
     } else {
@@ -247,9 +233,7 @@ fn split_statements(sql: &str) -> Vec<&str> {
             }
             b'/' if bytes.get(index + 1) == Some(&b'*') => {
                 index += 2;
-                while index < bytes.len()
-                    && !(bytes[index] == b'*' && bytes.get(index + 1) == Some(&b'/'))
-                {
+                while index < bytes.len() && !(bytes[index] == b'*' && bytes.get(index + 1) == Some(&b'/')) {
                     index += 1;
                 }
                 index += 1;
@@ -272,19 +256,12 @@ fn split_statements(sql: &str) -> Vec<&str> {
         index += 1;
     }
     statements.push(&sql[start.min(sql.len())..]);
-    statements
-        .into_iter()
-        .map(str::trim)
-        .filter(|statement| !only_comments(statement))
-        .collect()
+    statements.into_iter().map(str::trim).filter(|statement| !only_comments(statement)).collect()
 }
 
 /// Whether a statement holds nothing but whitespace and `--` comments.
 fn only_comments(statement: &str) -> bool {
-    statement
-        .lines()
-        .map(str::trim)
-        .all(|line| line.is_empty() || line.starts_with("--"))
+    statement.lines().map(str::trim).all(|line| line.is_empty() || line.starts_with("--"))
 }
 
 #[cfg(test)]
@@ -293,11 +270,7 @@ mod tests {
     use crate::schema::{MIGRATIONS, MODEL_TABLES, STATUS_TEXTS, STATUSES_TEXTS, TWEETS};
 
     fn records(dialect: Dialect, count: usize) -> Vec<AppliedMigration> {
-        migrations(dialect)
-            .iter()
-            .take(count)
-            .map(AppliedMigration::of)
-            .collect()
+        migrations(dialect).iter().take(count).map(AppliedMigration::of).collect()
     }
 
     #[test]
@@ -312,14 +285,8 @@ mod tests {
     #[test]
     fn a_partly_migrated_store_applies_the_rest() {
         let plan = MigrationPlan::new(Dialect::Sqlite, &records(Dialect::Sqlite, 1)).expect("plan");
-        assert_eq!(
-            plan.applied.iter().map(|m| m.version).collect::<Vec<_>>(),
-            [1]
-        );
-        assert_eq!(
-            plan.pending.iter().map(|m| m.version).collect::<Vec<_>>(),
-            [2, 3]
-        );
+        assert_eq!(plan.applied.iter().map(|m| m.version).collect::<Vec<_>>(), [1]);
+        assert_eq!(plan.pending.iter().map(|m| m.version).collect::<Vec<_>>(), [2, 3]);
     }
 
     #[test]
@@ -331,11 +298,7 @@ mod tests {
             // A record repeated by a retry counts once.
             let mut repeated = all.clone();
             repeated.push(all[0].clone());
-            assert!(
-                MigrationPlan::new(dialect, &repeated)
-                    .expect("plan")
-                    .is_up_to_date()
-            );
+            assert!(MigrationPlan::new(dialect, &repeated).expect("plan").is_up_to_date());
         }
     }
 
@@ -350,24 +313,14 @@ mod tests {
             }
             other => panic!("expected MigrationEdited, got {other:?}"),
         }
-        assert!(
-            error.to_string().contains("0002_status_texts.sql"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("0002_status_texts.sql"), "{error}");
     }
 
     #[test]
     fn an_unknown_migration_is_an_error() {
         let mut all = records(Dialect::BigQuery, usize::MAX);
-        all.push(AppliedMigration {
-            version: 9999,
-            name: "9999_future.sql".into(),
-            checksum: "ab".into(),
-        });
-        assert!(matches!(
-            MigrationPlan::new(Dialect::BigQuery, &all),
-            Err(Error::UnknownMigration { version: 9999 })
-        ));
+        all.push(AppliedMigration { version: 9999, name: "9999_future.sql".into(), checksum: "ab".into() });
+        assert!(matches!(MigrationPlan::new(Dialect::BigQuery, &all), Err(Error::UnknownMigration { version: 9999 })));
     }
 
     #[test]
@@ -376,35 +329,17 @@ mod tests {
         let bigquery = migrations(Dialect::BigQuery);
         assert_eq!(sqlite.len(), bigquery.len());
         for (index, (lite, big)) in sqlite.iter().zip(bigquery).enumerate() {
-            assert_eq!(
-                lite.version as usize,
-                index + 1,
-                "versions are 1, 2, 3 ... in order"
-            );
+            assert_eq!(lite.version as usize, index + 1, "versions are 1, 2, 3 ... in order");
             assert_eq!(lite.version, big.version);
             assert_eq!(lite.name, big.name);
-            assert!(
-                lite.name.starts_with(&format!("{:04}_", lite.version)),
-                "{}",
-                lite.name
-            );
-            assert!(
-                !lite.sql.contains("{dataset}"),
-                "{}: SQLite takes no placeholder",
-                lite.name
-            );
+            assert!(lite.name.starts_with(&format!("{:04}_", lite.version)), "{}", lite.name);
+            assert!(!lite.sql.contains("{dataset}"), "{}: SQLite takes no placeholder", lite.name);
             assert!(!big.sql.contains("defaultDataset"));
         }
         let all_sqlite: String = sqlite.iter().map(|m| m.sql).collect();
         let all_bigquery: String = bigquery.iter().map(|m| m.sql).collect();
-        for table in [TWEETS, STATUS_TEXTS, STATUSES_TEXTS]
-            .into_iter()
-            .chain(MODEL_TABLES.iter().map(|t| t.table))
-        {
-            assert!(
-                all_sqlite.contains(&format!("CREATE TABLE {table} (")),
-                "sqlite lacks {table}"
-            );
+        for table in [TWEETS, STATUS_TEXTS, STATUSES_TEXTS].into_iter().chain(MODEL_TABLES.iter().map(|t| t.table)) {
+            assert!(all_sqlite.contains(&format!("CREATE TABLE {table} (")), "sqlite lacks {table}");
             assert!(
                 all_bigquery.contains(&format!("CREATE TABLE IF NOT EXISTS {{dataset}}.{table} (")),
                 "bigquery lacks {table}"
@@ -415,11 +350,7 @@ mod tests {
                 let start = sql.find(&format!("{} (", model.table)).expect("table");
                 let body = &sql[start..start + sql[start..].find(')').expect("end")];
                 for column in model.columns {
-                    assert!(
-                        body.contains(&format!("  {column} ")),
-                        "{} lacks {column}",
-                        model.table
-                    );
+                    assert!(body.contains(&format!("  {column} ")), "{} lacks {column}", model.table);
                 }
             }
         }
@@ -429,22 +360,14 @@ mod tests {
 
     #[test]
     fn statements_split_at_semicolons_outside_quotes_and_comments() {
-        let check =
-            |sql: &str, expected: &[&str]| assert_eq!(split_statements(sql), expected, "{sql:?}");
+        let check = |sql: &str, expected: &[&str]| assert_eq!(split_statements(sql), expected, "{sql:?}");
         check("SELECT 1; SELECT 2;", &["SELECT 1", "SELECT 2"]);
-        check(
-            "-- a; comment\nSELECT 'a;b';\n-- trailing only\n",
-            &["-- a; comment\nSELECT 'a;b'"],
-        );
+        check("-- a; comment\nSELECT 'a;b';\n-- trailing only\n", &["-- a; comment\nSELECT 'a;b'"]);
         check("SELECT \"x;\" /* ; */ ; ", &["SELECT \"x;\" /* ; */"]);
         check("", &[]);
         let statements = migrations(Dialect::BigQuery)[1].statements();
         assert_eq!(statements.len(), 2);
-        assert!(
-            statements
-                .iter()
-                .all(|s| s.contains("CREATE TABLE IF NOT EXISTS"))
-        );
+        assert!(statements.iter().all(|s| s.contains("CREATE TABLE IF NOT EXISTS")));
         assert_eq!(migrations(Dialect::Sqlite)[1].statements().len(), 3);
     }
 
@@ -456,10 +379,7 @@ mod tests {
         );
         for bad in ["", "a.b", "x; DROP TABLE y", "a-b", "é", &"a".repeat(1025)] {
             assert!(
-                matches!(
-                    substitute_dataset("{dataset}", bad),
-                    Err(Error::InvalidIdentifier { .. })
-                ),
+                matches!(substitute_dataset("{dataset}", bad), Err(Error::InvalidIdentifier { .. })),
                 "{bad:?} accepted"
             );
         }

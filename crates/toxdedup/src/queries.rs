@@ -49,8 +49,8 @@ pub struct RefreshStatement {
 /// with `tweets`, to run in order.
 ///
 /// - **SQLite:** run them in one `BEGIN IMMEDIATE` transaction. They go
-///   through a temporary table of the new joins, and add the new joins to
-///   `status_count`.
+///   through temporary tables of the new joins (each text looked up once by
+///   its bytes), and add the new joins to `status_count`.
 /// - **BigQuery:** three DML statements, each atomic, that a later run
 ///   completes if one fails: new texts are inserted first (a rerun finds them
 ///   and inserts no other), then the join rows of status ids still unjoined,
@@ -59,16 +59,10 @@ pub struct RefreshStatement {
 ///
 /// After them, read [`conflict_count`] and [`conflict_examples`].
 pub fn refresh(dialect: Dialect) -> Vec<RefreshStatement> {
-    let statement = |sql: &str, affects| RefreshStatement {
-        sql: sql.to_owned(),
-        affects,
-    };
+    let statement = |sql: &str, affects| RefreshStatement { sql: sql.to_owned(), affects };
     match dialect {
         Dialect::Sqlite => vec![
-            statement(
-                "DROP TABLE IF EXISTS temp.toxscore_new_joins",
-                Affects::Nothing,
-            ),
+            statement("DROP TABLE IF EXISTS temp.toxscore_new_joins", Affects::Nothing),
             // Each status id not yet joined, with the smallest of its texts
             // (SQLite's BINARY collation compares bytes).
             statement(
@@ -88,22 +82,27 @@ CROSS JOIN (SELECT MAX(COALESCE(MAX(status_text_id), 0), 0) AS max_id FROM statu
 WHERE NOT EXISTS (SELECT 1 FROM status_texts AS t WHERE t.status_text = n.status_text)",
                 Affects::NewTexts,
             ),
+            // Each new join's text id, looked up once by text.
             statement(
-                "INSERT INTO statuses_texts (status_id, status_text_id)
-SELECT n.status_id, t.status_text_id
+                "CREATE TEMP TABLE toxscore_new_join_ids AS
+SELECT n.status_id AS status_id, t.status_text_id AS status_text_id
 FROM temp.toxscore_new_joins AS n
 JOIN status_texts AS t ON t.status_text = n.status_text",
+                Affects::Nothing,
+            ),
+            statement(
+                "INSERT INTO statuses_texts (status_id, status_text_id)
+SELECT status_id, status_text_id FROM temp.toxscore_new_join_ids ORDER BY status_id",
                 Affects::NewStatuses,
             ),
             statement(
                 "UPDATE status_texts SET status_count = status_count + c.n_statuses
-FROM (SELECT t.status_text_id AS status_text_id, COUNT(*) AS n_statuses
-      FROM temp.toxscore_new_joins AS n
-      JOIN status_texts AS t ON t.status_text = n.status_text
-      GROUP BY t.status_text_id) AS c
+FROM (SELECT status_text_id, COUNT(*) AS n_statuses
+      FROM temp.toxscore_new_join_ids GROUP BY status_text_id) AS c
 WHERE status_texts.status_text_id = c.status_text_id",
                 Affects::Nothing,
             ),
+            statement("DROP TABLE temp.toxscore_new_join_ids", Affects::Nothing),
             statement("DROP TABLE temp.toxscore_new_joins", Affects::Nothing),
         ],
         Dialect::BigQuery => {
@@ -163,9 +162,7 @@ pub fn conflict_count(dialect: Dialect) -> String {
     match dialect {
         // `tweets` holds each pair once (UNIQUE), and its index makes the
         // DISTINCT an index scan.
-        Dialect::Sqlite => {
-            "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts FROM tweets".to_owned()
-        }
+        Dialect::Sqlite => "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts FROM tweets".to_owned(),
         Dialect::BigQuery => "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts
 FROM (SELECT DISTINCT status_id, status_text FROM {dataset}.tweets)"
             .to_owned(),
@@ -199,9 +196,7 @@ pub fn text_page(dialect: Dialect, after: Option<i64>, limit: usize) -> String {
         Dialect::Sqlite => "",
         Dialect::BigQuery => "DISTINCT ",
     };
-    let after = after
-        .map(|after| format!("WHERE status_text_id > {after}\n"))
-        .unwrap_or_default();
+    let after = after.map(|after| format!("WHERE status_text_id > {after}\n")).unwrap_or_default();
     format!(
         "SELECT {distinct}status_text_id, status_text, status_count
 FROM {texts}
@@ -252,21 +247,14 @@ LIMIT {limit}"
 pub fn progress(dialect: Dialect) -> String {
     let count = |column: &str, table: &str| match dialect {
         Dialect::Sqlite => format!("(SELECT COUNT(*) FROM {table})"),
-        Dialect::BigQuery => format!(
-            "(SELECT COUNT(DISTINCT {column}) FROM {})",
-            qualified(dialect, table)
-        ),
+        Dialect::BigQuery => format!("(SELECT COUNT(DISTINCT {column}) FROM {})", qualified(dialect, table)),
     };
     let mut columns = vec![
         format!("{} AS statuses", count("status_id", "statuses_texts")),
         format!("{} AS texts", count("status_text_id", "status_texts")),
     ];
     for model in MODEL_TABLES {
-        columns.push(format!(
-            "{} AS scored_{}",
-            count("status_text_id", model.table),
-            model.table
-        ));
+        columns.push(format!("{} AS scored_{}", count("status_text_id", model.table), model.table));
     }
     format!("SELECT\n  {}", columns.join(",\n  "))
 }
@@ -277,11 +265,7 @@ pub fn progress(dialect: Dialect) -> String {
 /// text was joined (the smallest on ties). On BigQuery the latest
 /// `scored_at` of a text wins.
 pub fn export(dialect: Dialect, table: &ModelTable) -> String {
-    let score_columns: String = table
-        .columns
-        .iter()
-        .map(|column| format!(", s.{column}"))
-        .collect();
+    let score_columns: String = table.columns.iter().map(|column| format!(", s.{column}")).collect();
     match dialect {
         Dialect::Sqlite => format!(
             "SELECT j.status_id AS status_id,
@@ -320,30 +304,20 @@ mod tests {
     fn unscored_writes_the_page_conditions() {
         let table = &MODEL_TABLES[0];
         let sql = unscored(Dialect::Sqlite, table, Some(41), 500, Some((2, 8)));
-        assert!(
-            sql.contains("LEFT JOIN toxicity_scores_original AS s"),
-            "{sql}"
-        );
+        assert!(sql.contains("LEFT JOIN toxicity_scores_original AS s"), "{sql}");
         assert!(sql.contains("t.status_text_id > 41"), "{sql}");
         assert!(sql.contains("t.status_text_id % 8 = 2"), "{sql}");
         assert!(sql.ends_with("LIMIT 500"), "{sql}");
         let sql = unscored(Dialect::BigQuery, table, None, 10, Some((0, 1)));
         assert!(sql.contains("MOD(t.status_text_id, 1) = 0"), "{sql}");
         assert!(!sql.contains(" > "), "{sql}");
-        assert!(
-            substitute_dataset(&sql, "d")
-                .expect("valid")
-                .contains("LEFT JOIN d.toxicity_scores_original")
-        );
+        assert!(substitute_dataset(&sql, "d").expect("valid").contains("LEFT JOIN d.toxicity_scores_original"));
     }
 
     #[test]
     fn bigquery_sql_names_every_table_with_the_dataset() {
         let table = &MODEL_TABLES[1];
-        let mut all: Vec<String> = refresh(Dialect::BigQuery)
-            .into_iter()
-            .map(|s| s.sql)
-            .collect();
+        let mut all: Vec<String> = refresh(Dialect::BigQuery).into_iter().map(|s| s.sql).collect();
         all.extend([
             conflict_count(Dialect::BigQuery),
             conflict_examples(Dialect::BigQuery, 5),
@@ -352,12 +326,7 @@ mod tests {
             progress(Dialect::BigQuery),
             export(Dialect::BigQuery, table),
         ]);
-        let names = [
-            "tweets",
-            "status_texts",
-            "statuses_texts",
-            "toxicity_scores_",
-        ];
+        let names = ["tweets", "status_texts", "statuses_texts", "toxicity_scores_"];
         for sql in &all {
             for word in sql.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',') {
                 if names.iter().any(|name| word.starts_with(name)) {
@@ -378,11 +347,6 @@ mod tests {
         }
         let table = &MODEL_TABLES[0];
         let sql = export(Dialect::BigQuery, table);
-        assert!(
-            sql.contains(
-                "s.toxicity, s.severe_toxicity, s.obscene, s.threat, s.insult, s.identity_hate"
-            ),
-            "{sql}"
-        );
+        assert!(sql.contains("s.toxicity, s.severe_toxicity, s.obscene, s.threat, s.insult, s.identity_hate"), "{sql}");
     }
 }

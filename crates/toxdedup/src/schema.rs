@@ -25,72 +25,31 @@ pub struct ModelTable {
 
 /// Columns of the `original` and `original-small` models (6 classes), as the
 /// original pipeline named them (`identity_hate`, not `identity_attack`).
-pub const ORIGINAL_COLUMNS: &[&str] = &[
-    "toxicity",
-    "severe_toxicity",
-    "obscene",
-    "threat",
-    "insult",
-    "identity_hate",
-];
+pub const ORIGINAL_COLUMNS: &[&str] = &["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_hate"];
 
 /// Columns of the `unbiased`, `unbiased-small` and `multilingual` models
 /// (7 named classes).
-pub const UNBIASED_COLUMNS: &[&str] = &[
-    "toxicity",
-    "severe_toxicity",
-    "obscene",
-    "identity_attack",
-    "insult",
-    "threat",
-    "sexual_explicit",
-];
+pub const UNBIASED_COLUMNS: &[&str] =
+    &["toxicity", "severe_toxicity", "obscene", "identity_attack", "insult", "threat", "sexual_explicit"];
 
 /// Every model's score table. Each has, besides its class columns,
 /// `status_text_id` INT64, `checkpoint_sha256` STRING and `scored_at`
 /// TIMESTAMP.
 pub const MODEL_TABLES: &[ModelTable] = &[
-    ModelTable {
-        model: "original",
-        table: "toxicity_scores_original",
-        columns: ORIGINAL_COLUMNS,
-    },
-    ModelTable {
-        model: "unbiased",
-        table: "toxicity_scores_unbiased",
-        columns: UNBIASED_COLUMNS,
-    },
-    ModelTable {
-        model: "multilingual",
-        table: "toxicity_scores_multilingual",
-        columns: UNBIASED_COLUMNS,
-    },
-    ModelTable {
-        model: "original-small",
-        table: "toxicity_scores_original_small",
-        columns: ORIGINAL_COLUMNS,
-    },
-    ModelTable {
-        model: "unbiased-small",
-        table: "toxicity_scores_unbiased_small",
-        columns: UNBIASED_COLUMNS,
-    },
+    ModelTable { model: "original", table: "toxicity_scores_original", columns: ORIGINAL_COLUMNS },
+    ModelTable { model: "unbiased", table: "toxicity_scores_unbiased", columns: UNBIASED_COLUMNS },
+    ModelTable { model: "multilingual", table: "toxicity_scores_multilingual", columns: UNBIASED_COLUMNS },
+    ModelTable { model: "original-small", table: "toxicity_scores_original_small", columns: ORIGINAL_COLUMNS },
+    ModelTable { model: "unbiased-small", table: "toxicity_scores_unbiased_small", columns: UNBIASED_COLUMNS },
 ];
 
 impl ModelTable {
     /// Looks a model up by its Detoxify name.
     pub fn by_model(name: &str) -> crate::Result<&'static ModelTable> {
-        MODEL_TABLES
-            .iter()
-            .find(|table| table.model == name)
-            .ok_or_else(|| crate::Error::UnknownModel {
-                name: name.to_owned(),
-                known: MODEL_TABLES
-                    .iter()
-                    .map(|t| t.model)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        MODEL_TABLES.iter().find(|table| table.model == name).ok_or_else(|| crate::Error::UnknownModel {
+            name: name.to_owned(),
+            known: MODEL_TABLES.iter().map(|t| t.model).collect::<Vec<_>>().join(", "),
+        })
     }
 
     /// Checks that this table is one of [`MODEL_TABLES`], so that its names
@@ -101,11 +60,7 @@ impl ModelTable {
         } else {
             Err(crate::Error::UnknownModel {
                 name: format!("{} (table {})", self.model, self.table),
-                known: MODEL_TABLES
-                    .iter()
-                    .map(|t| t.model)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: MODEL_TABLES.iter().map(|t| t.model).collect::<Vec<_>>().join(", "),
             })
         }
     }

@@ -38,11 +38,7 @@ struct Generator {
 
 impl Generator {
     fn new() -> Self {
-        Self {
-            rng: StdRng::seed_from_u64(20_240_601),
-            text_ids: Vec::new(),
-            n_texts: 0,
-        }
+        Self { rng: StdRng::seed_from_u64(20_240_601), text_ids: Vec::new(), n_texts: 0 }
     }
 
     fn next_batch(&mut self, size: usize) -> Vec<Tweet> {
@@ -83,11 +79,7 @@ fn peak_memory_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn import(
-    store: &Sqlite,
-    generator: &mut Generator,
-    n_tweets: usize,
-) -> toxstore::Result<()> {
+async fn import(store: &Sqlite, generator: &mut Generator, n_tweets: usize) -> toxstore::Result<()> {
     let mut left = n_tweets;
     while left > 0 {
         let size = left.min(IMPORT_BATCH);
@@ -101,9 +93,7 @@ fn run_one(n_tweets: usize) -> Result<(), Box<dyn std::error::Error>> {
     let folder = tempfile::tempdir()?;
     let path = folder.path().join("toxscore.db");
     let store = Sqlite::open(&path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         store.migrate().await?;
         let mut generator = Generator::new();
@@ -142,27 +132,17 @@ fn run_one(n_tweets: usize) -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
         .map(|metadata| metadata.len() as f64 / (1024.0 * 1024.0))
         .sum::<f64>();
-    println!(
-        "  peak memory {:.0} MiB, file {file_mib:.0} MiB",
-        peak_memory_mib().unwrap_or(f64::NAN)
-    );
+    println!("  peak memory {:.0} MiB, file {file_mib:.0} MiB", peak_memory_mib().unwrap_or(f64::NAN));
     Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `cargo bench` passes `--bench`; sizes are the numeric arguments.
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|arg| arg.parse().ok())
-        .collect();
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|arg| arg.parse().ok()).collect();
     if let Ok(size) = std::env::var("TOXSTORE_SCALE_CHILD") {
         return run_one(size.parse()?);
     }
-    let sizes = if sizes.is_empty() {
-        vec![1_000_000]
-    } else {
-        sizes
-    };
+    let sizes = if sizes.is_empty() { vec![1_000_000] } else { sizes };
     for size in sizes {
         let status = std::process::Command::new(std::env::current_exe()?)
             .env("TOXSTORE_SCALE_CHILD", size.to_string())

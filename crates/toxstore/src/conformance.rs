@@ -22,10 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::TryStreamExt;
 use toxdedup::{Conflict, MODEL_TABLES, ModelTable};
 
-use crate::{
-    Error, ExportRow, ScoreBatch, ScoreRow, Shard, Store, TextCount, TextId, TextRow, Tweet,
-    UnscoredQuery,
-};
+use crate::{Error, ExportRow, ScoreBatch, ScoreRow, Shard, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery};
 
 /// The names of every check, in the order [`conformance_tests!`](crate::conformance_tests)
 /// generates them.
@@ -101,9 +98,7 @@ fn tweet(status_id: i64, user_id: i64, text: &str) -> Tweet {
 
 /// Deterministic scores for a text, multiples of 1/64 in `[0, 1)`.
 fn scores_for(table: &ModelTable, id: TextId, salt: i64) -> Vec<f64> {
-    (0..table.columns.len() as i64)
-        .map(|column| ((id * 7 + column * 3 + salt).rem_euclid(64)) as f64 / 64.0)
-        .collect()
+    (0..table.columns.len() as i64).map(|column| ((id * 7 + column * 3 + salt).rem_euclid(64)) as f64 / 64.0).collect()
 }
 
 async fn migrate(store: &dyn Store) {
@@ -120,11 +115,7 @@ async fn all_texts(store: &dyn Store) -> Vec<TextCount> {
     loop {
         let after = texts.last().map(|text| text.status_text_id);
         let page = store.text_page(after, 3).await.expect("text page");
-        assert!(
-            page.len() <= 3,
-            "text_page returned {} rows for limit 3",
-            page.len()
-        );
+        assert!(page.len() <= 3, "text_page returned {} rows for limit 3", page.len());
         if page.is_empty() {
             return texts;
         }
@@ -134,33 +125,15 @@ async fn all_texts(store: &dyn Store) -> Vec<TextCount> {
 
 /// `text -> id` of every row of `status_texts`.
 async fn ids_by_text(store: &dyn Store) -> BTreeMap<String, TextId> {
-    all_texts(store)
-        .await
-        .into_iter()
-        .map(|text| (text.status_text, text.status_text_id))
-        .collect()
+    all_texts(store).await.into_iter().map(|text| (text.status_text, text.status_text_id)).collect()
 }
 
-async fn unscored(
-    store: &dyn Store,
-    table: &'static ModelTable,
-    query: UnscoredQuery,
-) -> Vec<TextRow> {
-    store
-        .unscored_texts(table, query)
-        .await
-        .expect("unscored texts")
+async fn unscored(store: &dyn Store, table: &'static ModelTable, query: UnscoredQuery) -> Vec<TextRow> {
+    store.unscored_texts(table, query).await.expect("unscored texts")
 }
 
 async fn write(store: &dyn Store, table: &'static ModelTable, rows: &[ScoreRow]) {
-    store
-        .write_scores(ScoreBatch {
-            table,
-            checkpoint_sha256: CHECKPOINT,
-            rows,
-        })
-        .await
-        .expect("write scores");
+    store.write_scores(ScoreBatch { table, checkpoint_sha256: CHECKPOINT, rows }).await.expect("write scores");
 }
 
 async fn export(store: &dyn Store, table: &'static ModelTable) -> Vec<ExportRow> {
@@ -173,21 +146,10 @@ const CHECKPOINT: &str = "0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080706050
 /// and lists the same files as already applied.
 pub async fn migrate_twice_is_a_no_op(store: &dyn Store) {
     let first = store.migrate().await.expect("first migrate");
-    assert!(
-        !first.applied.is_empty(),
-        "the first migrate applied nothing"
-    );
-    assert!(
-        first.already_applied.is_empty(),
-        "a fresh store had {:?} applied",
-        first.already_applied
-    );
+    assert!(!first.applied.is_empty(), "the first migrate applied nothing");
+    assert!(first.already_applied.is_empty(), "a fresh store had {:?} applied", first.already_applied);
     let second = store.migrate().await.expect("second migrate");
-    assert!(
-        second.applied.is_empty(),
-        "the second migrate applied {:?}",
-        second.applied
-    );
+    assert!(second.applied.is_empty(), "the second migrate applied {:?}", second.applied);
     assert_eq!(second.already_applied, first.applied);
     // The tables work after the second call too.
     import(store, &[tweet(1, 1, "a")]).await;
@@ -197,19 +159,10 @@ pub async fn migrate_twice_is_a_no_op(store: &dyn Store) {
 /// Before `migrate`, the tables do not exist: `NotFound`, not a panic or a
 /// silent success.
 pub async fn operations_before_migrate_are_not_found(store: &dyn Store) {
-    let error = store
-        .import_tweets(&[tweet(1, 1, "a")])
-        .await
-        .expect_err("import before migrate");
-    assert!(
-        matches!(error, Error::NotFound { .. }),
-        "import before migrate: {error:?}"
-    );
+    let error = store.import_tweets(&[tweet(1, 1, "a")]).await.expect_err("import before migrate");
+    assert!(matches!(error, Error::NotFound { .. }), "import before migrate: {error:?}");
     let error = store.progress().await.expect_err("progress before migrate");
-    assert!(
-        matches!(error, Error::NotFound { .. }),
-        "progress before migrate: {error:?}"
-    );
+    assert!(matches!(error, Error::NotFound { .. }), "progress before migrate: {error:?}");
 }
 
 /// Importing the same `(status_id, status_text)` twice stores it once.
@@ -219,123 +172,55 @@ pub async fn import_is_idempotent(store: &dyn Store) {
     let first = store.import_tweets(&tweets).await.expect("import");
     assert_eq!((first.inserted, first.already_present), (3, 0));
     let second = store.import_tweets(&tweets).await.expect("import again");
-    assert_eq!(
-        (second.inserted, second.already_present),
-        (0, 3),
-        "a repeated import wrote rows again"
-    );
+    assert_eq!((second.inserted, second.already_present), (0, 3), "a repeated import wrote rows again");
     // A batch repeating a row within itself.
-    let third = store
-        .import_tweets(&[tweet(4, 40, "c"), tweet(4, 40, "c")])
-        .await
-        .expect("import a repeat");
+    let third = store.import_tweets(&[tweet(4, 40, "c"), tweet(4, 40, "c")]).await.expect("import a repeat");
     assert_eq!((third.inserted, third.already_present), (1, 1));
     store.refresh_texts().await.expect("refresh");
     let progress = store.progress().await.expect("progress");
     assert_eq!((progress.statuses, progress.texts), (4, 3));
     let texts = all_texts(store).await;
-    let counts: Vec<(&str, u64)> = texts
-        .iter()
-        .map(|t| (t.status_text.as_str(), t.status_count))
-        .collect();
-    assert_eq!(
-        counts,
-        [("a", 2), ("b", 1), ("c", 1)],
-        "status counts after a repeated import"
-    );
+    let counts: Vec<(&str, u64)> = texts.iter().map(|t| (t.status_text.as_str(), t.status_count)).collect();
+    assert_eq!(counts, [("a", 2), ("b", 1), ("c", 1)], "status counts after a repeated import");
 }
 
 /// Invalid rows are refused with `InvalidInput`, and nothing of the call is
 /// written.
 pub async fn invalid_input_is_rejected_and_writes_nothing(store: &dyn Store) {
     migrate(store).await;
-    let error = store
-        .import_tweets(&[tweet(1, 1, "fine"), tweet(-5, 1, "negative")])
-        .await
-        .expect_err("negative status id");
-    assert!(
-        matches!(error, Error::InvalidInput { .. }),
-        "negative status id: {error:?}"
-    );
-    assert!(
-        error.to_string().contains("-5"),
-        "the error does not name the row: {error}"
-    );
+    let error =
+        store.import_tweets(&[tweet(1, 1, "fine"), tweet(-5, 1, "negative")]).await.expect_err("negative status id");
+    assert!(matches!(error, Error::InvalidInput { .. }), "negative status id: {error:?}");
+    assert!(error.to_string().contains("-5"), "the error does not name the row: {error}");
     store.refresh_texts().await.expect("refresh");
-    assert_eq!(
-        store.progress().await.expect("progress").statuses,
-        0,
-        "a refused import wrote rows"
-    );
+    assert_eq!(store.progress().await.expect("progress").statuses, 0, "a refused import wrote rows");
 
     import(store, &[tweet(1, 1, "fine")]).await;
     store.refresh_texts().await.expect("refresh");
     let table = original();
     let bad_rows = [
-        vec![ScoreRow {
-            status_text_id: 1,
-            scores: vec![0.5; table.columns.len() - 1],
-        }],
-        vec![ScoreRow {
-            status_text_id: 1,
-            scores: vec![f64::NAN; table.columns.len()],
-        }],
+        vec![ScoreRow { status_text_id: 1, scores: vec![0.5; table.columns.len() - 1] }],
+        vec![ScoreRow { status_text_id: 1, scores: vec![f64::NAN; table.columns.len()] }],
     ];
     for rows in &bad_rows {
         let error = store
-            .write_scores(ScoreBatch {
-                table,
-                checkpoint_sha256: CHECKPOINT,
-                rows,
-            })
+            .write_scores(ScoreBatch { table, checkpoint_sha256: CHECKPOINT, rows })
             .await
             .expect_err("invalid score row");
-        assert!(
-            matches!(error, Error::InvalidInput { .. }),
-            "{rows:?}: {error:?}"
-        );
+        assert!(matches!(error, Error::InvalidInput { .. }), "{rows:?}: {error:?}");
     }
-    let rows = [ScoreRow {
-        status_text_id: 1,
-        scores: scores_for(table, 1, 0),
-    }];
+    let rows = [ScoreRow { status_text_id: 1, scores: scores_for(table, 1, 0) }];
+    let error =
+        store.write_scores(ScoreBatch { table, checkpoint_sha256: "", rows: &rows }).await.expect_err("empty hash");
+    assert!(matches!(error, Error::InvalidInput { .. }), "empty checkpoint hash: {error:?}");
+    let unknown: &'static ModelTable =
+        Box::leak(Box::new(ModelTable { model: "x", table: "x; DROP TABLE tweets", columns: &[] }));
     let error = store
-        .write_scores(ScoreBatch {
-            table,
-            checkpoint_sha256: "",
-            rows: &rows,
-        })
-        .await
-        .expect_err("empty hash");
-    assert!(
-        matches!(error, Error::InvalidInput { .. }),
-        "empty checkpoint hash: {error:?}"
-    );
-    let unknown: &'static ModelTable = Box::leak(Box::new(ModelTable {
-        model: "x",
-        table: "x; DROP TABLE tweets",
-        columns: &[],
-    }));
-    let error = store
-        .unscored_texts(
-            unknown,
-            UnscoredQuery {
-                after: None,
-                limit: 1,
-                shard: None,
-            },
-        )
+        .unscored_texts(unknown, UnscoredQuery { after: None, limit: 1, shard: None })
         .await
         .expect_err("unknown model table");
-    assert!(
-        matches!(error, Error::InvalidInput { .. }),
-        "unknown model table: {error:?}"
-    );
-    assert_eq!(
-        store.progress().await.expect("progress").models[0].scored,
-        0,
-        "a refused batch wrote scores"
-    );
+    assert!(matches!(error, Error::InvalidInput { .. }), "unknown model table: {error:?}");
+    assert_eq!(store.progress().await.expect("progress").models[0].scored, 0, "a refused batch wrote scores");
 }
 
 /// Texts are equal when their bytes are: NFC and NFD spellings, case and
@@ -357,11 +242,7 @@ pub async fn refresh_groups_texts_by_bytes(store: &dyn Store) {
     ];
     import(store, &tweets).await;
     let report = store.refresh_texts().await.expect("refresh");
-    assert_eq!(
-        (report.new_texts, report.new_statuses, report.conflicts),
-        (7, 10, 0),
-        "{report:?}"
-    );
+    assert_eq!((report.new_texts, report.new_statuses, report.conflicts), (7, 10, 0), "{report:?}");
     let texts = all_texts(store).await;
     let expected = [
         (1, "", 2),
@@ -372,20 +253,14 @@ pub async fn refresh_groups_texts_by_bytes(store: &dyn Store) {
         (6, "Hello", 1),
         (7, "\u{1f600} multi\nline\ttext", 1),
     ];
-    let actual: Vec<(TextId, &str, u64)> = texts
-        .iter()
-        .map(|t| (t.status_text_id, t.status_text.as_str(), t.status_count))
-        .collect();
+    let actual: Vec<(TextId, &str, u64)> =
+        texts.iter().map(|t| (t.status_text_id, t.status_text.as_str(), t.status_count)).collect();
     assert_eq!(actual, expected);
     let progress = store.progress().await.expect("progress");
     assert_eq!((progress.statuses, progress.texts), (10, 7));
     // A second refresh with nothing new changes nothing.
     let again = store.refresh_texts().await.expect("refresh again");
-    assert_eq!(
-        (again.new_texts, again.new_statuses, again.conflicts),
-        (0, 0, 0),
-        "{again:?}"
-    );
+    assert_eq!((again.new_texts, again.new_statuses, again.conflicts), (0, 0, 0), "{again:?}");
     assert_eq!(all_texts(store).await, texts);
 }
 
@@ -394,73 +269,31 @@ pub async fn refresh_groups_texts_by_bytes(store: &dyn Store) {
 /// joined to the right text.
 pub async fn incremental_import_keeps_ids(store: &dyn Store) {
     migrate(store).await;
-    import(
-        store,
-        &[
-            tweet(100, 1, "alpha"),
-            tweet(200, 2, "beta"),
-            tweet(300, 3, "alpha"),
-        ],
-    )
-    .await;
+    import(store, &[tweet(100, 1, "alpha"), tweet(200, 2, "beta"), tweet(300, 3, "alpha")]).await;
     store.refresh_texts().await.expect("first refresh");
     let first = ids_by_text(store).await;
-    assert_eq!(
-        first,
-        BTreeMap::from([("alpha".to_owned(), 1), ("beta".to_owned(), 2)])
-    );
+    assert_eq!(first, BTreeMap::from([("alpha".to_owned(), 1), ("beta".to_owned(), 2)]));
     let table = original();
-    write(
-        store,
-        table,
-        &[ScoreRow {
-            status_text_id: 2,
-            scores: scores_for(table, 2, 0),
-        }],
-    )
-    .await;
+    write(store, table, &[ScoreRow { status_text_id: 2, scores: scores_for(table, 2, 0) }]).await;
 
     // Smaller status ids than before, a known text on a new status id, and
     // new texts: none of it may move "alpha" or "beta".
-    import(
-        store,
-        &[
-            tweet(1, 4, "gamma"),
-            tweet(2, 5, "beta"),
-            tweet(400, 6, "delta"),
-            tweet(3, 7, "alpha"),
-        ],
-    )
-    .await;
+    import(store, &[tweet(1, 4, "gamma"), tweet(2, 5, "beta"), tweet(400, 6, "delta"), tweet(3, 7, "alpha")]).await;
     let report = store.refresh_texts().await.expect("second refresh");
-    assert_eq!(
-        (report.new_texts, report.new_statuses, report.conflicts),
-        (2, 4, 0),
-        "{report:?}"
-    );
+    assert_eq!((report.new_texts, report.new_statuses, report.conflicts), (2, 4, 0), "{report:?}");
     let second = ids_by_text(store).await;
     for (text, id) in &first {
         assert_eq!(second.get(text), Some(id), "the id of {text:?} changed");
     }
-    assert_eq!(
-        second.get("gamma"),
-        Some(&3),
-        "new texts continue after the maximum, by smallest status id"
-    );
+    assert_eq!(second.get("gamma"), Some(&3), "new texts continue after the maximum, by smallest status id");
     assert_eq!(second.get("delta"), Some(&4));
-    let counts: BTreeMap<String, u64> = all_texts(store)
-        .await
-        .into_iter()
-        .map(|t| (t.status_text, t.status_count))
-        .collect();
+    let counts: BTreeMap<String, u64> =
+        all_texts(store).await.into_iter().map(|t| (t.status_text, t.status_count)).collect();
     assert_eq!(counts["alpha"], 3);
     assert_eq!(counts["beta"], 2);
     // The score written before still belongs to "beta", now on two statuses.
     let exported = export(store, table).await;
-    let exported: Vec<(i64, TextId)> = exported
-        .iter()
-        .map(|row| (row.status_id, row.status_text_id))
-        .collect();
+    let exported: Vec<(i64, TextId)> = exported.iter().map(|row| (row.status_id, row.status_text_id)).collect();
     assert_eq!(exported, [(2, 2), (200, 2)]);
 }
 
@@ -469,79 +302,34 @@ pub async fn incremental_import_keeps_ids(store: &dyn Store) {
 /// exemplified, and no status id has two join rows.
 pub async fn conflicting_texts_are_reported_and_resolved(store: &dyn Store) {
     migrate(store).await;
-    import(
-        store,
-        &[
-            tweet(7, 70, "zebra"),
-            tweet(7, 71, "apple"),
-            tweet(8, 80, "zebra"),
-        ],
-    )
-    .await;
+    import(store, &[tweet(7, 70, "zebra"), tweet(7, 71, "apple"), tweet(8, 80, "zebra")]).await;
     let report = store.refresh_texts().await.expect("refresh");
-    assert_eq!(
-        (report.new_texts, report.new_statuses, report.conflicts),
-        (2, 2, 1),
-        "{report:?}"
-    );
-    assert_eq!(
-        report.conflict_examples,
-        [Conflict {
-            status_id: 7,
-            kept: "apple".into(),
-            rejected: "zebra".into()
-        }]
-    );
+    assert_eq!((report.new_texts, report.new_statuses, report.conflicts), (2, 2, 1), "{report:?}");
+    assert_eq!(report.conflict_examples, [Conflict { status_id: 7, kept: "apple".into(), rejected: "zebra".into() }]);
     // A smaller text arriving later does not move status 7.
     import(store, &[tweet(7, 72, "aardvark"), tweet(9, 90, "zebra")]).await;
     let report = store.refresh_texts().await.expect("refresh");
-    assert_eq!(
-        (report.new_texts, report.new_statuses, report.conflicts),
-        (0, 1, 2),
-        "{report:?}"
-    );
+    assert_eq!((report.new_texts, report.new_statuses, report.conflicts), (0, 1, 2), "{report:?}");
     assert_eq!(
         report.conflict_examples,
         [
-            Conflict {
-                status_id: 7,
-                kept: "apple".into(),
-                rejected: "aardvark".into()
-            },
-            Conflict {
-                status_id: 7,
-                kept: "apple".into(),
-                rejected: "zebra".into()
-            },
+            Conflict { status_id: 7, kept: "apple".into(), rejected: "aardvark".into() },
+            Conflict { status_id: 7, kept: "apple".into(), rejected: "zebra".into() },
         ]
     );
     let progress = store.progress().await.expect("progress");
-    assert_eq!(
-        (progress.statuses, progress.texts),
-        (3, 2),
-        "one join row per status id"
-    );
+    assert_eq!((progress.statuses, progress.texts), (3, 2), "one join row per status id");
     let texts = all_texts(store).await;
-    let counts: Vec<(&str, u64)> = texts
-        .iter()
-        .map(|t| (t.status_text.as_str(), t.status_count))
-        .collect();
+    let counts: Vec<(&str, u64)> = texts.iter().map(|t| (t.status_text.as_str(), t.status_count)).collect();
     assert_eq!(counts, [("apple", 1), ("zebra", 2)]);
     // The export carries the user of the joined text.
     let table = original();
     let rows: Vec<ScoreRow> = texts
         .iter()
-        .map(|t| ScoreRow {
-            status_text_id: t.status_text_id,
-            scores: scores_for(table, t.status_text_id, 0),
-        })
+        .map(|t| ScoreRow { status_text_id: t.status_text_id, scores: scores_for(table, t.status_text_id, 0) })
         .collect();
     write(store, table, &rows).await;
-    let exported: Vec<(i64, i64)> = export(store, table)
-        .await
-        .iter()
-        .map(|row| (row.status_id, row.user_id))
-        .collect();
+    let exported: Vec<(i64, i64)> = export(store, table).await.iter().map(|row| (row.status_id, row.user_id)).collect();
     assert_eq!(exported, [(7, 71), (8, 80), (9, 90)]);
 }
 
@@ -549,9 +337,7 @@ pub async fn conflicting_texts_are_reported_and_resolved(store: &dyn Store) {
 /// `after`; `N` shards are disjoint and together cover every text.
 pub async fn unscored_pages_cover_every_shard_once(store: &dyn Store) {
     migrate(store).await;
-    let tweets: Vec<Tweet> = (0..23)
-        .map(|index| tweet(index, index, &format!("text {index:02}")))
-        .collect();
+    let tweets: Vec<Tweet> = (0..23).map(|index| tweet(index, index, &format!("text {index:02}"))).collect();
     import(store, &tweets).await;
     store.refresh_texts().await.expect("refresh");
     let table = original();
@@ -560,16 +346,7 @@ pub async fn unscored_pages_cover_every_shard_once(store: &dyn Store) {
     let mut paged: Vec<TextRow> = Vec::new();
     loop {
         let after = paged.last().map(|row| row.status_text_id);
-        let page = unscored(
-            store,
-            table,
-            UnscoredQuery {
-                after,
-                limit: 5,
-                shard: None,
-            },
-        )
-        .await;
+        let page = unscored(store, table, UnscoredQuery { after, limit: 5, shard: None }).await;
         assert!(page.len() <= 5, "a page of {} for limit 5", page.len());
         if page.is_empty() {
             break;
@@ -577,172 +354,61 @@ pub async fn unscored_pages_cover_every_shard_once(store: &dyn Store) {
         paged.extend(page);
     }
     let ids: Vec<TextId> = paged.iter().map(|row| row.status_text_id).collect();
-    assert_eq!(
-        ids,
-        all_ids.iter().copied().collect::<Vec<_>>(),
-        "paging missed or repeated texts"
-    );
-    assert!(
-        paged
-            .iter()
-            .all(|row| row.status_text == format!("text {:02}", row.status_text_id - 1))
-    );
+    assert_eq!(ids, all_ids.iter().copied().collect::<Vec<_>>(), "paging missed or repeated texts");
+    assert!(paged.iter().all(|row| row.status_text == format!("text {:02}", row.status_text_id - 1)));
 
     for count in [1u32, 2, 3, 7] {
         let mut union = BTreeSet::new();
         for index in 0..count {
             let shard = Shard::new(index, count).expect("shard");
-            let page = unscored(
-                store,
-                table,
-                UnscoredQuery {
-                    after: None,
-                    limit: 1000,
-                    shard: Some(shard),
-                },
-            )
-            .await;
+            let page = unscored(store, table, UnscoredQuery { after: None, limit: 1000, shard: Some(shard) }).await;
             for row in page {
                 assert!(
                     shard.contains(row.status_text_id),
                     "text {} outside shard {index}/{count}",
                     row.status_text_id
                 );
-                assert!(
-                    union.insert(row.status_text_id),
-                    "text {} in two shards of {count}",
-                    row.status_text_id
-                );
+                assert!(union.insert(row.status_text_id), "text {} in two shards of {count}", row.status_text_id);
             }
         }
-        assert_eq!(
-            union, all_ids,
-            "the shards of {count} do not cover every text"
-        );
+        assert_eq!(union, all_ids, "the shards of {count} do not cover every text");
     }
 
     // Scored texts leave the pages; other models are unaffected.
-    let rows: Vec<ScoreRow> = [2, 3, 10]
-        .into_iter()
-        .map(|id| ScoreRow {
-            status_text_id: id,
-            scores: scores_for(table, id, 0),
-        })
-        .collect();
+    let rows: Vec<ScoreRow> =
+        [2, 3, 10].into_iter().map(|id| ScoreRow { status_text_id: id, scores: scores_for(table, id, 0) }).collect();
     write(store, table, &rows).await;
-    let page = unscored(
-        store,
-        table,
-        UnscoredQuery {
-            after: Some(1),
-            limit: 3,
-            shard: None,
-        },
-    )
-    .await;
-    assert_eq!(
-        page.iter()
-            .map(|row| row.status_text_id)
-            .collect::<Vec<_>>(),
-        [4, 5, 6]
-    );
+    let page = unscored(store, table, UnscoredQuery { after: Some(1), limit: 3, shard: None }).await;
+    assert_eq!(page.iter().map(|row| row.status_text_id).collect::<Vec<_>>(), [4, 5, 6]);
     let shard = Shard::new(1, 3).expect("shard");
-    let page = unscored(
-        store,
-        table,
-        UnscoredQuery {
-            after: Some(4),
-            limit: 100,
-            shard: Some(shard),
-        },
-    )
-    .await;
-    assert_eq!(
-        page.iter()
-            .map(|row| row.status_text_id)
-            .collect::<Vec<_>>(),
-        [7, 13, 16, 19, 22]
-    );
-    assert_eq!(
-        unscored(
-            store,
-            unbiased(),
-            UnscoredQuery {
-                after: None,
-                limit: 100,
-                shard: None
-            }
-        )
-        .await
-        .len(),
-        23
-    );
-    assert!(
-        unscored(
-            store,
-            table,
-            UnscoredQuery {
-                after: None,
-                limit: 0,
-                shard: None
-            }
-        )
-        .await
-        .is_empty()
-    );
+    let page = unscored(store, table, UnscoredQuery { after: Some(4), limit: 100, shard: Some(shard) }).await;
+    assert_eq!(page.iter().map(|row| row.status_text_id).collect::<Vec<_>>(), [7, 13, 16, 19, 22]);
+    assert_eq!(unscored(store, unbiased(), UnscoredQuery { after: None, limit: 100, shard: None }).await.len(), 23);
+    assert!(unscored(store, table, UnscoredQuery { after: None, limit: 0, shard: None }).await.is_empty());
 }
 
 /// Writing the same text's scores twice keeps one score per text; the
 /// rewrite's values are the ones read back.
 pub async fn score_writes_are_idempotent(store: &dyn Store) {
     migrate(store).await;
-    import(
-        store,
-        &[tweet(1, 1, "a"), tweet(2, 2, "b"), tweet(3, 3, "a")],
-    )
-    .await;
+    import(store, &[tweet(1, 1, "a"), tweet(2, 2, "b"), tweet(3, 3, "a")]).await;
     store.refresh_texts().await.expect("refresh");
     let table = unbiased();
-    let rows: Vec<ScoreRow> = [1, 2]
-        .into_iter()
-        .map(|id| ScoreRow {
-            status_text_id: id,
-            scores: scores_for(table, id, 0),
-        })
-        .collect();
+    let rows: Vec<ScoreRow> =
+        [1, 2].into_iter().map(|id| ScoreRow { status_text_id: id, scores: scores_for(table, id, 0) }).collect();
     write(store, table, &rows).await;
     // A retried batch, then a rewrite of text 1 with other values.
     write(store, table, &rows).await;
-    let rewrite = [ScoreRow {
-        status_text_id: 1,
-        scores: scores_for(table, 1, 5),
-    }];
+    let rewrite = [ScoreRow { status_text_id: 1, scores: scores_for(table, 1, 5) }];
     write(store, table, &rewrite).await;
     let progress = store.progress().await.expect("progress");
-    let model = progress
-        .models
-        .iter()
-        .find(|m| m.model == table.model)
-        .expect("the unbiased model");
-    assert_eq!(
-        (model.scored, model.remaining),
-        (2, 0),
-        "a repeated write counted twice"
-    );
+    let model = progress.models.iter().find(|m| m.model == table.model).expect("the unbiased model");
+    assert_eq!((model.scored, model.remaining), (2, 0), "a repeated write counted twice");
     let exported = export(store, table).await;
-    assert_eq!(
-        exported.len(),
-        3,
-        "one export row per status id: {exported:?}"
-    );
+    assert_eq!(exported.len(), 3, "one export row per status id: {exported:?}");
     for row in &exported {
         let salt = if row.status_text_id == 1 { 5 } else { 0 };
-        assert_eq!(
-            row.scores,
-            scores_for(table, row.status_text_id, salt),
-            "status {}",
-            row.status_id
-        );
+        assert_eq!(row.scores, scores_for(table, row.status_text_id, salt), "status {}", row.status_id);
     }
     // An empty batch is fine.
     write(store, table, &[]).await;
@@ -752,30 +418,20 @@ pub async fn score_writes_are_idempotent(store: &dyn Store) {
 /// texts, in `MODEL_TABLES` order.
 pub async fn progress_counts_every_model(store: &dyn Store) {
     migrate(store).await;
-    let tweets: Vec<Tweet> = (0..12)
-        .map(|index| tweet(index, 1, &format!("t{}", index % 5)))
-        .collect();
+    let tweets: Vec<Tweet> = (0..12).map(|index| tweet(index, 1, &format!("t{}", index % 5))).collect();
     import(store, &tweets).await;
     store.refresh_texts().await.expect("refresh");
     let original = original();
     let unbiased = unbiased();
     let rows = |table: &ModelTable, ids: &[TextId]| -> Vec<ScoreRow> {
-        ids.iter()
-            .map(|&id| ScoreRow {
-                status_text_id: id,
-                scores: scores_for(table, id, 1),
-            })
-            .collect()
+        ids.iter().map(|&id| ScoreRow { status_text_id: id, scores: scores_for(table, id, 1) }).collect()
     };
     write(store, original, &rows(original, &[1, 2, 3])).await;
     write(store, unbiased, &rows(unbiased, &[5])).await;
     let progress = store.progress().await.expect("progress");
     assert_eq!((progress.statuses, progress.texts), (12, 5));
-    let models: Vec<(&str, u64, u64)> = progress
-        .models
-        .iter()
-        .map(|m| (m.model.as_str(), m.scored, m.remaining))
-        .collect();
+    let models: Vec<(&str, u64, u64)> =
+        progress.models.iter().map(|m| (m.model.as_str(), m.scored, m.remaining)).collect();
     let expected: Vec<(&str, u64, u64)> = MODEL_TABLES
         .iter()
         .map(|table| match table.model {
@@ -804,13 +460,8 @@ pub async fn export_joins_scores_to_every_status_id(store: &dyn Store) {
     let ids = ids_by_text(store).await;
     let table = original();
     let scored = [ids["shared"], ids["alone"]];
-    let rows: Vec<ScoreRow> = scored
-        .iter()
-        .map(|&id| ScoreRow {
-            status_text_id: id,
-            scores: scores_for(table, id, 3),
-        })
-        .collect();
+    let rows: Vec<ScoreRow> =
+        scored.iter().map(|&id| ScoreRow { status_text_id: id, scores: scores_for(table, id, 3) }).collect();
     write(store, table, &rows).await;
     let exported = export(store, table).await;
     let expected: Vec<ExportRow> = [
@@ -829,10 +480,7 @@ pub async fn export_joins_scores_to_every_status_id(store: &dyn Store) {
     })
     .collect();
     assert_eq!(exported, expected);
-    assert!(
-        export(store, unbiased()).await.is_empty(),
-        "a model with no scores exports nothing"
-    );
+    assert!(export(store, unbiased()).await.is_empty(), "a model with no scores exports nothing");
 }
 
 /// An empty, migrated store: refresh, pages, progress and export all work
@@ -842,32 +490,12 @@ pub async fn an_empty_store_reads_empty(store: &dyn Store) {
     let report = store.import_tweets(&[]).await.expect("empty import");
     assert_eq!((report.inserted, report.already_present), (0, 0));
     let report = store.refresh_texts().await.expect("refresh");
-    assert_eq!(
-        (report.new_texts, report.new_statuses, report.conflicts),
-        (0, 0, 0)
-    );
+    assert_eq!((report.new_texts, report.new_statuses, report.conflicts), (0, 0, 0));
     assert!(all_texts(store).await.is_empty());
-    assert!(
-        unscored(
-            store,
-            original(),
-            UnscoredQuery {
-                after: None,
-                limit: 10,
-                shard: None
-            }
-        )
-        .await
-        .is_empty()
-    );
+    assert!(unscored(store, original(), UnscoredQuery { after: None, limit: 10, shard: None }).await.is_empty());
     let progress = store.progress().await.expect("progress");
     assert_eq!((progress.statuses, progress.texts), (0, 0));
     assert_eq!(progress.models.len(), MODEL_TABLES.len());
-    assert!(
-        progress
-            .models
-            .iter()
-            .all(|m| m.scored == 0 && m.remaining == 0)
-    );
+    assert!(progress.models.iter().all(|m| m.scored == 0 && m.remaining == 0));
     assert!(export(store, original()).await.is_empty());
 }

@@ -80,9 +80,7 @@ impl Shard {
     pub fn new(index: u32, count: u32) -> Result<Self> {
         if count == 0 || index >= count {
             return Err(Error::InvalidInput {
-                what: format!(
-                    "shard {index}/{count}: the index must be below the count, and the count at least 1"
-                ),
+                what: format!("shard {index}/{count}: the index must be below the count, and the count at least 1"),
             });
         }
         Ok(Self { index, count })
@@ -99,9 +97,7 @@ impl std::str::FromStr for Shard {
 
     /// Parses `K/N`.
     fn from_str(text: &str) -> Result<Self> {
-        let invalid = || Error::InvalidInput {
-            what: format!("shard {text:?}: expected K/N, for example 0/4"),
-        };
+        let invalid = || Error::InvalidInput { what: format!("shard {text:?}: expected K/N, for example 0/4") };
         let (index, count) = text.split_once('/').ok_or_else(invalid)?;
         let index = index.trim().parse().map_err(|_| invalid())?;
         let count = count.trim().parse().map_err(|_| invalid())?;
@@ -265,11 +261,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn text_page(&self, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>>;
 
     /// Reads a page of texts the model has not scored.
-    async fn unscored_texts(
-        &self,
-        table: &'static ModelTable,
-        query: UnscoredQuery,
-    ) -> Result<Vec<TextRow>>;
+    async fn unscored_texts(&self, table: &'static ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>>;
 
     /// Writes a batch of scores.
     async fn write_scores(&self, batch: ScoreBatch<'_>) -> Result<()>;

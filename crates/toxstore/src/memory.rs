@@ -15,8 +15,8 @@ use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan};
 use toxdedup::{Dedup, DedupReport, MODEL_TABLES, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
-    Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch, Store, TextCount,
+    TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "memory";
@@ -48,8 +48,7 @@ impl State {
     fn migrated(&mut self) -> Result<&mut Self> {
         if self.migrations.len() < toxdedup::migrations::migrations(Dialect::Sqlite).len() {
             return Err(Error::NotFound {
-                what: "table tweets (the in-memory store is not migrated; run migrate first)"
-                    .to_owned(),
+                what: "table tweets (the in-memory store is not migrated; run migrate first)".to_owned(),
                 source: None,
             });
         }
@@ -63,10 +62,7 @@ impl State {
 
 /// The index of a known model table in `MODEL_TABLES`.
 fn model_index(table: &ModelTable) -> usize {
-    MODEL_TABLES
-        .iter()
-        .position(|known| known == table)
-        .expect("model tables are checked before use")
+    MODEL_TABLES.iter().position(|known| known == table).expect("model tables are checked before use")
 }
 
 impl InMemory {
@@ -100,12 +96,7 @@ impl InMemory {
                 .get(&(status_id, text.to_owned()))
                 .map(|(user_id, _)| *user_id)
                 .expect("a joined text has a tweets row");
-            rows.push(ExportRow {
-                status_id,
-                user_id,
-                status_text_id: text_id,
-                scores: scores.clone(),
-            });
+            rows.push(ExportRow { status_id, user_id, status_text_id: text_id, scores: scores.clone() });
         }
         Ok(rows)
     }
@@ -120,9 +111,7 @@ impl Store for InMemory {
             applied: plan.pending.iter().map(|m| m.name.to_owned()).collect(),
             already_applied: plan.applied.iter().map(|m| m.name.to_owned()).collect(),
         };
-        state
-            .migrations
-            .extend(plan.pending.iter().map(|m| AppliedMigration::of(m)));
+        state.migrations.extend(plan.pending.iter().map(|m| AppliedMigration::of(m)));
         if state.scores.len() != MODEL_TABLES.len() {
             state.scores = vec![BTreeMap::new(); MODEL_TABLES.len()];
         }
@@ -150,11 +139,7 @@ impl Store for InMemory {
         let mut state = self.lock()?;
         let state = state.migrated()?;
         let State { tweets, dedup, .. } = state;
-        Ok(dedup.refresh(
-            tweets
-                .keys()
-                .map(|(status_id, text)| (*status_id, text.as_str())),
-        ))
+        Ok(dedup.refresh(tweets.keys().map(|(status_id, text)| (*status_id, text.as_str()))))
     }
 
     async fn text_page(&self, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>> {
@@ -173,11 +158,7 @@ impl Store for InMemory {
             .collect())
     }
 
-    async fn unscored_texts(
-        &self,
-        table: &'static ModelTable,
-        query: UnscoredQuery,
-    ) -> Result<Vec<TextRow>> {
+    async fn unscored_texts(&self, table: &'static ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
         validate::model_table(table)?;
         let mut state = self.lock()?;
         let state = state.migrated()?;
@@ -186,17 +167,10 @@ impl Store for InMemory {
             .dedup
             .texts()
             .filter(|entry| query.after.is_none_or(|after| entry.status_text_id > after))
-            .filter(|entry| {
-                query
-                    .shard
-                    .is_none_or(|shard| shard.contains(entry.status_text_id))
-            })
+            .filter(|entry| query.shard.is_none_or(|shard| shard.contains(entry.status_text_id)))
             .filter(|entry| !scores.contains_key(&entry.status_text_id))
             .take(query.limit)
-            .map(|entry| TextRow {
-                status_text_id: entry.status_text_id,
-                status_text: entry.status_text.to_owned(),
-            })
+            .map(|entry| TextRow { status_text_id: entry.status_text_id, status_text: entry.status_text.to_owned() })
             .collect())
     }
 
@@ -207,10 +181,7 @@ impl Store for InMemory {
         for row in batch.rows {
             if state.dedup.text(row.status_text_id).is_none() {
                 return Err(Error::InvalidInput {
-                    what: format!(
-                        "score row for status_text_id {}: no such text in status_texts",
-                        row.status_text_id
-                    ),
+                    what: format!("score row for status_text_id {}: no such text in status_texts", row.status_text_id),
                 });
             }
         }
@@ -232,11 +203,7 @@ impl Store for InMemory {
                 .iter()
                 .map(|table| {
                     let scored = state.scores(table).len() as u64;
-                    ModelProgress {
-                        model: table.model.to_owned(),
-                        scored,
-                        remaining: texts.saturating_sub(scored),
-                    }
+                    ModelProgress { model: table.model.to_owned(), scored, remaining: texts.saturating_sub(scored) }
                 })
                 .collect(),
         })
@@ -262,15 +229,8 @@ mod tests {
     async fn scores_for_an_unknown_text_are_rejected() {
         let store = InMemory::new();
         store.migrate().await.expect("migrate");
-        let rows = [ScoreRow {
-            status_text_id: 99,
-            scores: vec![0.5; 6],
-        }];
-        let batch = ScoreBatch {
-            table: &MODEL_TABLES[0],
-            checkpoint_sha256: "ab",
-            rows: &rows,
-        };
+        let rows = [ScoreRow { status_text_id: 99, scores: vec![0.5; 6] }];
+        let batch = ScoreBatch { table: &MODEL_TABLES[0], checkpoint_sha256: "ab", rows: &rows };
         let error = store.write_scores(batch).await.expect_err("unknown text");
         assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
         assert!(error.to_string().contains("99"), "{error}");

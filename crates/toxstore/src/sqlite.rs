@@ -32,14 +32,19 @@ use toxdedup::queries::{self, Affects};
 use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
-    ScoreRow, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch, ScoreRow, Store,
+    TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "sqlite";
 
 /// How long a call waits for another connection's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The page cache of each connection, in KiB (as a negative `cache_size`).
+/// SQLite's default of 2 MiB makes the de-duplication's index lookups and
+/// inserts go to the operating system for most pages.
+const CACHE_SIZE_KIB: i64 = -65_536;
 
 /// Export rows buffered between the reading thread and the consumer.
 const EXPORT_CHANNEL_ROWS: usize = 4096;
@@ -57,10 +62,7 @@ impl Sqlite {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let connection = open_connection(&path, false)?;
-        Ok(Self {
-            path,
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        Ok(Self { path, connection: Arc::new(Mutex::new(connection)) })
     }
 
     /// The file.
@@ -99,15 +101,10 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let connection =
-        Connection::open_with_flags(path, flags).map_err(|error| map_error(what(), error))?;
-    connection
-        .busy_timeout(BUSY_TIMEOUT)
-        .map_err(|error| map_error(what(), error))?;
+    let connection = Connection::open_with_flags(path, flags).map_err(|error| map_error(what(), error))?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(|error| map_error(what(), error))?;
     if !read_only {
         let mode: String = connection
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -115,17 +112,13 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Backend {
                 backend: BACKEND,
-                what: format!(
-                    "{}: the file refused WAL mode (journal mode {mode})",
-                    what()
-                ),
+                what: format!("{}: the file refused WAL mode (journal mode {mode})", what()),
                 source: None,
             });
         }
     }
-    connection
-        .pragma_update(None, "synchronous", "NORMAL")
-        .map_err(|error| map_error(what(), error))?;
+    connection.pragma_update(None, "cache_size", CACHE_SIZE_KIB).map_err(|error| map_error(what(), error))?;
+    connection.pragma_update(None, "synchronous", "NORMAL").map_err(|error| map_error(what(), error))?;
     Ok(connection)
 }
 
@@ -135,11 +128,7 @@ fn map_error(what: String, error: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(failure, message) = &error {
         match failure.code {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                return Error::Unavailable {
-                    backend: BACKEND,
-                    what,
-                    source: Some(Box::new(error)),
-                };
+                return Error::Unavailable { backend: BACKEND, what, source: Some(Box::new(error)) };
             }
             ErrorCode::CannotOpen => {
                 return Error::NotFound {
@@ -149,21 +138,14 @@ fn map_error(what: String, error: rusqlite::Error) -> Error {
             }
             _ => {}
         }
-        if let Some(message) = message
-            .as_deref()
-            .filter(|message| message.starts_with("no such table"))
-        {
+        if let Some(message) = message.as_deref().filter(|message| message.starts_with("no such table")) {
             return Error::NotFound {
                 what: format!("{what}: {message} (run migrate first)"),
                 source: Some(Box::new(error)),
             };
         }
     }
-    Error::Backend {
-        backend: BACKEND,
-        what,
-        source: Some(Box::new(error)),
-    }
+    Error::Backend { backend: BACKEND, what, source: Some(Box::new(error)) }
 }
 
 /// Shorthand: `.map_err(sql("doing what"))`.
@@ -176,9 +158,7 @@ fn count(value: i64) -> u64 {
 }
 
 fn migrate_blocking(connection: &mut Connection) -> Result<MigrateReport> {
-    connection
-        .execute_batch(bootstrap_sql(Dialect::Sqlite))
-        .map_err(sql("creating the migrations table"))?;
+    connection.execute_batch(bootstrap_sql(Dialect::Sqlite)).map_err(sql("creating the migrations table"))?;
     let mut report = MigrateReport::default();
     let mut first = true;
     // One transaction per migration; the plan is read again inside each, so
@@ -193,15 +173,10 @@ fn migrate_blocking(connection: &mut Connection) -> Result<MigrateReport> {
                 .map_err(sql("reading the migrations table"))?;
             let rows = statement
                 .query_map([], |row| {
-                    Ok(AppliedMigration {
-                        version: row.get(0)?,
-                        name: row.get(1)?,
-                        checksum: row.get(2)?,
-                    })
+                    Ok(AppliedMigration { version: row.get(0)?, name: row.get(1)?, checksum: row.get(2)? })
                 })
                 .map_err(sql("reading the migrations table"))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql("reading the migrations table"))?
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql("reading the migrations table"))?
         };
         let plan = MigrationPlan::new(Dialect::Sqlite, &records)?;
         if first {
@@ -220,18 +195,15 @@ fn migrate_blocking(connection: &mut Connection) -> Result<MigrateReport> {
                 params![migration.version, migration.name, migration.checksum()],
             )
             .map_err(sql("recording a migration"))?;
-        transaction
-            .commit()
-            .map_err(sql("committing a migration"))?;
+        transaction.commit().map_err(sql("committing a migration"))?;
         report.applied.push(migration.name.to_owned());
     }
     Ok(report)
 }
 
 fn import_blocking(connection: &mut Connection, tweets: &[Tweet]) -> Result<ImportReport> {
-    let transaction = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql("starting an import"))?;
+    let transaction =
+        connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an import"))?;
     let mut inserted = 0u64;
     {
         let mut statement = transaction
@@ -241,20 +213,12 @@ fn import_blocking(connection: &mut Connection, tweets: &[Tweet]) -> Result<Impo
             .map_err(sql("importing tweets"))?;
         for tweet in tweets {
             inserted += statement
-                .execute(params![
-                    tweet.status_id,
-                    tweet.user_id,
-                    tweet.status_text,
-                    tweet.created_at
-                ])
+                .execute(params![tweet.status_id, tweet.user_id, tweet.status_text, tweet.created_at])
                 .map_err(sql("importing tweets"))? as u64;
         }
     }
     transaction.commit().map_err(sql("committing an import"))?;
-    Ok(ImportReport {
-        inserted,
-        already_present: tweets.len() as u64 - inserted,
-    })
+    Ok(ImportReport { inserted, already_present: tweets.len() as u64 - inserted })
 }
 
 fn refresh_blocking(connection: &mut Connection) -> Result<DedupReport> {
@@ -263,9 +227,7 @@ fn refresh_blocking(connection: &mut Connection) -> Result<DedupReport> {
         .map_err(sql("starting the de-duplication"))?;
     let mut report = DedupReport::default();
     for statement in queries::refresh(Dialect::Sqlite) {
-        let changed = transaction
-            .execute(&statement.sql, [])
-            .map_err(sql("de-duplicating texts"))? as u64;
+        let changed = transaction.execute(&statement.sql, []).map_err(sql("de-duplicating texts"))? as u64;
         match statement.affects {
             Affects::NewTexts => report.new_texts += changed,
             Affects::NewStatuses => report.new_statuses += changed,
@@ -273,56 +235,31 @@ fn refresh_blocking(connection: &mut Connection) -> Result<DedupReport> {
         }
     }
     let conflicts: i64 = transaction
-        .query_row(&queries::conflict_count(Dialect::Sqlite), [], |row| {
-            row.get(0)
-        })
+        .query_row(&queries::conflict_count(Dialect::Sqlite), [], |row| row.get(0))
         .map_err(sql("counting conflicts"))?;
     report.conflicts = count(conflicts);
     if report.conflicts > 0 {
         let mut statement = transaction
-            .prepare(&queries::conflict_examples(
-                Dialect::Sqlite,
-                MAX_CONFLICT_EXAMPLES,
-            ))
+            .prepare(&queries::conflict_examples(Dialect::Sqlite, MAX_CONFLICT_EXAMPLES))
             .map_err(sql("reading conflicts"))?;
         let rows = statement
-            .query_map([], |row| {
-                Ok(Conflict {
-                    status_id: row.get(0)?,
-                    kept: row.get(1)?,
-                    rejected: row.get(2)?,
-                })
-            })
+            .query_map([], |row| Ok(Conflict { status_id: row.get(0)?, kept: row.get(1)?, rejected: row.get(2)? }))
             .map_err(sql("reading conflicts"))?;
-        report.conflict_examples = rows
-            .collect::<rusqlite::Result<_>>()
-            .map_err(sql("reading conflicts"))?;
+        report.conflict_examples = rows.collect::<rusqlite::Result<_>>().map_err(sql("reading conflicts"))?;
     }
-    transaction
-        .commit()
-        .map_err(sql("committing the de-duplication"))?;
+    transaction.commit().map_err(sql("committing the de-duplication"))?;
     Ok(report)
 }
 
-fn text_page_blocking(
-    connection: &mut Connection,
-    after: Option<TextId>,
-    limit: usize,
-) -> Result<Vec<TextCount>> {
-    let mut statement = connection
-        .prepare(&queries::text_page(Dialect::Sqlite, after, limit))
-        .map_err(sql("reading status_texts"))?;
+fn text_page_blocking(connection: &mut Connection, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>> {
+    let mut statement =
+        connection.prepare(&queries::text_page(Dialect::Sqlite, after, limit)).map_err(sql("reading status_texts"))?;
     let rows = statement
         .query_map([], |row| {
-            Ok(TextCount {
-                status_text_id: row.get(0)?,
-                status_text: row.get(1)?,
-                status_count: count(row.get(2)?),
-            })
+            Ok(TextCount { status_text_id: row.get(0)?, status_text: row.get(1)?, status_count: count(row.get(2)?) })
         })
         .map_err(sql("reading status_texts"))?;
-    rows.collect::<rusqlite::Result<_>>()
-        .map_err(sql("reading status_texts"))
+    rows.collect::<rusqlite::Result<_>>().map_err(sql("reading status_texts"))
 }
 
 fn unscored_blocking(
@@ -332,24 +269,12 @@ fn unscored_blocking(
 ) -> Result<Vec<TextRow>> {
     let shard = query.shard.map(|shard| (shard.index, shard.count));
     let mut statement = connection
-        .prepare(&queries::unscored(
-            Dialect::Sqlite,
-            table,
-            query.after,
-            query.limit,
-            shard,
-        ))
+        .prepare(&queries::unscored(Dialect::Sqlite, table, query.after, query.limit, shard))
         .map_err(sql("reading unscored texts"))?;
     let rows = statement
-        .query_map([], |row| {
-            Ok(TextRow {
-                status_text_id: row.get(0)?,
-                status_text: row.get(1)?,
-            })
-        })
+        .query_map([], |row| Ok(TextRow { status_text_id: row.get(0)?, status_text: row.get(1)? }))
         .map_err(sql("reading unscored texts"))?;
-    rows.collect::<rusqlite::Result<_>>()
-        .map_err(sql("reading unscored texts"))
+    rows.collect::<rusqlite::Result<_>>().map_err(sql("reading unscored texts"))
 }
 
 fn write_scores_blocking(
@@ -359,14 +284,8 @@ fn write_scores_blocking(
     rows: &[ScoreRow],
 ) -> Result<()> {
     let columns = table.columns.join(", ");
-    let placeholders: String = (0..table.columns.len())
-        .map(|index| format!(", ?{}", index + 2))
-        .collect();
-    let updates: String = table
-        .columns
-        .iter()
-        .map(|column| format!("{column} = excluded.{column}, "))
-        .collect();
+    let placeholders: String = (0..table.columns.len()).map(|index| format!(", ?{}", index + 2)).collect();
+    let updates: String = table.columns.iter().map(|column| format!("{column} = excluded.{column}, ")).collect();
     let checkpoint_param = table.columns.len() + 2;
     let upsert = format!(
         "INSERT INTO {table_name} (status_text_id, {columns}, checkpoint_sha256, scored_at)
@@ -375,16 +294,13 @@ ON CONFLICT (status_text_id) DO UPDATE SET {updates}checkpoint_sha256 = excluded
   scored_at = excluded.scored_at",
         table_name = table.table
     );
-    let transaction = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql("starting a score batch"))?;
+    let transaction =
+        connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting a score batch"))?;
     {
         let mut exists = transaction
             .prepare_cached("SELECT 1 FROM status_texts WHERE status_text_id = ?1")
             .map_err(sql("checking score rows"))?;
-        let mut statement = transaction
-            .prepare_cached(&upsert)
-            .map_err(sql("writing scores"))?;
+        let mut statement = transaction.prepare_cached(&upsert).map_err(sql("writing scores"))?;
         for row in rows {
             let known = exists
                 .query_row([row.status_text_id], |_| Ok(()))
@@ -394,29 +310,17 @@ ON CONFLICT (status_text_id) DO UPDATE SET {updates}checkpoint_sha256 = excluded
             if !known {
                 // Dropping the transaction rolls the batch back.
                 return Err(Error::InvalidInput {
-                    what: format!(
-                        "score row for status_text_id {}: no such text in status_texts",
-                        row.status_text_id
-                    ),
+                    what: format!("score row for status_text_id {}: no such text in status_texts", row.status_text_id),
                 });
             }
-            let mut values: Vec<rusqlite::types::Value> =
-                Vec::with_capacity(table.columns.len() + 2);
+            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(table.columns.len() + 2);
             values.push(row.status_text_id.into());
-            values.extend(
-                row.scores
-                    .iter()
-                    .map(|&score| rusqlite::types::Value::from(score)),
-            );
+            values.extend(row.scores.iter().map(|&score| rusqlite::types::Value::from(score)));
             values.push(checkpoint_sha256.to_owned().into());
-            statement
-                .execute(rusqlite::params_from_iter(values))
-                .map_err(sql("writing scores"))?;
+            statement.execute(rusqlite::params_from_iter(values)).map_err(sql("writing scores"))?;
         }
     }
-    transaction
-        .commit()
-        .map_err(sql("committing a score batch"))?;
+    transaction.commit().map_err(sql("committing a score batch"))?;
     Ok(())
 }
 
@@ -434,27 +338,18 @@ fn progress_blocking(connection: &mut Connection) -> Result<Progress> {
                     remaining: texts.saturating_sub(scored),
                 });
             }
-            Ok(Progress {
-                statuses,
-                texts,
-                models,
-            })
+            Ok(Progress { statuses, texts, models })
         })
         .map_err(sql("counting progress"))
 }
 
 /// Reads the export on its own read-only connection and sends it row by row;
 /// stops early when the consumer goes away.
-fn export_blocking(
-    path: &Path,
-    table: &'static ModelTable,
-    sender: &tokio::sync::mpsc::Sender<Result<ExportRow>>,
-) {
+fn export_blocking(path: &Path, table: &'static ModelTable, sender: &tokio::sync::mpsc::Sender<Result<ExportRow>>) {
     let result = (|| -> Result<()> {
         let connection = open_connection(path, true)?;
-        let mut statement = connection
-            .prepare(&queries::export(Dialect::Sqlite, table))
-            .map_err(sql("exporting scores"))?;
+        let mut statement =
+            connection.prepare(&queries::export(Dialect::Sqlite, table)).map_err(sql("exporting scores"))?;
         let mut rows = statement.query([]).map_err(sql("exporting scores"))?;
         let n_columns = table.columns.len();
         while let Some(row) = rows.next().map_err(sql("exporting scores"))? {
@@ -463,12 +358,7 @@ fn export_blocking(
                 for index in 0..n_columns {
                     scores.push(row.get(index + 3)?);
                 }
-                Ok(ExportRow {
-                    status_id: row.get(0)?,
-                    user_id: row.get(1)?,
-                    status_text_id: row.get(2)?,
-                    scores,
-                })
+                Ok(ExportRow { status_id: row.get(0)?, user_id: row.get(1)?, status_text_id: row.get(2)?, scores })
             })()
             .map_err(sql("exporting scores"))?;
             if sender.blocking_send(Ok(export_row)).is_err() {
@@ -492,8 +382,7 @@ impl Store for Sqlite {
     async fn import_tweets(&self, tweets: &[Tweet]) -> Result<ImportReport> {
         validate::tweets(tweets)?;
         let tweets = tweets.to_vec();
-        self.blocking(move |connection| import_blocking(connection, &tweets))
-            .await
+        self.blocking(move |connection| import_blocking(connection, &tweets)).await
     }
 
     async fn refresh_texts(&self) -> Result<DedupReport> {
@@ -501,18 +390,12 @@ impl Store for Sqlite {
     }
 
     async fn text_page(&self, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>> {
-        self.blocking(move |connection| text_page_blocking(connection, after, limit))
-            .await
+        self.blocking(move |connection| text_page_blocking(connection, after, limit)).await
     }
 
-    async fn unscored_texts(
-        &self,
-        table: &'static ModelTable,
-        query: UnscoredQuery,
-    ) -> Result<Vec<TextRow>> {
+    async fn unscored_texts(&self, table: &'static ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
         validate::model_table(table)?;
-        self.blocking(move |connection| unscored_blocking(connection, table, query))
-            .await
+        self.blocking(move |connection| unscored_blocking(connection, table, query)).await
     }
 
     async fn write_scores(&self, batch: ScoreBatch<'_>) -> Result<()> {
@@ -520,10 +403,7 @@ impl Store for Sqlite {
         let table = batch.table;
         let checkpoint_sha256 = batch.checkpoint_sha256.to_owned();
         let rows = batch.rows.to_vec();
-        self.blocking(move |connection| {
-            write_scores_blocking(connection, table, &checkpoint_sha256, &rows)
-        })
-        .await
+        self.blocking(move |connection| write_scores_blocking(connection, table, &checkpoint_sha256, &rows)).await
     }
 
     async fn progress(&self) -> Result<Progress> {
@@ -562,21 +442,13 @@ mod tests {
         let (_folder, store) = store();
         store.migrate().await.expect("migrate");
         let connection = Connection::open(store.path()).expect("open");
-        connection
-            .execute(
-                "UPDATE toxscore_migrations SET checksum = 'edited' WHERE version = 2",
-                [],
-            )
-            .expect("tamper");
+        connection.execute("UPDATE toxscore_migrations SET checksum = 'edited' WHERE version = 2", []).expect("tamper");
         let error = store.migrate().await.expect_err("edited migration");
         assert!(
             matches!(&error, Error::Migration(toxdedup::Error::MigrationEdited { file, .. }) if file.ends_with("0002_status_texts.sql")),
             "{error:?}"
         );
-        assert!(
-            error.to_string().contains("0002_status_texts.sql"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("0002_status_texts.sql"), "{error}");
     }
 
     #[tokio::test]
@@ -585,36 +457,26 @@ mod tests {
         store.migrate().await.expect("migrate");
         let connection = Connection::open(store.path()).expect("open");
         connection
-            .execute("INSERT INTO toxscore_migrations (version, name, checksum) VALUES (99, '0099_future.sql', 'x')", [])
+            .execute(
+                "INSERT INTO toxscore_migrations (version, name, checksum) VALUES (99, '0099_future.sql', 'x')",
+                [],
+            )
             .expect("insert");
         let error = store.migrate().await.expect_err("unknown migration");
-        assert!(
-            matches!(
-                error,
-                Error::Migration(toxdedup::Error::UnknownMigration { version: 99 })
-            ),
-            "{error:?}"
-        );
+        assert!(matches!(error, Error::Migration(toxdedup::Error::UnknownMigration { version: 99 })), "{error:?}");
     }
 
     #[tokio::test]
     async fn the_file_is_in_wal_mode_and_reopens_with_its_data() {
         let (_folder, store) = store();
         store.migrate().await.expect("migrate");
-        let tweet = Tweet {
-            status_id: 1,
-            user_id: 2,
-            status_text: "x".into(),
-            created_at: Some(3),
-        };
+        let tweet = Tweet { status_id: 1, user_id: 2, status_text: "x".into(), created_at: Some(3) };
         store.import_tweets(&[tweet]).await.expect("import");
         store.refresh_texts().await.expect("refresh");
         let reopened = Sqlite::open(store.path()).expect("reopen");
         assert_eq!(reopened.progress().await.expect("progress").texts, 1);
         let connection = Connection::open(store.path()).expect("open");
-        let mode: String = connection
-            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
-            .expect("mode");
+        let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0)).expect("mode");
         assert_eq!(mode, "wal");
     }
 
@@ -622,45 +484,26 @@ mod tests {
     async fn a_failed_score_batch_writes_nothing() {
         let (_folder, store) = store();
         store.migrate().await.expect("migrate");
-        let tweet = Tweet {
-            status_id: 1,
-            user_id: 2,
-            status_text: "x".into(),
-            created_at: None,
-        };
+        let tweet = Tweet { status_id: 1, user_id: 2, status_text: "x".into(), created_at: None };
         store.import_tweets(&[tweet]).await.expect("import");
         store.refresh_texts().await.expect("refresh");
         let table = &MODEL_TABLES[0];
         let rows = [
-            ScoreRow {
-                status_text_id: 1,
-                scores: vec![0.5; 6],
-            },
-            ScoreRow {
-                status_text_id: 2,
-                scores: vec![0.5; 6],
-            },
+            ScoreRow { status_text_id: 1, scores: vec![0.5; 6] },
+            ScoreRow { status_text_id: 2, scores: vec![0.5; 6] },
         ];
         let error = store
-            .write_scores(ScoreBatch {
-                table,
-                checkpoint_sha256: "ab",
-                rows: &rows,
-            })
+            .write_scores(ScoreBatch { table, checkpoint_sha256: "ab", rows: &rows })
             .await
             .expect_err("text 2 does not exist");
         assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
-        assert_eq!(
-            store.progress().await.expect("progress").models[0].scored,
-            0
-        );
+        assert_eq!(store.progress().await.expect("progress").models[0].scored, 0);
     }
 
     #[tokio::test]
     async fn a_missing_folder_is_not_found() {
         let folder = tempfile::tempdir().expect("temporary folder");
-        let error =
-            Sqlite::open(folder.path().join("missing").join("toxscore.db")).expect_err("no folder");
+        let error = Sqlite::open(folder.path().join("missing").join("toxscore.db")).expect_err("no folder");
         assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
     }
 
@@ -680,19 +523,10 @@ mod tests {
                 .collect()
         };
         let (batch_a, batch_b) = (batch(0), batch(1000));
-        let (a, b) = tokio::join!(
-            first.import_tweets(&batch_a),
-            second.import_tweets(&batch_b)
-        );
-        assert_eq!(
-            a.expect("first").inserted + b.expect("second").inserted,
-            400
-        );
+        let (a, b) = tokio::join!(first.import_tweets(&batch_a), second.import_tweets(&batch_b));
+        assert_eq!(a.expect("first").inserted + b.expect("second").inserted, 400);
         let (a, b) = tokio::join!(first.refresh_texts(), second.refresh_texts());
-        assert_eq!(
-            a.expect("first").new_statuses + b.expect("second").new_statuses,
-            400
-        );
+        assert_eq!(a.expect("first").new_statuses + b.expect("second").new_statuses, 400);
         let progress = first.progress().await.expect("progress");
         assert_eq!((progress.statuses, progress.texts), (400, 50));
     }
@@ -701,9 +535,8 @@ mod tests {
     /// status_count)` as stored in the file.
     fn tables(path: &Path) -> (Vec<(i64, i64)>, Vec<(i64, String, u64)>) {
         let connection = Connection::open(path).expect("open");
-        let mut statement = connection
-            .prepare("SELECT status_id, status_text_id FROM statuses_texts ORDER BY status_id")
-            .expect("sql");
+        let mut statement =
+            connection.prepare("SELECT status_id, status_text_id FROM statuses_texts ORDER BY status_id").expect("sql");
         let joins = statement
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
             .expect("query")

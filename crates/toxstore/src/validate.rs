@@ -23,9 +23,7 @@ pub(crate) fn tweets(tweets: &[Tweet]) -> Result<()> {
 /// The table must be one of `toxdedup::MODEL_TABLES`, so its names may reach
 /// SQL.
 pub(crate) fn model_table(table: &ModelTable) -> Result<()> {
-    table.check_known().map_err(|error| Error::InvalidInput {
-        what: error.to_string(),
-    })
+    table.check_known().map_err(|error| Error::InvalidInput { what: error.to_string() })
 }
 
 /// A known table, a checkpoint hash, and one finite score per column in every
@@ -34,10 +32,7 @@ pub(crate) fn score_batch(batch: &ScoreBatch<'_>) -> Result<()> {
     model_table(batch.table)?;
     if batch.checkpoint_sha256.trim().is_empty() {
         return Err(Error::InvalidInput {
-            what: format!(
-                "score batch for {}: the checkpoint hash is empty",
-                batch.table.table
-            ),
+            what: format!("score batch for {}: the checkpoint hash is empty", batch.table.table),
         });
     }
     let n_columns = batch.table.columns.len();

@@ -3,8 +3,7 @@
 
 async fn fresh_store() -> (toxstore::Sqlite, tempfile::TempDir) {
     let folder = tempfile::tempdir().expect("temporary folder");
-    let store = toxstore::Sqlite::open(folder.path().join("toxscore.db"))
-        .expect("open a fresh SQLite file");
+    let store = toxstore::Sqlite::open(folder.path().join("toxscore.db")).expect("open a fresh SQLite file");
     (store, folder)
 }
 
@@ -26,19 +25,12 @@ fn crash_child_writes_until_killed() {
     let Ok(path) = std::env::var(CHILD_DATABASE) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let store = toxstore::Sqlite::open(&path).expect("open");
         let connection = rusqlite::Connection::open(&path).expect("open");
         let next: i64 = connection
-            .query_row(
-                "SELECT COALESCE(MAX(status_id), -1) + 1 FROM tweets",
-                [],
-                |row| row.get(0),
-            )
+            .query_row("SELECT COALESCE(MAX(status_id), -1) + 1 FROM tweets", [], |row| row.get(0))
             .expect("max");
         let table = &toxdedup::MODEL_TABLES[0];
         for round in 0.. {
@@ -54,31 +46,14 @@ fn crash_child_writes_until_killed() {
             store.import_tweets(&tweets).await.expect("import");
             store.refresh_texts().await.expect("refresh");
             let page = store
-                .unscored_texts(
-                    table,
-                    UnscoredQuery {
-                        after: None,
-                        limit: 100,
-                        shard: None,
-                    },
-                )
+                .unscored_texts(table, UnscoredQuery { after: None, limit: 100, shard: None })
                 .await
                 .expect("unscored");
             let rows: Vec<ScoreRow> = page
                 .iter()
-                .map(|text| ScoreRow {
-                    status_text_id: text.status_text_id,
-                    scores: vec![0.25; 6],
-                })
+                .map(|text| ScoreRow { status_text_id: text.status_text_id, scores: vec![0.25; 6] })
                 .collect();
-            store
-                .write_scores(ScoreBatch {
-                    table,
-                    checkpoint_sha256: "ab",
-                    rows: &rows,
-                })
-                .await
-                .expect("scores");
+            store.write_scores(ScoreBatch { table, checkpoint_sha256: "ab", rows: &rows }).await.expect("scores");
         }
     });
 }
@@ -94,10 +69,7 @@ fn kill_9_leaves_the_file_consistent() {
     }
     let folder = tempfile::tempdir().expect("temporary folder");
     let path = folder.path().join("toxscore.db");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let store = toxstore::Sqlite::open(&path).expect("open");
     runtime.block_on(store.migrate()).expect("migrate");
 
@@ -107,12 +79,7 @@ fn kill_9_leaves_the_file_consistent() {
     };
     for kill in 1..=3 {
         let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "crash_child_writes_until_killed",
-                "--test-threads",
-                "1",
-            ])
+            .args(["--exact", "crash_child_writes_until_killed", "--test-threads", "1"])
             .env(CHILD_DATABASE, &path)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -127,26 +94,17 @@ fn kill_9_leaves_the_file_consistent() {
                 panic!("the writer exited by itself ({status}) before it was killed");
             }
             waited += 1;
-            assert!(
-                waited < 12_000,
-                "the writer wrote fewer than {target} statuses in 2 minutes"
-            );
+            assert!(waited < 12_000, "the writer wrote fewer than {target} statuses in 2 minutes");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         child.kill().expect("SIGKILL the writer");
         child.wait().expect("reap the writer");
 
         let connection = rusqlite::Connection::open(&path).expect("reopen after the kill");
-        let integrity: String = connection
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .expect("check");
+        let integrity: String = connection.query_row("PRAGMA integrity_check", [], |row| row.get(0)).expect("check");
         assert_eq!(integrity, "ok", "after kill {kill}");
         let tweets = count("SELECT COUNT(*) FROM tweets");
-        assert_eq!(
-            tweets % BATCH,
-            0,
-            "after kill {kill}: a partial batch of tweets survived ({tweets} rows)"
-        );
+        assert_eq!(tweets % BATCH, 0, "after kill {kill}: a partial batch of tweets survived ({tweets} rows)");
         assert_eq!(
             count("SELECT COALESCE(SUM(status_count), 0) FROM status_texts"),
             count("SELECT COUNT(*) FROM statuses_texts"),
@@ -158,19 +116,11 @@ fn kill_9_leaves_the_file_consistent() {
             ),
             0
         );
-        assert!(
-            count("SELECT COUNT(*) FROM statuses_texts")
-                <= count("SELECT COUNT(DISTINCT status_id) FROM tweets")
-        );
+        assert!(count("SELECT COUNT(*) FROM statuses_texts") <= count("SELECT COUNT(DISTINCT status_id) FROM tweets"));
     }
     // The store carries on: a refresh joins whatever the last kill left unjoined.
-    runtime
-        .block_on(store.refresh_texts())
-        .expect("refresh after the kills");
+    runtime.block_on(store.refresh_texts()).expect("refresh after the kills");
     let progress = runtime.block_on(store.progress()).expect("progress");
-    assert_eq!(
-        progress.statuses as i64,
-        count("SELECT COUNT(DISTINCT status_id) FROM tweets")
-    );
+    assert_eq!(progress.statuses as i64, count("SELECT COUNT(DISTINCT status_id) FROM tweets"));
     assert_eq!(progress.texts, 997);
 }
