@@ -1,0 +1,1093 @@
+//! The few BigQuery REST calls the backend makes, with bounded retries.
+//!
+//! Why these calls are made here with reqwest rather than through
+//! gcp-bigquery-client's API objects: the crate's `process_response` decodes
+//! every non-2xx body as JSON, so a 429 or 503 whose body is not Google's
+//! JSON (a proxy, a load balancer, a cut connection) becomes a decode error
+//! and the status code is lost; its errors carry no status to tell a
+//! retryable failure from a permanent one; it sets no timeouts and retries
+//! nothing; and a `jobs.query` answer carrying SQL errors in a 200 body (as
+//! the emulator sends them) comes back as `Ok`. The four endpoints used here
+//! (datasets.insert, jobs.query, jobs.getQueryResults, tabledata.insertAll)
+//! are plain JSON, called with the same reqwest the crate uses; the crate
+//! still provides authentication (its `Authenticator` trait, over
+//! yup-oauth2).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gcp_bigquery_client::auth::Authenticator;
+use rand::Rng;
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{Value, json};
+
+use super::BACKEND;
+use super::auth::TOKEN_TIMEOUT;
+use crate::{Error, Result};
+
+/// Bounded exponential backoff with jitter, for 429, 5xx, connection errors
+/// and timeouts.
+///
+/// Attempt `n` (counting from 1) waits, before it starts, a random duration
+/// between half and all of `min(base_delay * 2^(n-2), max_delay)`; a
+/// `Retry-After` header may lengthen that up to `max_delay`. After
+/// `max_attempts` failed attempts the call fails with
+/// [`Error::Unavailable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, at least 1.
+    pub max_attempts: u32,
+    /// The wait before the first retry, before jitter.
+    pub base_delay: Duration,
+    /// The longest wait between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 6 attempts, waits of about 0.5, 1, 2, 4 and 8 s (about 15 s in all).
+    fn default() -> Self {
+        Self { max_attempts: 6, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt` (2 for the first retry).
+    fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(2).min(30);
+        let ceiling = self.base_delay.saturating_mul(1 << doublings).min(self.max_delay);
+        let half = ceiling / 2;
+        let spread = (ceiling - half).as_micros() as u64;
+        let jitter = if spread == 0 { 0 } else { rand::rng().random_range(0..=spread) };
+        half + Duration::from_micros(jitter)
+    }
+
+    fn attempts(&self) -> u32 {
+        self.max_attempts.max(1)
+    }
+}
+
+/// Reasons (BigQuery's `errors[].reason`) of transient failures.
+const RETRYABLE_REASONS: &[&str] =
+    &["backendError", "internalError", "rateLimitExceeded", "jobBackendError", "jobInternalError", "timeout"];
+
+/// Row-level reasons of `insertErrors` that a retry of the row may cure:
+/// `stopped` rows were refused only because another row of the request failed.
+const RETRYABLE_ROW_REASONS: &[&str] = &["stopped", "backendError", "internalError", "timeout", "rateLimitExceeded"];
+
+/// How long a query job may run before the backend gives up waiting for it.
+const QUERY_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+
+/// How long one `jobs.query` or `getQueryResults` call waits server-side for
+/// the job to complete.
+const SERVER_WAIT_MS: u64 = 10_000;
+
+/// Rows and bytes of one `insertAll` request, under BigQuery's limits (50,000
+/// rows and 10 MB) and its recommendation of about 500 rows.
+pub(crate) const INSERT_BATCH_ROWS: usize = 500;
+const INSERT_BATCH_BYTES: usize = 5 * 1024 * 1024;
+
+/// One row to stream.
+#[derive(Debug, Clone)]
+pub(crate) struct InsertRow {
+    /// BigQuery's best-effort de-duplication key.
+    pub(crate) insert_id: String,
+    /// The row, column name to value.
+    pub(crate) json: Value,
+}
+
+/// One page of query results: rows of nullable strings, as the REST API
+/// encodes every scalar.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueryPage {
+    pub(crate) rows: Vec<Vec<Option<String>>>,
+    /// Where the next page is, if any.
+    pub(crate) next: Option<NextPage>,
+    /// `numDmlAffectedRows` of a DML statement.
+    pub(crate) affected_rows: Option<u64>,
+}
+
+/// The job and page token of the next page.
+#[derive(Debug, Clone)]
+pub(crate) struct NextPage {
+    job: JobReference,
+    page_token: String,
+}
+
+#[derive(Debug, Clone)]
+struct JobReference {
+    job_id: String,
+    location: Option<String>,
+}
+
+/// What went wrong in one attempt.
+enum Failure {
+    /// Try again (after a backoff), unless attempts are spent.
+    Retry { message: String, retry_after: Option<Duration>, source: Option<BoxError> },
+    /// Give up now.
+    Fatal(Error),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failure as BigQuery described it, kept as the `source` of the shared
+/// error.
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {status}{}: {message}", reason.as_deref().map(|reason| format!(" ({reason})")).unwrap_or_default())]
+struct HttpError {
+    status: u16,
+    reason: Option<String>,
+    message: String,
+}
+
+/// A job error reported in a 200 body.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}: {message}")]
+struct JobError {
+    reason: String,
+    message: String,
+}
+
+/// The REST client of one project.
+pub(crate) struct Rest {
+    http: reqwest::Client,
+    /// Ends with `/bigquery/v2`.
+    base_url: Url,
+    project: String,
+    authenticator: Arc<dyn Authenticator>,
+    /// What to check when the credentials are refused.
+    credentials_hint: String,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Rest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Rest")
+            .field("base_url", &self.base_url.as_str())
+            .field("project", &self.project)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rest {
+    /// `base_url` must be checked already (`names::endpoint`).
+    pub(crate) fn new(
+        base_url: &str,
+        project: String,
+        authenticator: Arc<dyn Authenticator>,
+        credentials_hint: String,
+        retry: RetryPolicy,
+        request_timeout: Duration,
+    ) -> Result<Self> {
+        let base_url = Url::parse(base_url)
+            .map_err(|error| Error::InvalidInput { what: format!("BigQuery endpoint {base_url:?}: {error}") })?;
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout.min(Duration::from_secs(30)))
+            .build()
+            .map_err(|error| Error::Backend {
+                backend: BACKEND,
+                what: "building the HTTP client".to_owned(),
+                source: Some(Box::new(error)),
+            })?;
+        Ok(Self { http, base_url, project, authenticator, credentials_hint, retry })
+    }
+
+    /// `base/projects/<project>/<segments...>`, each segment escaped.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push("projects").push(&self.project).extend(segments);
+        }
+        url
+    }
+
+    /// Creates a dataset; one that exists already is fine.
+    pub(crate) async fn create_dataset(&self, dataset: &str, location: Option<&str>) -> Result<()> {
+        let mut body = json!({
+            "datasetReference": { "projectId": self.project, "datasetId": dataset },
+        });
+        if let Some(location) = location {
+            body["location"] = json!(location);
+        }
+        let url = self.url(&["datasets"]);
+        match self.call(Method::POST, url, Some(&body), &format!("creating dataset {dataset}")).await {
+            Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Runs a query and returns its first page (of at most `page_size` rows
+    /// when given), after the job has completed. A job that fails with a
+    /// transient reason is run again, with a new request id.
+    pub(crate) async fn query(&self, sql: &str, page_size: Option<u32>) -> Result<QueryPage> {
+        let mut last: Option<(String, Option<BoxError>)> = None;
+        for attempt in 1..=self.retry.attempts() {
+            if attempt > 1 {
+                tokio::time::sleep(self.retry.delay(attempt)).await;
+            }
+            match self.query_once(sql, page_size).await? {
+                Ok(page) => return Ok(page),
+                Err(Failure::Fatal(error)) => return Err(error),
+                Err(Failure::Retry { message, source, .. }) => last = Some((message, source)),
+            }
+        }
+        let (message, source) = last.unwrap_or_default();
+        Err(Error::Unavailable {
+            backend: BACKEND,
+            what: format!("query job failed {} times; last: {message}", self.retry.attempts()),
+            source,
+        })
+    }
+
+    /// One job: `Ok(Err(Retry))` when the job itself failed transiently
+    /// (transport failures are retried inside [`call`](Self::call)).
+    async fn query_once(&self, sql: &str, page_size: Option<u32>) -> Result<std::result::Result<QueryPage, Failure>> {
+        // The request id makes a resent `jobs.query` (after a lost answer)
+        // return the first job instead of running the statement twice.
+        let request_id = format!("toxscore-{:032x}", rand::rng().random::<u128>());
+        let mut body = json!({
+            "query": sql,
+            "useLegacySql": false,
+            "timeoutMs": SERVER_WAIT_MS,
+            "requestId": request_id,
+        });
+        if let Some(page_size) = page_size {
+            body["maxResults"] = json!(page_size);
+        }
+        let started = Instant::now();
+        let mut response = self.call(Method::POST, self.url(&["queries"]), Some(&body), "running a query").await?;
+        loop {
+            if let Err(failure) = job_errors(&response) {
+                return Ok(Err(failure));
+            }
+            if response.get("jobComplete").and_then(Value::as_bool) != Some(false) {
+                return parse_page(&response).map(Ok);
+            }
+            if started.elapsed() > QUERY_DEADLINE {
+                return Err(Error::Unavailable {
+                    backend: BACKEND,
+                    what: format!("the query job did not complete within {} s", QUERY_DEADLINE.as_secs()),
+                    source: None,
+                });
+            }
+            let job = job_reference(&response)?;
+            response = self.results(&job, None, page_size).await?;
+        }
+    }
+
+    /// The next page of a query's results.
+    pub(crate) async fn next_page(&self, next: &NextPage, page_size: Option<u32>) -> Result<QueryPage> {
+        let started = Instant::now();
+        loop {
+            let response = self.results(&next.job, Some(&next.page_token), page_size).await?;
+            if let Err(failure) = job_errors(&response) {
+                return Err(match failure {
+                    Failure::Fatal(error) => error,
+                    Failure::Retry { message, source, .. } => Error::Unavailable {
+                        backend: BACKEND,
+                        what: format!("reading query results: {message}"),
+                        source,
+                    },
+                });
+            }
+            if response.get("jobComplete").and_then(Value::as_bool) != Some(false) {
+                return parse_page(&response);
+            }
+            if started.elapsed() > QUERY_DEADLINE {
+                return Err(Error::Unavailable {
+                    backend: BACKEND,
+                    what: "the query results did not become available".to_owned(),
+                    source: None,
+                });
+            }
+        }
+    }
+
+    /// Runs a query and reads every page.
+    pub(crate) async fn query_all(&self, sql: &str) -> Result<QueryPage> {
+        let mut page = self.query(sql, None).await?;
+        while let Some(next) = page.next.take() {
+            let more = self.next_page(&next, None).await?;
+            page.rows.extend(more.rows);
+            page.next = more.next;
+        }
+        Ok(page)
+    }
+
+    /// `jobs.getQueryResults`.
+    async fn results(&self, job: &JobReference, page_token: Option<&str>, page_size: Option<u32>) -> Result<Value> {
+        let mut url = self.url(&["queries", &job.job_id]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("timeoutMs", &SERVER_WAIT_MS.to_string());
+            if let Some(location) = &job.location {
+                query.append_pair("location", location);
+            }
+            if let Some(token) = page_token {
+                query.append_pair("pageToken", token);
+            }
+            if let Some(page_size) = page_size {
+                query.append_pair("maxResults", &page_size.to_string());
+            }
+        }
+        self.call(Method::GET, url, None, "reading query results").await
+    }
+
+    /// Streams rows into `dataset.table` in batches, with their insert ids.
+    ///
+    /// Every answer's `insertErrors` is checked. Rows that failed for a
+    /// transient reason (or were `stopped` because of another row) are sent
+    /// again, up to the retry policy's attempts; rows BigQuery refuses as
+    /// invalid fail the call at once. Either way the error names the rows:
+    /// no row is dropped silently.
+    pub(crate) async fn insert_all(&self, dataset: &str, table: &str, rows: &[InsertRow]) -> Result<()> {
+        let mut start = 0;
+        while start < rows.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < rows.len() && end - start < INSERT_BATCH_ROWS {
+                let size = rows[end].json.to_string().len() + rows[end].insert_id.len() + 32;
+                if end > start && bytes + size > INSERT_BATCH_BYTES {
+                    break;
+                }
+                bytes += size;
+                end += 1;
+            }
+            self.insert_batch(dataset, table, &rows[start..end], start).await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// One batch; `offset` is its first row's index in the caller's rows, for
+    /// messages.
+    async fn insert_batch(&self, dataset: &str, table: &str, rows: &[InsertRow], offset: usize) -> Result<()> {
+        let url = self.url(&["datasets", dataset, "tables", table, "insertAll"]);
+        let what = format!("streaming rows into {dataset}.{table}");
+        // Indexes (into `rows`) still to be written.
+        let mut pending: Vec<usize> = (0..rows.len()).collect();
+        let mut last_examples = String::new();
+        for attempt in 1..=self.retry.attempts() {
+            if attempt > 1 {
+                tokio::time::sleep(self.retry.delay(attempt)).await;
+            }
+            let body = json!({
+                "rows": pending.iter().map(|&index| json!({
+                    "insertId": rows[index].insert_id,
+                    "json": rows[index].json,
+                })).collect::<Vec<_>>(),
+                "skipInvalidRows": false,
+                "ignoreUnknownValues": false,
+            });
+            let response = self.call(Method::POST, url.clone(), Some(&body), &what).await?;
+            let errors = match response.get("insertErrors") {
+                None | Some(Value::Null) => return Ok(()),
+                Some(Value::Array(errors)) if errors.is_empty() => return Ok(()),
+                Some(Value::Array(errors)) => errors,
+                Some(other) => {
+                    return Err(Error::Backend {
+                        backend: BACKEND,
+                        what: format!("{what}: unexpected insertErrors {other}"),
+                        source: None,
+                    });
+                }
+            };
+            let mut retry = Vec::new();
+            let mut refused = Vec::new();
+            for entry in errors {
+                let index =
+                    entry.get("index").and_then(value_as_u64).and_then(|index| pending.get(index as usize).copied());
+                let Some(index) = index else {
+                    return Err(Error::Backend {
+                        backend: BACKEND,
+                        what: format!("{what}: insertErrors names a row that was not sent: {entry}"),
+                        source: None,
+                    });
+                };
+                let reasons: Vec<(String, String)> = entry
+                    .get("errors")
+                    .and_then(Value::as_array)
+                    .map(|errors| {
+                        errors
+                            .iter()
+                            .map(|error| {
+                                (
+                                    string_field(error, "reason").unwrap_or_default(),
+                                    string_field(error, "message").unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let transient = !reasons.is_empty()
+                    && reasons.iter().all(|(reason, _)| RETRYABLE_ROW_REASONS.contains(&reason.as_str()));
+                let described = describe_row(offset + index, &rows[index].insert_id, &reasons);
+                if transient { retry.push((index, described)) } else { refused.push(described) }
+            }
+            if !refused.is_empty() {
+                return Err(Error::Backend {
+                    backend: BACKEND,
+                    what: format!(
+                        "{what}: BigQuery refused {} of {} rows; nothing of this batch was kept; {}",
+                        refused.len(),
+                        pending.len(),
+                        examples(&refused)
+                    ),
+                    source: None,
+                });
+            }
+            last_examples = examples(&retry.iter().map(|(_, described)| described.clone()).collect::<Vec<_>>());
+            pending = retry.into_iter().map(|(index, _)| index).collect();
+        }
+        Err(Error::Unavailable {
+            backend: BACKEND,
+            what: format!(
+                "{what}: {} rows still failed after {} attempts; {last_examples}",
+                pending.len(),
+                self.retry.attempts()
+            ),
+            source: None,
+        })
+    }
+
+    /// One REST call with the retry policy: JSON in, JSON out.
+    async fn call(&self, method: Method, url: Url, body: Option<&Value>, what: &str) -> Result<Value> {
+        let mut last: Option<(String, Option<BoxError>)> = None;
+        let mut retry_after = None;
+        for attempt in 1..=self.retry.attempts() {
+            if attempt > 1 {
+                let mut wait = self.retry.delay(attempt);
+                if let Some(asked) = retry_after {
+                    wait = wait.max(asked).min(self.retry.max_delay.max(wait));
+                }
+                tokio::time::sleep(wait).await;
+            }
+            match self.call_once(method.clone(), url.clone(), body).await {
+                Ok(value) => return Ok(value),
+                Err(Failure::Fatal(error)) => return Err(error),
+                Err(Failure::Retry { message, retry_after: asked, source }) => {
+                    retry_after = asked;
+                    last = Some((message, source));
+                }
+            }
+        }
+        let (message, source) = last.unwrap_or_default();
+        Err(Error::Unavailable {
+            backend: BACKEND,
+            what: format!("{what}: gave up after {} attempts; last: {message}", self.retry.attempts()),
+            source,
+        })
+    }
+
+    async fn call_once(&self, method: Method, url: Url, body: Option<&Value>) -> std::result::Result<Value, Failure> {
+        let token = match tokio::time::timeout(TOKEN_TIMEOUT, self.authenticator.access_token()).await {
+            Ok(Ok(token)) => token,
+            Ok(Err(error)) => {
+                return Err(Failure::Fatal(Error::Unauthenticated {
+                    backend: BACKEND,
+                    what: format!("could not get an access token ({error}); {}", self.credentials_hint),
+                }));
+            }
+            Err(_) => {
+                return Err(Failure::Retry {
+                    message: format!("getting an access token took over {} s", TOKEN_TIMEOUT.as_secs()),
+                    retry_after: None,
+                    source: None,
+                });
+            }
+        };
+        // Whatever the server or a proxy says, the token is never repeated.
+        let redact = |text: String| {
+            if token.len() >= 8 { text.replace(&token, "<redacted>") } else { text }
+        };
+
+        let mut request = self.http.request(method, url).bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                return Err(Failure::Retry {
+                    message: redact(transport_message(&error)),
+                    retry_after: None,
+                    source: Some(Box::new(error)),
+                });
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // A connection cut in the middle of the body is a transport failure.
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return Err(Failure::Retry {
+                    message: redact(format!("HTTP {status}, then the body was cut: {}", transport_message(&error))),
+                    retry_after: None,
+                    source: Some(Box::new(error)),
+                });
+            }
+        };
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|error| {
+                Failure::Fatal(Error::Backend {
+                    backend: BACKEND,
+                    what: format!("HTTP {status} with a body that is not JSON: {}", redact(snippet(&bytes))),
+                    source: Some(Box::new(error)),
+                })
+            });
+        }
+        let (reason, message) = error_body(&bytes);
+        let error = HttpError { status: status.as_u16(), reason: reason.clone(), message: redact(message) };
+        Err(classify(status, error, retry_after, &self.credentials_hint))
+    }
+}
+
+/// Maps a non-2xx answer onto a retry or a shared error.
+fn classify(status: StatusCode, error: HttpError, retry_after: Option<Duration>, hint: &str) -> Failure {
+    let reason = error.reason.clone().unwrap_or_default();
+    let retryable_reason = RETRYABLE_REASONS.contains(&reason.as_str());
+    match status.as_u16() {
+        408 | 429 | 500 | 502 | 503 | 504 => {
+            Failure::Retry { message: error.to_string(), retry_after, source: Some(Box::new(error)) }
+        }
+        // BigQuery answers some rate limits with 403 rateLimitExceeded.
+        403 if retryable_reason => {
+            Failure::Retry { message: error.to_string(), retry_after, source: Some(Box::new(error)) }
+        }
+        401 | 403 => Failure::Fatal(Error::Unauthenticated { backend: BACKEND, what: format!("{error}; {hint}") }),
+        404 => Failure::Fatal(Error::NotFound { what: error.message.clone(), source: Some(Box::new(error)) }),
+        409 => Failure::Fatal(Error::AlreadyExists { what: error.message }),
+        _ => {
+            Failure::Fatal(Error::Backend { backend: BACKEND, what: error.to_string(), source: Some(Box::new(error)) })
+        }
+    }
+}
+
+/// Google's error body `{"error": {"message", "errors": [{"reason"}]}}`,
+/// or the start of whatever else came.
+fn error_body(bytes: &[u8]) -> (Option<String>, String) {
+    let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+    let error = parsed.as_ref().and_then(|value| value.get("error"));
+    match error {
+        Some(error) => {
+            let message = string_field(error, "message").unwrap_or_else(|| error.to_string());
+            let reason = error
+                .get("errors")
+                .and_then(Value::as_array)
+                .and_then(|errors| errors.first())
+                .and_then(|first| string_field(first, "reason"))
+                .or_else(|| string_field(error, "status"));
+            (reason, message)
+        }
+        None => (None, snippet(bytes)),
+    }
+}
+
+/// SQL and job errors arriving in a 200 body (`errors`, or a job's
+/// `status.errorResult`): a failure, never `Ok`.
+fn job_errors(response: &Value) -> std::result::Result<(), Failure> {
+    let mut errors: Vec<&Value> =
+        response.get("errors").and_then(Value::as_array).map(|errors| errors.iter().collect()).unwrap_or_default();
+    if let Some(result) = response.get("status").and_then(|status| status.get("errorResult")) {
+        errors.insert(0, result);
+    }
+    let Some(first) = errors.first() else {
+        return Ok(());
+    };
+    let reason = string_field(first, "reason").unwrap_or_default();
+    let message = errors
+        .iter()
+        .map(|error| string_field(error, "message").unwrap_or_else(|| error.to_string()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let error = JobError { reason: reason.clone(), message: message.clone() };
+    if RETRYABLE_REASONS.contains(&reason.as_str()) {
+        return Err(Failure::Retry { message: error.to_string(), retry_after: None, source: Some(Box::new(error)) });
+    }
+    Err(Failure::Fatal(match reason.as_str() {
+        "notFound" => Error::NotFound { what: message, source: Some(Box::new(error)) },
+        "duplicate" => Error::AlreadyExists { what: message },
+        "accessDenied" => Error::Unauthenticated {
+            backend: BACKEND,
+            what: format!("{message}; check the credentials' BigQuery roles"),
+        },
+        _ => Error::Backend { backend: BACKEND, what: format!("query failed: {error}"), source: Some(Box::new(error)) },
+    }))
+}
+
+fn job_reference(response: &Value) -> Result<JobReference> {
+    let reference = response.get("jobReference");
+    let job_id = reference.and_then(|reference| string_field(reference, "jobId"));
+    let Some(job_id) = job_id else {
+        return Err(Error::Backend {
+            backend: BACKEND,
+            what: format!("a query answer without a job id: {}", snippet(response.to_string().as_bytes())),
+            source: None,
+        });
+    };
+    let location = reference.and_then(|reference| string_field(reference, "location"));
+    Ok(JobReference { job_id, location })
+}
+
+/// The rows, the next page and the DML count of a `jobs.query` or
+/// `getQueryResults` answer.
+fn parse_page(response: &Value) -> Result<QueryPage> {
+    let unexpected = |problem: &str| Error::Backend {
+        backend: BACKEND,
+        what: format!("unexpected query answer ({problem}): {}", snippet(response.to_string().as_bytes())),
+        source: None,
+    };
+    let mut rows = Vec::new();
+    if let Some(list) = response.get("rows").and_then(Value::as_array) {
+        rows.reserve(list.len());
+        for row in list {
+            let cells = row.get("f").and_then(Value::as_array).ok_or_else(|| unexpected("a row without cells"))?;
+            let mut values = Vec::with_capacity(cells.len());
+            for cell in cells {
+                values.push(match cell.get("v") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(text)) => Some(text.clone()),
+                    Some(Value::Number(number)) => Some(number.to_string()),
+                    Some(Value::Bool(flag)) => Some(flag.to_string()),
+                    Some(_) => return Err(unexpected("a nested cell")),
+                });
+            }
+            rows.push(values);
+        }
+    }
+    let next = match string_field(response, "pageToken").filter(|token| !token.is_empty()) {
+        Some(page_token) => Some(NextPage { job: job_reference(response)?, page_token }),
+        None => None,
+    };
+    let affected_rows = response.get("numDmlAffectedRows").and_then(value_as_u64);
+    Ok(QueryPage { rows, next, affected_rows })
+}
+
+fn describe_row(index: usize, insert_id: &str, reasons: &[(String, String)]) -> String {
+    let reasons = reasons
+        .iter()
+        .map(|(reason, message)| if message.is_empty() { reason.clone() } else { format!("{reason}: {message}") })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("row {index} (insert id {insert_id}): {reasons}")
+}
+
+/// The first three descriptions, and how many more.
+fn examples(described: &[String]) -> String {
+    let mut text = described.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+    if described.len() > 3 {
+        text.push_str(&format!("; and {} more", described.len() - 3));
+    }
+    text
+}
+
+fn transport_message(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "the connection failed"
+    };
+    let mut message = format!("{kind}: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}
+
+fn string_field(value: &Value, name: &str) -> Option<String> {
+    value.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// BigQuery writes 64-bit numbers as strings.
+fn value_as_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The start of a body, for messages.
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+    if bytes.len() > 300 { format!("{text}...") } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client against a scripted HTTP server on 127.0.0.1: retries,
+    //! giving up, insert errors, SQL errors in a 200 body, refused
+    //! credentials. The policy's delays are zero, so nothing here depends on
+    //! time.
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{Shutdown, TcpListener};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    const TOKEN: &str = "ya29.test-secret-token-value";
+
+    /// One scripted answer.
+    #[derive(Clone)]
+    enum Reply {
+        /// A status, and a body.
+        Json(u16, Value),
+        /// A status, and a plain-text body.
+        Text(u16, &'static str),
+        /// Headers promising a long body, then the connection is closed.
+        CutBody,
+    }
+
+    /// A request as the server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        path: String,
+        authorization: Option<String>,
+        body: Value,
+    }
+
+    /// Serves `replies` in order, one per connection, then 500s.
+    struct Server {
+        url: String,
+        seen: Arc<Mutex<Vec<Seen>>>,
+    }
+
+    impl Server {
+        fn start(replies: Vec<Reply>) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+            let url = format!("http://{}/bigquery/v2", listener.local_addr().expect("address"));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = Arc::clone(&seen);
+            std::thread::spawn(move || {
+                let mut replies = replies.into_iter();
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let Some(request) = read_request(&mut stream) else {
+                        continue;
+                    };
+                    log.lock().expect("log").push(request);
+                    let reply = replies.next().unwrap_or(Reply::Text(500, "the script has no more answers"));
+                    let _ = write_reply(&mut stream, reply);
+                }
+            });
+            Self { url, seen }
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().expect("log").clone()
+        }
+    }
+
+    fn read_request(stream: &mut std::net::TcpStream) -> Option<Seen> {
+        let mut reader = BufReader::new(stream.try_clone().ok()?);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let mut parts = line.split_whitespace();
+        let method = parts.next()?.to_owned();
+        let path = parts.next()?.to_owned();
+        let mut length = 0;
+        let mut authorization = None;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).ok()?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':')?;
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().ok()?,
+                "authorization" => authorization = Some(value.trim().to_owned()),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Some(Seen { method, path, authorization, body })
+    }
+
+    fn write_reply(stream: &mut std::net::TcpStream, reply: Reply) -> std::io::Result<()> {
+        let (status, content_type, body) = match reply {
+            Reply::Json(status, body) => (status, "application/json", body.to_string()),
+            Reply::Text(status, body) => (status, "text/plain", body.to_owned()),
+            Reply::CutBody => {
+                stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n{\"kind\":")?;
+                stream.flush()?;
+                return stream.shutdown(Shutdown::Both);
+            }
+        };
+        write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        stream.flush()
+    }
+
+    fn client(server: &Server, max_attempts: u32) -> Rest {
+        #[derive(Clone)]
+        struct Fixed;
+        #[async_trait::async_trait]
+        impl Authenticator for Fixed {
+            async fn access_token(&self) -> std::result::Result<String, gcp_bigquery_client::error::BQError> {
+                Ok(TOKEN.to_owned())
+            }
+        }
+        Rest::new(
+            &server.url,
+            "test-project".to_owned(),
+            Arc::new(Fixed),
+            "check GOOGLE_APPLICATION_CREDENTIALS".to_owned(),
+            RetryPolicy { max_attempts, base_delay: Duration::ZERO, max_delay: Duration::ZERO },
+            Duration::from_secs(30),
+        )
+        .expect("client")
+    }
+
+    fn select_one() -> Value {
+        json!({
+            "jobComplete": true,
+            "jobReference": { "projectId": "test-project", "jobId": "job_1" },
+            "schema": { "fields": [{ "name": "x", "type": "INTEGER" }] },
+            "rows": [{ "f": [{ "v": "1" }] }],
+            "totalRows": "1",
+        })
+    }
+
+    fn google_error(code: u16, reason: &str, message: &str) -> Value {
+        json!({ "error": { "code": code, "message": message, "errors": [{ "reason": reason, "message": message }] } })
+    }
+
+    fn rows(count: usize) -> Vec<InsertRow> {
+        (0..count)
+            .map(|index| InsertRow { insert_id: format!("id-{index}"), json: json!({ "n": index.to_string() }) })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn retries_429_and_503_then_succeeds() {
+        let server = Server::start(vec![
+            Reply::Json(429, google_error(429, "rateLimitExceeded", "slow down")),
+            Reply::Text(503, "upstream unavailable"),
+            Reply::Json(200, select_one()),
+        ]);
+        let page = client(&server, 5).query("SELECT 1 AS x", None).await.expect("the third attempt succeeds");
+        assert_eq!(page.rows, [vec![Some("1".to_owned())]]);
+        let seen = server.seen();
+        assert_eq!(seen.len(), 3);
+        assert!(seen.iter().all(|request| request.method == "POST"
+            && request.path == "/bigquery/v2/projects/test-project/queries"));
+        assert!(seen.iter().all(|request| request.authorization.as_deref() == Some(&format!("Bearer {TOKEN}")[..])));
+        assert_eq!(seen[0].body["query"], "SELECT 1 AS x");
+        assert_eq!(seen[0].body["useLegacySql"], false);
+        // A resent request is the same request: BigQuery runs it once.
+        assert_eq!(seen[0].body["requestId"], seen[2].body["requestId"]);
+    }
+
+    #[tokio::test]
+    async fn retries_a_body_cut_in_the_middle_and_a_403_rate_limit() {
+        let server = Server::start(vec![
+            Reply::CutBody,
+            Reply::Json(403, google_error(403, "rateLimitExceeded", "too many")),
+            Reply::Json(200, select_one()),
+        ]);
+        client(&server, 3).query("SELECT 1 AS x", None).await.expect("the third attempt succeeds");
+        assert_eq!(server.seen().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_bound_with_unavailable() {
+        let server = Server::start(vec![Reply::Text(503, "unavailable"); 10]);
+        let error = client(&server, 4).query("SELECT 1 AS x", None).await.expect_err("every attempt fails");
+        assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
+        assert!(error.is_retryable());
+        assert!(error.to_string().contains("4 attempts"), "{error}");
+        assert_eq!(server.seen().len(), 4, "exactly max_attempts requests");
+    }
+
+    #[tokio::test]
+    async fn a_sql_error_in_a_200_body_is_an_error() {
+        let server = Server::start(vec![Reply::Json(
+            200,
+            json!({
+                "jobComplete": true,
+                "jobReference": { "jobId": "job_2" },
+                "rows": [],
+                "errors": [{ "reason": "invalidQuery", "message": "Syntax error: Unexpected identifier \"SELEC\" at [1:1]" }],
+            }),
+        )]);
+        let error = client(&server, 3).query("SELEC 1", None).await.expect_err("a SQL error");
+        assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+        assert!(error.to_string().contains("Syntax error"), "{error}");
+        assert_eq!(server.seen().len(), 1, "a SQL error is not retried");
+    }
+
+    #[tokio::test]
+    async fn a_missing_table_in_a_200_body_is_not_found() {
+        let server = Server::start(vec![Reply::Json(
+            200,
+            json!({ "jobComplete": true, "errors": [{ "reason": "notFound", "message": "Not found: Table p.d.tweets" }] }),
+        )]);
+        let error = client(&server, 3).query("SELECT 1 FROM d.tweets", None).await.expect_err("not found");
+        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_name_the_setting_and_never_the_token() {
+        for status in [401, 403] {
+            let server = Server::start(vec![Reply::Json(
+                status,
+                google_error(status, "authError", &format!("Invalid Credentials: token {TOKEN} expired")),
+            )]);
+            let error = client(&server, 5).query("SELECT 1 AS x", None).await.expect_err("refused");
+            let message = format!("{error} {error:?}");
+            assert!(matches!(error, Error::Unauthenticated { .. }), "{error:?}");
+            assert!(message.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{message}");
+            assert!(!message.contains(TOKEN), "the token leaked: {message}");
+            assert_eq!(server.seen().len(), 1, "refused credentials are not retried");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_job_is_polled_and_results_are_paged() {
+        let server = Server::start(vec![
+            Reply::Json(200, json!({ "jobComplete": false, "jobReference": { "jobId": "job_3", "location": "EU" } })),
+            Reply::Json(
+                200,
+                json!({
+                    "jobComplete": true, "jobReference": { "jobId": "job_3", "location": "EU" },
+                    "rows": [{ "f": [{ "v": "1" }] }], "pageToken": "token/2+=",
+                }),
+            ),
+            Reply::Json(
+                200,
+                json!({ "jobComplete": true, "jobReference": { "jobId": "job_3", "location": "EU" }, "rows": [{ "f": [{ "v": null }] }] }),
+            ),
+        ]);
+        let page = client(&server, 3).query_all("SELECT x").await.expect("two pages");
+        assert_eq!(page.rows, [vec![Some("1".to_owned())], vec![None]]);
+        let seen = server.seen();
+        assert_eq!(seen[1].method, "GET");
+        assert!(seen[1].path.starts_with("/bigquery/v2/projects/test-project/queries/job_3?"), "{}", seen[1].path);
+        assert!(seen[1].path.contains("location=EU"), "{}", seen[1].path);
+        assert!(seen[2].path.contains("pageToken=token%2F2%2B%3D"), "{}", seen[2].path);
+    }
+
+    #[tokio::test]
+    async fn partial_insert_errors_are_retried_for_the_failed_rows_only() {
+        let server = Server::start(vec![
+            Reply::Json(
+                200,
+                json!({ "insertErrors": [
+                    { "index": 1, "errors": [{ "reason": "backendError", "message": "try again" }] },
+                    { "index": 3, "errors": [{ "reason": "stopped", "message": "" }] },
+                ] }),
+            ),
+            Reply::Json(200, json!({ "kind": "bigquery#tableDataInsertAllResponse" })),
+        ]);
+        client(&server, 3).insert_all("d", "tweets", &rows(4)).await.expect("the failed rows are resent");
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].path, "/bigquery/v2/projects/test-project/datasets/d/tables/tweets/insertAll");
+        let ids = |request: &Seen| -> Vec<String> {
+            request.body["rows"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|row| row["insertId"].as_str().expect("id").to_owned())
+                .collect()
+        };
+        assert_eq!(ids(&seen[0]), ["id-0", "id-1", "id-2", "id-3"]);
+        assert_eq!(ids(&seen[1]), ["id-1", "id-3"], "only the failed rows, with their insert ids");
+        assert_eq!(seen[1].body["rows"][0]["json"], json!({ "n": "1" }));
+    }
+
+    #[tokio::test]
+    async fn insert_errors_that_persist_are_reported_with_examples() {
+        let failing = json!({ "insertErrors": [{ "index": 0, "errors": [{ "reason": "backendError", "message": "still down" }] }] });
+        let server = Server::start(vec![Reply::Json(200, failing); 3]);
+        let error = client(&server, 3).insert_all("d", "tweets", &rows(2)).await.expect_err("never written");
+        assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(message.contains("1 rows still failed after 3 attempts"), "{message}");
+        assert!(message.contains("insert id id-0") && message.contains("still down"), "{message}");
+        assert_eq!(server.seen().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn invalid_rows_fail_at_once_naming_them() {
+        let server = Server::start(vec![Reply::Json(
+            200,
+            json!({ "insertErrors": [
+                { "index": 0, "errors": [{ "reason": "stopped" }] },
+                { "index": 1, "errors": [{ "reason": "invalid", "message": "no such field: nope", "location": "nope" }] },
+            ] }),
+        )]);
+        let error = client(&server, 5).insert_all("d", "tweets", &rows(2)).await.expect_err("refused");
+        assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("refused 1 of 2 rows")
+                && message.contains("row 1 (insert id id-1): invalid: no such field"),
+            "{message}"
+        );
+        assert_eq!(server.seen().len(), 1, "an invalid row is not retried");
+    }
+
+    #[tokio::test]
+    async fn large_inserts_go_in_bounded_batches() {
+        let replies = vec![Reply::Json(200, json!({})); 3];
+        let server = Server::start(replies);
+        client(&server, 1).insert_all("d", "t", &rows(INSERT_BATCH_ROWS * 2 + 1)).await.expect("three batches");
+        let sizes: Vec<usize> =
+            server.seen().iter().map(|request| request.body["rows"].as_array().map_or(0, Vec::len)).collect();
+        assert_eq!(sizes, [INSERT_BATCH_ROWS, INSERT_BATCH_ROWS, 1]);
+    }
+
+    #[tokio::test]
+    async fn datasets_are_created_once_and_not_found_maps() {
+        let server = Server::start(vec![
+            Reply::Json(409, google_error(409, "duplicate", "Already Exists: dataset test-project:d")),
+            Reply::Json(404, google_error(404, "notFound", "Not found: table test-project:d.t")),
+        ]);
+        let rest = client(&server, 3);
+        rest.create_dataset("d", None).await.expect("an existing dataset is fine");
+        let error = rest.insert_all("d", "t", &rows(1)).await.expect_err("missing table");
+        assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+        assert_eq!(server.seen()[0].body["datasetReference"]["datasetId"], "d");
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        };
+        for attempt in 2..12 {
+            let ceiling = Duration::from_millis(100 * (1 << (attempt - 2)).min(10));
+            let delay = policy.delay(attempt);
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay:?} outside [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
+        }
+        assert_eq!(RetryPolicy { max_attempts: 0, ..policy }.attempts(), 1);
+    }
+}
