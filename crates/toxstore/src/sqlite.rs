@@ -15,7 +15,7 @@
 //! - **Busy timeout** of [`BUSY_TIMEOUT`]: a second process on the same file
 //!   waits that long for the lock, then gets [`Error::Unavailable`].
 //! - Every blocking call runs on tokio's blocking pool through one helper,
-//!   [`Sqlite::blocking`]; the export reads on its own connection and feeds a
+//!   `Sqlite::blocking`; the export reads on its own connection and feeds a
 //!   bounded channel, so it never holds the whole export in memory.
 
 use std::path::{Path, PathBuf};
@@ -529,6 +529,47 @@ mod tests {
         assert_eq!(a.expect("first").new_statuses + b.expect("second").new_statuses, 400);
         let progress = first.progress().await.expect("progress");
         assert_eq!((progress.statuses, progress.texts), (400, 50));
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_database_is_an_error_naming_it() {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let path = folder.path().join("notes.txt");
+        std::fs::write(&path, "these are not the pages you are looking for\n".repeat(100)).expect("write");
+        let error = Sqlite::open(&path).expect_err("not a database");
+        assert!(error.to_string().contains("notes.txt"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_export_dropped_early_stops_its_reader() {
+        let (_folder, store) = store();
+        store.migrate().await.expect("migrate");
+        let tweets: Vec<Tweet> = (0..20_000)
+            .map(|index| Tweet {
+                status_id: index,
+                user_id: 1,
+                status_text: format!("t{}", index % 100),
+                created_at: None,
+            })
+            .collect();
+        store.import_tweets(&tweets).await.expect("import");
+        store.refresh_texts().await.expect("refresh");
+        let table = &MODEL_TABLES[0];
+        let rows: Vec<ScoreRow> = (1..=100).map(|id| ScoreRow { status_text_id: id, scores: vec![0.5; 6] }).collect();
+        store.write_scores(ScoreBatch { table, checkpoint_sha256: "ab", rows: &rows }).await.expect("scores");
+        // More rows than the channel holds, so the reader is blocked on a
+        // full channel when the consumer goes away.
+        let first: Vec<ExportRow> = store.export(table).take(3).map(|row| row.expect("row")).collect().await;
+        assert_eq!(first.iter().map(|row| row.status_id).collect::<Vec<_>>(), [0, 1, 2]);
+        // The store goes on working, and a full export sees every status id.
+        store.write_scores(ScoreBatch { table, checkpoint_sha256: "cd", rows: &rows }).await.expect("scores again");
+        let mut n_rows = 0;
+        let mut export = store.export(table);
+        while let Some(row) = export.next().await {
+            assert_eq!(row.expect("row").status_id, n_rows);
+            n_rows += 1;
+        }
+        assert_eq!(n_rows, 20_000);
     }
 
     /// `(status_id, status_text_id)` and `(status_text_id, status_text,
