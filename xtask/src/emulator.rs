@@ -49,12 +49,7 @@ impl Paths {
     /// The paths under a workspace root.
     pub fn new(workspace_root: &Path) -> Self {
         let dir = workspace_root.join("target").join("bqemulator");
-        Self {
-            venv: dir.join("venv"),
-            home: dir.join("home"),
-            log: dir.join("emulator.log"),
-            dir,
-        }
+        Self { venv: dir.join("venv"), home: dir.join("home"), log: dir.join("emulator.log"), dir }
     }
 
     fn executable(&self) -> PathBuf {
@@ -72,11 +67,9 @@ impl Paths {
 /// Returns whether it installed anything.
 pub fn ensure_installed(workspace_root: &Path) -> Result<bool> {
     let paths = Paths::new(workspace_root);
-    let requirements_path = workspace_root
-        .join("scripts")
-        .join("bqemulator-requirements.txt");
-    let requirements = fs::read_to_string(&requirements_path)
-        .with_context(|| format!("reading {}", requirements_path.display()))?;
+    let requirements_path = workspace_root.join("scripts").join("bqemulator-requirements.txt");
+    let requirements =
+        fs::read_to_string(&requirements_path).with_context(|| format!("reading {}", requirements_path.display()))?;
     let installed = fs::read_to_string(paths.marker()).unwrap_or_default();
     if installed == requirements && paths.executable().is_file() {
         return Ok(false);
@@ -86,8 +79,7 @@ pub fn ensure_installed(workspace_root: &Path) -> Result<bool> {
     // not worth repairing.
     let _ = fs::remove_file(paths.marker());
     if paths.venv.exists() {
-        fs::remove_dir_all(&paths.venv)
-            .with_context(|| format!("removing {}", paths.venv.display()))?;
+        fs::remove_dir_all(&paths.venv).with_context(|| format!("removing {}", paths.venv.display()))?;
     }
     fs::create_dir_all(&paths.dir).with_context(|| format!("creating {}", paths.dir.display()))?;
 
@@ -101,8 +93,7 @@ pub fn ensure_installed(workspace_root: &Path) -> Result<bool> {
     .context("installing the emulator's pinned Python packages")?;
     copy_duckdb_extensions(&paths)?;
 
-    fs::write(paths.marker(), requirements)
-        .with_context(|| format!("writing {}", paths.marker().display()))?;
+    fs::write(paths.marker(), requirements).with_context(|| format!("writing {}", paths.marker().display()))?;
     Ok(true)
 }
 
@@ -135,22 +126,15 @@ fn copy_duckdb_extensions(paths: &Paths) -> Result<()> {
                 let Some(version) = version_dir.file_name() else {
                     continue;
                 };
-                let target = paths
-                    .home
-                    .join(".duckdb")
-                    .join("extensions")
-                    .join(version)
-                    .join(platform);
-                fs::create_dir_all(&target)
-                    .with_context(|| format!("creating {}", target.display()))?;
+                let target = paths.home.join(".duckdb").join("extensions").join(version).join(platform);
+                fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
                 for file in read_dir(&version_dir)? {
                     let Some(name) = file.file_name() else {
                         continue;
                     };
                     if name.to_string_lossy().ends_with(".duckdb_extension") {
-                        fs::copy(&file, target.join(name)).with_context(|| {
-                            format!("copying {} to {}", file.display(), target.display())
-                        })?;
+                        fs::copy(&file, target.join(name))
+                            .with_context(|| format!("copying {} to {}", file.display(), target.display()))?;
                         copied += 1;
                     }
                 }
@@ -158,10 +142,7 @@ fn copy_duckdb_extensions(paths: &Paths) -> Result<()> {
         }
     }
     if copied == 0 {
-        bail!(
-            "no DuckDB extension files found under {}; the emulator would try to download them",
-            lib.display()
-        );
+        bail!("no DuckDB extension files found under {}; the emulator would try to download them", lib.display());
     }
     Ok(())
 }
@@ -169,20 +150,14 @@ fn copy_duckdb_extensions(paths: &Paths) -> Result<()> {
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut entries = Vec::new();
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        entries.push(
-            entry
-                .with_context(|| format!("listing {}", dir.display()))?
-                .path(),
-        );
+        entries.push(entry.with_context(|| format!("listing {}", dir.display()))?.path());
     }
     entries.sort();
     Ok(entries)
 }
 
 fn run(command: &mut Command) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("starting {command:?}"))?;
+    let status = command.status().with_context(|| format!("starting {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed with {status}");
     }
@@ -207,34 +182,13 @@ impl Emulator {
         while grpc_port == rest_port {
             grpc_port = free_loopback_port()?;
         }
-        fs::create_dir_all(&paths.home)
-            .with_context(|| format!("creating {}", paths.home.display()))?;
-        let log = fs::File::create(&paths.log)
-            .with_context(|| format!("creating {}", paths.log.display()))?;
-        let log_err = log
-            .try_clone()
-            .context("duplicating the emulator log handle")?;
+        fs::create_dir_all(&paths.home).with_context(|| format!("creating {}", paths.home.display()))?;
+        let log = fs::File::create(&paths.log).with_context(|| format!("creating {}", paths.log.display()))?;
+        let log_err = log.try_clone().context("duplicating the emulator log handle")?;
         let child = Command::new(paths.executable())
-            .args([
-                "start",
-                "--rest-host",
-                "127.0.0.1",
-                "--grpc-host",
-                "127.0.0.1",
-            ])
-            .args([
-                "--rest-port",
-                &rest_port.to_string(),
-                "--grpc-port",
-                &grpc_port.to_string(),
-            ])
-            .args([
-                "--project",
-                PROJECT,
-                "--log-level",
-                "warning",
-                "--ephemeral",
-            ])
+            .args(["start", "--rest-host", "127.0.0.1", "--grpc-host", "127.0.0.1"])
+            .args(["--rest-port", &rest_port.to_string(), "--grpc-port", &grpc_port.to_string()])
+            .args(["--project", PROJECT, "--log-level", "warning", "--ephemeral"])
             // DuckDB finds its extensions under $HOME; a scratch HOME also
             // keeps them out of the user's real one.
             .env("HOME", &paths.home)
@@ -243,11 +197,7 @@ impl Emulator {
             .stderr(log_err)
             .spawn()
             .with_context(|| format!("starting {}", paths.executable().display()))?;
-        let mut emulator = Self {
-            child: Some(child),
-            rest_port,
-            log: paths.log,
-        };
+        let mut emulator = Self { child: Some(child), rest_port, log: paths.log };
 
         let started = Instant::now();
         loop {
@@ -258,10 +208,7 @@ impl Emulator {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 emulator.child = None;
-                bail!(
-                    "the BigQuery emulator exited with {status} before it was healthy\n{}",
-                    emulator.log_tail()
-                );
+                bail!("the BigQuery emulator exited with {status} before it was healthy\n{}", emulator.log_tail());
             }
             if started.elapsed() > START_TIMEOUT {
                 let tail = emulator.log_tail();
@@ -288,7 +235,9 @@ impl Emulator {
     /// The last lines of the emulator's log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        // The emulator logs its SQL translation rules at start-up whatever
+        // the log level: one very long line of no use here.
+        let lines: Vec<&str> = text.lines().filter(|line| !line.contains("sql.translator.init")).collect();
         let tail = lines[lines.len().saturating_sub(30)..].join("\n");
         format!("--- last lines of {} ---\n{tail}", self.log.display())
     }
@@ -302,10 +251,7 @@ impl Emulator {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).stderr(Stdio::null()).status();
         let asked = Instant::now();
         while asked.elapsed() < STOP_TIMEOUT {
             if let Ok(Some(_)) = child.try_wait() {
@@ -326,12 +272,8 @@ impl Drop for Emulator {
 
 /// A loopback port that was free a moment ago.
 fn free_loopback_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port on 127.0.0.1")?;
-    Ok(listener
-        .local_addr()
-        .context("reading the free port")?
-        .port())
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port on 127.0.0.1")?;
+    Ok(listener.local_addr().context("reading the free port")?.port())
 }
 
 /// Whether `GET /healthz` answers 200 with `"status":"ok"`.
@@ -341,10 +283,7 @@ fn healthy(port: u16) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
+    if stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
         return false;
     }
     let mut response = String::new();
@@ -352,9 +291,6 @@ fn healthy(port: u16) -> bool {
         return false;
     }
     response.starts_with("HTTP/1.")
-        && response
-            .lines()
-            .next()
-            .is_some_and(|line| line.contains(" 200"))
+        && response.lines().next().is_some_and(|line| line.contains(" 200"))
         && response.contains("\"ok\"")
 }

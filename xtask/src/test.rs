@@ -1,6 +1,6 @@
 //! `cargo xtask test [cargo test args]`: installs the BigQuery emulator if
 //! needed, starts it on loopback, runs
-//! `cargo test --release --workspace --all-features` with
+//! `cargo test --release --workspace --all-features --no-fail-fast` with
 //! `TOXSCORE_BIGQUERY_EMULATOR` pointing at it, stops it by process id (also
 //! when the tests fail) and exits with cargo's status.
 //!
@@ -17,12 +17,11 @@ use anyhow::{Context, Result};
 use crate::emulator::{EMULATOR_URL_VAR, Emulator, ensure_installed};
 
 pub fn run(args: &[String]) -> Result<()> {
-    if args.iter().any(|arg| arg == "-h" || arg == "--help") && !args.iter().any(|arg| arg == "--")
-    {
+    if args.iter().any(|arg| arg == "-h" || arg == "--help") && !args.iter().any(|arg| arg == "--") {
         println!(
             "usage: cargo xtask test [cargo test args]\n\n\
              Installs the BigQuery emulator into target/bqemulator if needed, starts it on 127.0.0.1,\n\
-             runs `cargo test --release --workspace --all-features [args]` with {EMULATOR_URL_VAR} set,\n\
+             runs `cargo test --release --workspace --all-features --no-fail-fast [args]` with {EMULATOR_URL_VAR} set,\n\
              then stops the emulator."
         );
         return Ok(());
@@ -32,10 +31,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let step = Instant::now();
     let installed = ensure_installed(&root)?;
     if installed {
-        eprintln!(
-            "xtask: installed the BigQuery emulator in {:.1} s",
-            step.elapsed().as_secs_f64()
-        );
+        eprintln!("xtask: installed the BigQuery emulator in {:.1} s", step.elapsed().as_secs_f64());
     } else {
         eprintln!("xtask: the BigQuery emulator is already installed");
     }
@@ -45,9 +41,7 @@ pub fn run(args: &[String]) -> Result<()> {
     eprintln!(
         "xtask: the BigQuery emulator is up at {} (pid {}) after {:.1} s",
         emulator.url(),
-        emulator
-            .pid()
-            .map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
+        emulator.pid().map_or_else(|| "?".to_owned(), |pid| pid.to_string()),
         step.elapsed().as_secs_f64()
     );
 
@@ -56,18 +50,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut command = Command::new(cargo);
     command.current_dir(&root).args(["test", "--release"]);
     let names_packages = args.iter().take_while(|arg| *arg != "--").any(|arg| {
-        arg == "-p"
-            || arg == "--package"
-            || arg.starts_with("--package=")
-            || (arg.starts_with("-p") && arg.len() > 2)
+        arg == "-p" || arg == "--package" || arg.starts_with("--package=") || (arg.starts_with("-p") && arg.len() > 2)
     });
     if !names_packages {
         command.arg("--workspace");
     }
-    command
-        .arg("--all-features")
-        .args(args)
-        .env(EMULATOR_URL_VAR, emulator.url());
+    // --no-fail-fast: CI shows every failing test binary, not only the first.
+    command.args(["--all-features", "--no-fail-fast"]).args(args).env(EMULATOR_URL_VAR, emulator.url());
     let status = command.status().context("running cargo test");
     let tests_failed = !matches!(&status, Ok(status) if status.success());
     if tests_failed {
@@ -76,10 +65,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     emulator.stop();
     let status = status?;
-    eprintln!(
-        "xtask: cargo test finished in {:.1} s with {status}",
-        step.elapsed().as_secs_f64()
-    );
+    eprintln!("xtask: cargo test finished in {:.1} s with {status}", step.elapsed().as_secs_f64());
     if !status.success() {
         std::process::exit(status.code().unwrap_or(1));
     }
@@ -88,8 +74,5 @@ pub fn run(args: &[String]) -> Result<()> {
 
 fn workspace_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or(manifest_dir)
+    manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir)
 }

@@ -65,9 +65,6 @@ use crate::{
 
 const BACKEND: &str = "bigquery";
 
-/// Rows per page of the export.
-const EXPORT_PAGE_ROWS: u32 = 10_000;
-
 /// BigQuery's TIMESTAMP range: 0001-01-01 to 9999-12-31 23:59:59.999999 UTC.
 const MIN_TIMESTAMP_MICROS: i64 = -62_135_596_800_000_000;
 const MAX_TIMESTAMP_MICROS: i64 = 253_402_300_799_999_999;
@@ -97,6 +94,8 @@ pub struct BigQueryConfig {
     pub retry: RetryPolicy,
     /// The longest one HTTP request may take.
     pub request_timeout: Duration,
+    /// Rows per page of the export, which holds one page in memory at a time.
+    pub export_page_rows: u32,
 }
 
 impl BigQueryConfig {
@@ -111,6 +110,7 @@ impl BigQueryConfig {
             credentials,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(120),
+            export_page_rows: 10_000,
         }
     }
 
@@ -142,6 +142,12 @@ impl BigQueryConfig {
         self
     }
 
+    /// Sets the rows per page of the export (at least 1).
+    pub fn with_export_page_rows(mut self, rows: u32) -> Self {
+        self.export_page_rows = rows.max(1);
+        self
+    }
+
     /// Sets the timeout of one HTTP request.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
@@ -156,6 +162,7 @@ pub struct BigQuery {
     project: String,
     dataset: String,
     location: Option<String>,
+    export_page_rows: u32,
 }
 
 impl BigQuery {
@@ -200,7 +207,13 @@ impl BigQuery {
             config.retry,
             config.request_timeout,
         )?;
-        Ok(Self { rest, project, dataset: config.dataset, location: config.location })
+        Ok(Self {
+            rest,
+            project,
+            dataset: config.dataset,
+            location: config.location,
+            export_page_rows: config.export_page_rows.max(1),
+        })
     }
 
     /// The project.
@@ -269,9 +282,11 @@ impl BigQuery {
     ) -> Result<(Vec<ExportRow>, Option<rest::NextPage>)> {
         let page = match next {
             None => {
-                self.rest.query(&self.sql(&queries::export(Dialect::BigQuery, table))?, Some(EXPORT_PAGE_ROWS)).await?
+                self.rest
+                    .query(&self.sql(&queries::export(Dialect::BigQuery, table))?, Some(self.export_page_rows))
+                    .await?
             }
-            Some(next) => self.rest.next_page(&next, Some(EXPORT_PAGE_ROWS)).await?,
+            Some(next) => self.rest.next_page(&next, Some(self.export_page_rows)).await?,
         };
         let n_columns = table.columns.len();
         let rows = page
