@@ -58,10 +58,7 @@ pub struct InputError {
 impl InputError {
     /// An input error without an underlying I/O error.
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            source: None,
-        }
+        Self { message: message.into(), source: None }
     }
 }
 
@@ -73,9 +70,7 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|source| source as &(dyn std::error::Error + 'static))
+        self.source.as_ref().map(|source| source as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -106,15 +101,9 @@ impl fmt::Display for ModelLoad {
 /// Chooses the exit code of an error from the first typed error in its chain.
 pub fn classify(error: &anyhow::Error) -> Exit {
     // A context type is found through the error itself, not its chain.
-    let fallback = if error.downcast_ref::<ModelLoad>().is_some() {
-        Exit::Model
-    } else {
-        Exit::Failure
-    };
+    let fallback = if error.downcast_ref::<ModelLoad>().is_some() { Exit::Model } else { Exit::Failure };
     for cause in error.chain() {
-        if cause.downcast_ref::<UsageError>().is_some()
-            || cause.downcast_ref::<clap::Error>().is_some()
-        {
+        if cause.downcast_ref::<UsageError>().is_some() || cause.downcast_ref::<clap::Error>().is_some() {
             return Exit::Usage;
         }
         if cause.downcast_ref::<InputError>().is_some() {
@@ -126,16 +115,13 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         if let Some(store_error) = cause.downcast_ref::<toxstore::Error>() {
             return match store_error {
                 toxstore::Error::InvalidInput { .. } => Exit::Input,
-                toxstore::Error::Migration(toxdedup::Error::InvalidIdentifier { .. }) => {
-                    Exit::Usage
-                }
+                toxstore::Error::Migration(toxdedup::Error::InvalidIdentifier { .. }) => Exit::Usage,
                 _ => Exit::Store,
             };
         }
         if let Some(dedup_error) = cause.downcast_ref::<toxdedup::Error>() {
             return match dedup_error {
-                toxdedup::Error::InvalidIdentifier { .. }
-                | toxdedup::Error::UnknownModel { .. } => Exit::Usage,
+                toxdedup::Error::InvalidIdentifier { .. } | toxdedup::Error::UnknownModel { .. } => Exit::Usage,
                 _ => Exit::Store,
             };
         }
@@ -157,10 +143,7 @@ pub fn report(error: &anyhow::Error) {
     let mut lines: Vec<String> = Vec::new();
     for cause in error.chain() {
         let text = cause.to_string();
-        if lines
-            .last()
-            .is_some_and(|previous| previous.contains(&text))
-        {
+        if lines.last().is_some_and(|previous| previous.contains(&text)) {
             continue;
         }
         lines.push(text);
@@ -184,40 +167,23 @@ mod tests {
 
     #[test]
     fn typed_errors_choose_the_code_through_context() {
+        check(anyhow::Error::new(InputError::new("a.csv:3: bad")).context("importing a.csv"), Exit::Input);
+        check(anyhow::Error::new(UsageError("--shard".into())), Exit::Usage);
         check(
-            anyhow::Error::new(InputError::new("a.csv:3: bad")).context("importing a.csv"),
-            Exit::Input,
-        );
-        check(
-            anyhow::Error::new(UsageError("--shard".into())),
-            Exit::Usage,
-        );
-        check(
-            anyhow::Error::new(toxstore::Error::Unavailable {
-                backend: "sqlite",
-                what: "busy".into(),
-                source: None,
-            })
-            .context("writing scores"),
+            anyhow::Error::new(toxstore::Error::Unavailable { backend: "sqlite", what: "busy".into(), source: None })
+                .context("writing scores"),
             Exit::Store,
         );
         check(
-            anyhow::Error::new(toxmodel::Error::InvalidBatch {
-                problem: "empty".into(),
-            })
-            .context("scoring"),
+            anyhow::Error::new(toxmodel::Error::InvalidBatch { problem: "empty".into() }).context("scoring"),
             Exit::Model,
         );
         check(anyhow::Error::new(Interrupted), Exit::Interrupted);
         check(anyhow::anyhow!("something else"), Exit::Failure);
         check(anyhow::anyhow!("bad hash").context(ModelLoad), Exit::Model);
         check(
-            anyhow::Error::new(toxmodel::Error::Download {
-                url: "u".into(),
-                problem: "reset".into(),
-                source: None,
-            })
-            .context(ModelLoad),
+            anyhow::Error::new(toxmodel::Error::Download { url: "u".into(), problem: "reset".into(), source: None })
+                .context(ModelLoad),
             Exit::Store,
         );
     }

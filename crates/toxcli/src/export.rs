@@ -29,10 +29,7 @@ impl ExportFormat {
     /// From the output's extension: `.jsonl`, `.ndjson`, `.json` are JSON
     /// lines, anything else (and stdout) CSV.
     pub fn guess(path: Option<&Path>) -> ExportFormat {
-        let extension = path
-            .and_then(Path::extension)
-            .and_then(|extension| extension.to_str())
-            .unwrap_or("");
+        let extension = path.and_then(Path::extension).and_then(|extension| extension.to_str()).unwrap_or("");
         match extension.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" | "json" => ExportFormat::Jsonl,
             _ => ExportFormat::Csv,
@@ -44,12 +41,7 @@ impl ExportFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// The model whose scores to export
-    #[arg(
-        long,
-        env = "MODEL_NAME",
-        default_value = "original",
-        value_name = "NAME"
-    )]
+    #[arg(long, env = "MODEL_NAME", default_value = "original", value_name = "NAME")]
     pub model: String,
 
     /// The file to write [default: stdout]
@@ -65,16 +57,10 @@ pub struct ExportArgs {
 pub async fn run(settings: &StoreSettings, args: ExportArgs) -> anyhow::Result<()> {
     let table = model_table(&args.model)?;
     let store = settings.open().await?;
-    let format = args
-        .format
-        .unwrap_or_else(|| ExportFormat::guess(args.output.as_deref()));
+    let format = args.format.unwrap_or_else(|| ExportFormat::guess(args.output.as_deref()));
     let rows = export_to(store.as_ref(), table, args.output.as_deref(), format).await?;
     if let Some(output) = &args.output {
-        eprintln!(
-            "exported {rows} rows of model {} to {}",
-            table.model,
-            output.display()
-        );
+        eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
     }
     Ok(())
 }
@@ -102,9 +88,7 @@ pub async fn export_to(
             }
         }
         Some(path) => {
-            if let Some(parent) = path
-                .parent()
-                .filter(|parent| !parent.as_os_str().is_empty())
+            if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
                 && !parent.is_dir()
             {
                 return Err(UsageError(format!(
@@ -114,17 +98,13 @@ pub async fn export_to(
                 ))
                 .into());
             }
-            let file_name = path
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
             let temporary = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
             let result = write_file(store, table, format, &temporary).await;
             match result {
                 Ok(rows) => {
-                    std::fs::rename(&temporary, path).with_context(|| {
-                        format!("renaming {} to {}", temporary.display(), path.display())
-                    })?;
+                    std::fs::rename(&temporary, path)
+                        .with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))?;
                     Ok(rows)
                 }
                 Err(error) => {
@@ -142,24 +122,20 @@ async fn write_file(
     format: ExportFormat,
     path: &Path,
 ) -> anyhow::Result<u64> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
     let rows = write_rows(store, table, format, &mut writer).await?;
     let file = writer
         .into_inner()
         .map_err(|error| error.into_error())
         .with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all()
-        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().with_context(|| format!("writing {}", path.display()))?;
     Ok(rows)
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -177,9 +153,7 @@ async fn write_rows(
             line.push_str(column);
         }
         line.push('\n');
-        writer
-            .write_all(line.as_bytes())
-            .context("writing the export")?;
+        writer.write_all(line.as_bytes()).context("writing the export")?;
     }
     let mut rows = 0u64;
     let mut stream = store.export(table);
@@ -187,30 +161,19 @@ async fn write_rows(
         let row = row.with_context(|| format!("reading the scores of model {}", table.model))?;
         line.clear();
         format_row(&mut line, format, table, &row);
-        writer
-            .write_all(line.as_bytes())
-            .context("writing the export")?;
+        writer.write_all(line.as_bytes()).context("writing the export")?;
         rows += 1;
     }
     writer.flush().context("writing the export")?;
     Ok(rows)
 }
 
-fn format_row(
-    line: &mut String,
-    format: ExportFormat,
-    table: &ModelTable,
-    row: &toxstore::ExportRow,
-) {
+fn format_row(line: &mut String, format: ExportFormat, table: &ModelTable, row: &toxstore::ExportRow) {
     use std::fmt::Write as _;
     // `{}` on f64 prints the shortest text that reads back as the same value.
     match format {
         ExportFormat::Csv => {
-            let _ = write!(
-                line,
-                "{},{},{}",
-                row.status_id, row.user_id, row.status_text_id
-            );
+            let _ = write!(line, "{},{},{}", row.status_id, row.user_id, row.status_text_id);
             for score in &row.scores {
                 let _ = write!(line, ",{score}");
             }

@@ -57,10 +57,7 @@ impl TweetFileArgs {
             status_id: self.status_id_column.clone(),
             user_id: self.user_id_column.clone(),
             status_text: self.text_column.clone(),
-            created_at: self
-                .created_at_column
-                .clone()
-                .unwrap_or_else(|| "created_at".to_owned()),
+            created_at: self.created_at_column.clone().unwrap_or_else(|| "created_at".to_owned()),
             created_at_required: self.created_at_column.is_some(),
         }
     }
@@ -124,10 +121,7 @@ pub fn check_header(path: &Path, args: &TweetFileArgs) -> anyhow::Result<()> {
 /// Creates the tables if needed (applying the pending migrations) and says
 /// so when it did.
 pub async fn prepare_schema(store: &dyn Store) -> anyhow::Result<()> {
-    let report = store
-        .migrate()
-        .await
-        .context("applying the schema migrations")?;
+    let report = store.migrate().await.context("applying the schema migrations")?;
     if !report.applied.is_empty() {
         eprintln!("schema: applied {}", report.applied.join(", "));
     }
@@ -135,11 +129,7 @@ pub async fn prepare_schema(store: &dyn Store) -> anyhow::Result<()> {
 }
 
 /// Imports a tweets file into a migrated store.
-pub async fn import_file(
-    store: &dyn Store,
-    path: &Path,
-    args: &TweetFileArgs,
-) -> anyhow::Result<ImportSummary> {
+pub async fn import_file(store: &dyn Store, path: &Path, args: &TweetFileArgs) -> anyhow::Result<ImportSummary> {
     let format = args.format.unwrap_or_else(|| TweetFormat::guess(path));
     let mapping = args.mapping();
     if args.strict {
@@ -153,8 +143,7 @@ pub async fn import_file(
 
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<Tweet>>(2);
     let reader_path = path.to_owned();
-    let reader =
-        tokio::task::spawn_blocking(move || read_batches(&reader_path, format, &mapping, &sender));
+    let reader = tokio::task::spawn_blocking(move || read_batches(&reader_path, format, &mapping, &sender));
 
     let mut summary = ImportSummary::default();
     let mut store_error = None;
@@ -180,18 +169,11 @@ pub async fn import_file(
     summary.rows = rows;
     summary.rejected = rejected;
     if rejected > MAX_REPORTED_BAD_ROWS {
-        eprintln!(
-            "{}: ... and {} more bad rows",
-            path.display(),
-            rejected - MAX_REPORTED_BAD_ROWS
-        );
+        eprintln!("{}: ... and {} more bad rows", path.display(), rejected - MAX_REPORTED_BAD_ROWS);
     }
     if rejected > 0 {
         let noun = if rejected == 1 { "row" } else { "rows" };
-        eprintln!(
-            "{}: {rejected} {noun} rejected (use --strict to stop at the first)",
-            path.display()
-        );
+        eprintln!("{}: {rejected} {noun} rejected (use --strict to stop at the first)", path.display());
     }
     Ok(summary)
 }
@@ -199,21 +181,13 @@ pub async fn import_file(
 fn no_rows(path: &Path, format: TweetFormat, rejected: u64) -> InputError {
     let display = path.display();
     match (rejected, format) {
-        (0, TweetFormat::Csv) => {
-            InputError::new(format!("{display} has a header line but no rows"))
-        }
+        (0, TweetFormat::Csv) => InputError::new(format!("{display} has a header line but no rows")),
         (0, TweetFormat::Jsonl) => InputError::new(format!("{display} has no rows")),
-        (rejected, _) => {
-            InputError::new(format!("{display} has no valid rows ({rejected} rejected)"))
-        }
+        (rejected, _) => InputError::new(format!("{display} has no valid rows ({rejected} rejected)")),
     }
 }
 
-fn validate_strictly(
-    path: &Path,
-    format: TweetFormat,
-    mapping: &ColumnMapping,
-) -> Result<(), InputError> {
+fn validate_strictly(path: &Path, format: TweetFormat, mapping: &ColumnMapping) -> Result<(), InputError> {
     let mut rows = 0u64;
     for row in TweetFile::open(path, format, mapping)? {
         match row? {

@@ -66,12 +66,7 @@ struct Cli {
 
     /// A BigQuery-compatible endpoint, such as the emulator
     /// (http://127.0.0.1:9050); default: Google's
-    #[arg(
-        long,
-        global = true,
-        env = "TOXSCORE_BIGQUERY_ENDPOINT",
-        value_name = "URL"
-    )]
+    #[arg(long, global = true, env = "TOXSCORE_BIGQUERY_ENDPOINT", value_name = "URL")]
     bigquery_endpoint: Option<String>,
 
     #[command(subcommand)]
@@ -149,10 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Resolves the store from `--store`, `TOXSCORE_STORE` (both through clap),
 /// then `BIGQUERY_DATASET_NAME`, then the default.
-fn store_settings(
-    store: Option<StoreSpec>,
-    bigquery_endpoint: Option<String>,
-) -> anyhow::Result<StoreSettings> {
+fn store_settings(store: Option<StoreSpec>, bigquery_endpoint: Option<String>) -> anyhow::Result<StoreSettings> {
     let spec = match store {
         Some(spec) => spec,
         None => match std::env::var("BIGQUERY_DATASET_NAME") {
@@ -164,11 +156,7 @@ fn store_settings(
     let credentials = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
         .filter(|value| !value.is_empty())
         .map(std::path::PathBuf::from);
-    Ok(StoreSettings {
-        spec,
-        bigquery_endpoint: bigquery_endpoint.filter(|url| !url.is_empty()),
-        credentials,
-    })
+    Ok(StoreSettings { spec, bigquery_endpoint: bigquery_endpoint.filter(|url| !url.is_empty()), credentials })
 }
 
 #[cfg(test)]

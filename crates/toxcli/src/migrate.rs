@@ -10,15 +10,9 @@ use crate::tweets::shorten;
 /// Runs `toxcli migrate`.
 pub async fn run(settings: &StoreSettings) -> anyhow::Result<()> {
     let store = settings.open().await?;
-    let report = store
-        .migrate()
-        .await
-        .context("applying the schema migrations")?;
+    let report = store.migrate().await.context("applying the schema migrations")?;
     if report.applied.is_empty() {
-        eprintln!(
-            "schema: up to date ({} migrations applied before)",
-            report.already_applied.len()
-        );
+        eprintln!("schema: up to date ({} migrations applied before)", report.already_applied.len());
     } else {
         eprintln!("schema: applied {}", report.applied.join(", "));
     }
@@ -28,14 +22,8 @@ pub async fn run(settings: &StoreSettings) -> anyhow::Result<()> {
 
 /// De-duplicates the texts and prints the report.
 pub async fn refresh(store: &dyn Store) -> anyhow::Result<DedupReport> {
-    let report = store
-        .refresh_texts()
-        .await
-        .context("de-duplicating the imported texts")?;
-    eprintln!(
-        "texts: {} new distinct texts, {} new status ids",
-        report.new_texts, report.new_statuses
-    );
+    let report = store.refresh_texts().await.context("de-duplicating the imported texts")?;
+    eprintln!("texts: {} new distinct texts, {} new status ids", report.new_texts, report.new_statuses);
     print_conflicts(&report);
     Ok(report)
 }
@@ -47,11 +35,7 @@ fn print_conflicts(report: &DedupReport) {
     eprintln!(
         "warning: {} {} a status id already joined to another text; each status id keeps one text, for example:",
         report.conflicts,
-        if report.conflicts == 1 {
-            "row carries"
-        } else {
-            "rows carry"
-        }
+        if report.conflicts == 1 { "row carries" } else { "rows carry" }
     );
     for conflict in &report.conflict_examples {
         eprintln!(

@@ -142,6 +142,8 @@ impl ModelArgs {
             (None, Architecture::XlmRoberta) => "multilingual",
             (None, Architecture::Roberta) => "unbiased",
             (None, Architecture::Bert) => "original",
+            (None, Architecture::Albert) if info.num_classes == 6 => "original-small",
+            (None, Architecture::Albert) => "unbiased-small",
         };
         Ok(ModelTable::by_model(name)?)
     }

@@ -33,20 +33,13 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::List => {
             println!("cache: {}", cache.root().display());
-            println!(
-                "{:<16}  {:<7}  {:<9}  {:<36}  base model",
-                "model", "cached", "supported", "checkpoint"
-            );
+            println!("{:<16}  {:<7}  {:<9}  {:<36}  base model", "model", "cached", "supported", "checkpoint");
             for model in MODELS {
                 println!(
                     "{:<16}  {:<7}  {:<9}  {:<36}  {}",
                     model.name,
                     if cache.is_cached(model) { "yes" } else { "no" },
-                    if model.architecture.is_some() {
-                        "yes"
-                    } else {
-                        "no"
-                    },
+                    if model.architecture.is_some() { "yes" } else { "no" },
                     model.release_path,
                     model.base_model
                 );
@@ -62,27 +55,17 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
                     bar.set_message(update.url.rsplit('/').next().unwrap_or_default().to_owned());
                 }
             };
-            eprintln!(
-                "downloading {} into {}",
-                model.name,
-                cache.model_dir(model).display()
-            );
-            let path = cache
-                .download(model, &mut progress)
-                .with_context(|| format!("downloading model {name}"))?;
+            eprintln!("downloading {} into {}", model.name, cache.model_dir(model).display());
+            let path = cache.download(model, &mut progress).with_context(|| format!("downloading model {name}"))?;
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
-            let sha256 = cache
-                .verify(model)
-                .with_context(|| format!("verifying model {name}"))?;
+            let sha256 = cache.verify(model).with_context(|| format!("verifying model {name}"))?;
             println!("{}  {}", sha256, path.display());
         }
         ModelsCommand::Verify { name } => {
             let model = registry::find(&name)?;
-            let sha256 = cache
-                .verify(model)
-                .with_context(|| format!("verifying model {name}"))?;
+            let sha256 = cache.verify(model).with_context(|| format!("verifying model {name}"))?;
             println!("{}  {}  OK", sha256, cache.checkpoint_path(model).display());
         }
     }
@@ -94,9 +77,8 @@ fn download_bar() -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     Some(bar)

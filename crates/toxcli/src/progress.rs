@@ -36,13 +36,7 @@ impl ScoreProgress {
             bar
         });
         let now = Instant::now();
-        Self {
-            bar,
-            total,
-            done: 0,
-            started: now,
-            last_log: now,
-        }
+        Self { bar, total, done: 0, started: now, last_log: now }
     }
 
     /// Counts texts whose scores were committed.
@@ -67,11 +61,7 @@ impl ScoreProgress {
     /// Texts per second since the start.
     pub fn rate(&self) -> f64 {
         let seconds = self.started.elapsed().as_secs_f64();
-        if seconds > 0.0 {
-            self.done as f64 / seconds
-        } else {
-            0.0
-        }
+        if seconds > 0.0 { self.done as f64 / seconds } else { 0.0 }
     }
 
     /// Time since the start.
@@ -91,11 +81,8 @@ impl ScoreProgress {
         match self.total {
             Some(total) if total > 0 => {
                 let left = total.saturating_sub(self.done);
-                let eta = if rate > 0.0 {
-                    format_duration(Duration::from_secs_f64(left as f64 / rate))
-                } else {
-                    "?".into()
-                };
+                let eta =
+                    if rate > 0.0 { format_duration(Duration::from_secs_f64(left as f64 / rate)) } else { "?".into() };
                 format!(
                     "scored {}/{} texts ({:.1}%), {:.1} texts/s, eta {eta}",
                     self.done,

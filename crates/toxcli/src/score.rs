@@ -40,10 +40,14 @@ use crate::import::{self, TweetFileArgs};
 use crate::migrate;
 use crate::model_args::{LoadedModel, ModelArgs};
 use crate::progress::{ScoreProgress, format_duration};
-use crate::store_spec::StoreSettings;
+use crate::store_spec::{StoreSettings, StoreSpec};
 
-/// Texts read from the store per page: the unit of length bucketing.
+/// Texts read from the store per page (the unit of length bucketing) on
+/// SQLite and in memory.
 const PAGE_TEXTS: usize = 4096;
+/// The same on BigQuery, where every page is one query that scans the text
+/// and score tables whatever its `LIMIT`: fewer, larger pages cost less.
+const BIGQUERY_PAGE_TEXTS: usize = 50_000;
 /// Score rows per store write, at most (more only if one batch is larger).
 const WRITE_ROWS: usize = 1024;
 /// The longest time a scored row waits before it is written.
@@ -81,6 +85,11 @@ pub struct ScoreArgs {
     /// workers share one store without overlap
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+
+    /// Unscored texts read per store query; each page is sorted by length
+    /// and cut into batches [default: 4096; 50000 on BigQuery]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub page_size: Option<u32>,
 
     /// After scoring, export the model's scores to this file (as `toxcli
     /// export --output`; useful with --store memory)
@@ -123,9 +132,7 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
     if let Some(threads) = args.threads {
         // Tokenizers and Burn's CPU backend both run on Rayon's global pool.
         // It can only be sized before its first use, which is now.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads as usize)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads as usize).build_global();
     }
     let batch_size = args.batch_size as usize;
     let loaded = tokio::task::block_in_place(|| args.model.load(batch_size)).context(ModelLoad)?;
@@ -148,22 +155,18 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
     }
 
     let progress = store.progress().await.with_context(|| {
-        format!("reading the counts of {} (import tweets and run `toxcli migrate` first, or use --input)", settings.spec)
+        format!(
+            "reading the counts of {} (import tweets and run `toxcli migrate` first, or use --input)",
+            settings.spec
+        )
     })?;
-    let remaining = progress
-        .models
-        .iter()
-        .find(|model| model.model == table.model)
-        .map_or(0, |model| model.remaining);
+    let remaining = progress.models.iter().find(|model| model.model == table.model).map_or(0, |model| model.remaining);
     let expected = match args.shard {
         Some(shard) => remaining.div_ceil(u64::from(shard.count)),
         None => remaining,
     };
     let expected = args.limit.map_or(expected, |limit| expected.min(limit));
-    let shard_note = args
-        .shard
-        .map(|shard| format!(" (shard {}/{})", shard.index, shard.count))
-        .unwrap_or_default();
+    let shard_note = args.shard.map(|shard| format!(" (shard {}/{})", shard.index, shard.count)).unwrap_or_default();
 
     let mut ending = Ending::Finished;
     let mut scored = 0;
@@ -173,10 +176,7 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
                 "nothing to score: the store holds no texts; import tweets (`toxcli import --input FILE`, then `toxcli migrate`) or use `toxcli score --input FILE`"
             );
         } else {
-            eprintln!(
-                "nothing to score: all {} texts have scores from model {}",
-                progress.texts, table.model
-            );
+            eprintln!("nothing to score: all {} texts have scores from model {}", progress.texts, table.model);
         }
     } else {
         eprintln!(
@@ -191,6 +191,13 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
             shard: args.shard,
             limit: args.limit,
             batch_size,
+            page_size: args.page_size.map_or(
+                match settings.spec {
+                    StoreSpec::BigQuery { .. } => BIGQUERY_PAGE_TEXTS,
+                    StoreSpec::Sqlite(_) | StoreSpec::Memory => PAGE_TEXTS,
+                },
+                |size| size as usize,
+            ),
             cancel: Arc::new(AtomicBool::new(false)),
         };
         let mut reporter = ScoreProgress::new(Some(expected));
@@ -203,54 +210,32 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
         match result {
             Ok(end) => ending = end,
             Err(error) => {
-                eprintln!(
-                    "stopped after committing {scored} scores; run the same command again to score the rest"
-                );
+                eprintln!("stopped after committing {scored} scores; run the same command again to score the rest");
                 return Err(error);
             }
         }
         eprintln!(
             "scored {scored} texts in {} ({:.1} texts/s)",
             format_duration(elapsed),
-            if elapsed.as_secs_f64() > 0.0 {
-                scored as f64 / elapsed.as_secs_f64()
-            } else {
-                0.0
-            }
+            if elapsed.as_secs_f64() > 0.0 { scored as f64 / elapsed.as_secs_f64() } else { 0.0 }
         );
     }
 
     let left = store.progress().await.ok().and_then(|progress| {
-        progress
-            .models
-            .into_iter()
-            .find(|model| model.model == table.model)
-            .map(|model| model.remaining)
+        progress.models.into_iter().find(|model| model.model == table.model).map(|model| model.remaining)
     });
     if let Some(left) = left {
-        let whose = if args.shard.is_some() {
-            " (all shards together)"
-        } else {
-            ""
-        };
+        let whose = if args.shard.is_some() { " (all shards together)" } else { "" };
         eprintln!("remaining for model {}{whose}: {left} texts", table.model);
     }
     if ending == Ending::Interrupted {
-        eprintln!(
-            "interrupted: the {scored} scores of this run are committed; run the same command again to resume"
-        );
+        eprintln!("interrupted: the {scored} scores of this run are committed; run the same command again to resume");
         return Err(Interrupted.into());
     }
     if let Some(output) = &args.export {
-        let format = args
-            .export_format
-            .unwrap_or_else(|| ExportFormat::guess(Some(output)));
+        let format = args.export_format.unwrap_or_else(|| ExportFormat::guess(Some(output)));
         let rows = export_to(store.as_ref(), table, Some(output), format).await?;
-        eprintln!(
-            "exported {rows} rows of model {} to {}",
-            table.model,
-            output.display()
-        );
+        eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
     }
     Ok(())
 }
@@ -264,9 +249,7 @@ async fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
         "\ninterrupt: finishing the batch in flight and committing what was scored (Ctrl-C again to quit at once)"
     );
     if tokio::signal::ctrl_c().await.is_ok() {
-        eprintln!(
-            "second interrupt: quitting; committed scores are kept, the rest is scored by the next run"
-        );
+        eprintln!("second interrupt: quitting; committed scores are kept, the rest is scored by the next run");
         std::process::exit(crate::exit::Exit::Interrupted as i32);
     }
 }
@@ -308,6 +291,7 @@ struct Pipeline {
     shard: Option<Shard>,
     limit: Option<u64>,
     batch_size: usize,
+    page_size: usize,
     cancel: Arc<AtomicBool>,
 }
 
@@ -322,6 +306,7 @@ impl Pipeline {
             self.model.table,
             self.shard,
             self.limit,
+            self.page_size,
             Arc::clone(&self.cancel),
             page_sender,
         ));
@@ -337,9 +322,7 @@ impl Pipeline {
             let model = Arc::clone(&self.model);
             let columns = Arc::clone(&self.columns);
             let cancel = Arc::clone(&self.cancel);
-            tokio::task::spawn_blocking(move || {
-                score_batches(&model, &columns, &cancel, batch_receiver, &score_sender)
-            })
+            tokio::task::spawn_blocking(move || score_batches(&model, &columns, &cancel, batch_receiver, &score_sender))
         };
 
         let write_result = self.write_scores(&mut score_receiver, reporter).await;
@@ -352,11 +335,7 @@ impl Pipeline {
         scorer_result?;
         tokenizer_result?;
         reader_result?;
-        Ok(if self.cancel.load(Ordering::SeqCst) {
-            Ending::Interrupted
-        } else {
-            Ending::Finished
-        })
+        Ok(if self.cancel.load(Ordering::SeqCst) { Ending::Interrupted } else { Ending::Finished })
     }
 
     /// Commits score rows as they come, merging what is ready into writes of
@@ -399,26 +378,16 @@ impl Pipeline {
         }
     }
 
-    async fn flush(
-        &self,
-        pending: &mut Vec<ScoreRow>,
-        reporter: &mut ScoreProgress,
-    ) -> anyhow::Result<()> {
+    async fn flush(&self, pending: &mut Vec<ScoreRow>, reporter: &mut ScoreProgress) -> anyhow::Result<()> {
         if pending.is_empty() {
             return Ok(());
         }
-        let batch = ScoreBatch {
-            table: self.model.table,
-            checkpoint_sha256: &self.model.checkpoint_sha256,
-            rows: pending,
-        };
-        self.store.write_scores(batch).await.with_context(|| {
-            format!(
-                "writing {} scores to {}",
-                pending.len(),
-                self.model.table.table
-            )
-        })?;
+        let batch =
+            ScoreBatch { table: self.model.table, checkpoint_sha256: &self.model.checkpoint_sha256, rows: pending };
+        self.store
+            .write_scores(batch)
+            .await
+            .with_context(|| format!("writing {} scores to {}", pending.len(), self.model.table.table))?;
         reporter.add(pending.len() as u64);
         pending.clear();
         Ok(())
@@ -432,6 +401,7 @@ async fn read_pages(
     table: &'static ModelTable,
     shard: Option<Shard>,
     limit: Option<u64>,
+    page_size: usize,
     cancel: Arc<AtomicBool>,
     sender: mpsc::Sender<Vec<TextRow>>,
 ) -> anyhow::Result<()> {
@@ -442,21 +412,14 @@ async fn read_pages(
             return Ok(());
         }
         let wanted = match limit {
-            Some(limit) => (limit.saturating_sub(read)).min(PAGE_TEXTS as u64) as usize,
-            None => PAGE_TEXTS,
+            Some(limit) => (limit.saturating_sub(read)).min(page_size as u64) as usize,
+            None => page_size,
         };
         if wanted == 0 {
             return Ok(());
         }
         let page = store
-            .unscored_texts(
-                table,
-                UnscoredQuery {
-                    after,
-                    limit: wanted,
-                    shard,
-                },
-            )
+            .unscored_texts(table, UnscoredQuery { after, limit: wanted, shard })
             .await
             .with_context(|| format!("reading unscored texts of model {}", table.model))?;
         let Some(last) = page.last() else {
@@ -485,21 +448,14 @@ fn tokenize_pages(
             return Ok(());
         }
         let texts: Vec<&str> = page.iter().map(|row| row.status_text.as_str()).collect();
-        let sequences = model
-            .model
-            .tokenizer()
-            .encode_batch(&texts)
-            .context("tokenizing texts")?;
+        let sequences = model.model.tokenizer().encode_batch(&texts).context("tokenizing texts")?;
         let mut order: Vec<usize> = (0..page.len()).collect();
         order.sort_by_key(|&idx| sequences[idx].len());
         let mut sequences: Vec<Option<Vec<u32>>> = sequences.into_iter().map(Some).collect();
         for chunk in order.chunks(batch_size) {
             let batch = TextBatch {
                 ids: chunk.iter().map(|&idx| page[idx].status_text_id).collect(),
-                sequences: chunk
-                    .iter()
-                    .map(|&idx| sequences[idx].take().unwrap_or_default())
-                    .collect(),
+                sequences: chunk.iter().map(|&idx| sequences[idx].take().unwrap_or_default()).collect(),
             };
             if sender.blocking_send(batch).is_err() {
                 return Ok(());
@@ -522,10 +478,7 @@ fn score_batches(
         if cancel.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let token_batch = model
-            .model
-            .batch(&batch.sequences)
-            .context("building a batch for the model")?;
+        let token_batch = model.model.batch(&batch.sequences).context("building a batch for the model")?;
         let outputs = model.model.forward(&token_batch);
         let rows = batch
             .ids

@@ -37,19 +37,14 @@ impl std::str::FromStr for StoreSpec {
         }
         if let Some(path) = text.strip_prefix("sqlite:") {
             if path.is_empty() {
-                return Err(UsageError(format!(
-                    "--store {text:?}: expected sqlite:PATH, for example {DEFAULT_STORE}"
-                )));
+                return Err(UsageError(format!("--store {text:?}: expected sqlite:PATH, for example {DEFAULT_STORE}")));
             }
             return Ok(StoreSpec::Sqlite(PathBuf::from(path)));
         }
         if let Some(name) = text.strip_prefix("bigquery:") {
-            return parse_bigquery(name)
-                .map_err(|problem| UsageError(format!("--store {text:?}: {problem}")));
+            return parse_bigquery(name).map_err(|problem| UsageError(format!("--store {text:?}: {problem}")));
         }
-        Err(UsageError(format!(
-            "--store {text:?}: expected sqlite:PATH, memory, or bigquery:PROJECT.DATASET"
-        )))
+        Err(UsageError(format!("--store {text:?}: expected sqlite:PATH, memory, or bigquery:PROJECT.DATASET")))
     }
 }
 
@@ -61,22 +56,18 @@ pub fn parse_bigquery(name: &str) -> Result<StoreSpec, String> {
         None => (None, name),
     };
     if dataset.is_empty() {
-        return Err("expected bigquery:PROJECT.DATASET (or bigquery:DATASET with the project from the credentials)".into());
+        return Err(
+            "expected bigquery:PROJECT.DATASET (or bigquery:DATASET with the project from the credentials)".into()
+        );
     }
-    let valid_dataset = dataset.len() <= 1024
-        && dataset
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+    let valid_dataset =
+        dataset.len() <= 1024 && dataset.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
     if !valid_dataset {
-        return Err(format!(
-            "dataset {dataset:?}: only letters, digits and underscores are allowed"
-        ));
+        return Err(format!("dataset {dataset:?}: only letters, digits and underscores are allowed"));
     }
     if let Some(project) = project {
         let valid_project = (6..=30).contains(&project.len())
-            && project
-                .bytes()
-                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+            && project.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
             && project.as_bytes()[0].is_ascii_lowercase();
         if !valid_project {
             return Err(format!(
@@ -84,10 +75,7 @@ pub fn parse_bigquery(name: &str) -> Result<StoreSpec, String> {
             ));
         }
     }
-    Ok(StoreSpec::BigQuery {
-        project: project.map(str::to_owned),
-        dataset: dataset.to_owned(),
-    })
+    Ok(StoreSpec::BigQuery { project: project.map(str::to_owned), dataset: dataset.to_owned() })
 }
 
 impl std::fmt::Display for StoreSpec {
@@ -95,14 +83,10 @@ impl std::fmt::Display for StoreSpec {
         match self {
             StoreSpec::Sqlite(path) => write!(formatter, "sqlite:{}", path.display()),
             StoreSpec::Memory => formatter.write_str("memory"),
-            StoreSpec::BigQuery {
-                project: Some(project),
-                dataset,
-            } => write!(formatter, "bigquery:{project}.{dataset}"),
-            StoreSpec::BigQuery {
-                project: None,
-                dataset,
-            } => write!(formatter, "bigquery:{dataset}"),
+            StoreSpec::BigQuery { project: Some(project), dataset } => {
+                write!(formatter, "bigquery:{project}.{dataset}")
+            }
+            StoreSpec::BigQuery { project: None, dataset } => write!(formatter, "bigquery:{dataset}"),
         }
     }
 }
@@ -124,9 +108,7 @@ impl StoreSettings {
         match &self.spec {
             StoreSpec::Memory => Ok(Arc::new(toxstore::InMemory::new())),
             StoreSpec::Sqlite(path) => {
-                if let Some(parent) = path
-                    .parent()
-                    .filter(|parent| !parent.as_os_str().is_empty())
+                if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
                     && !parent.is_dir()
                 {
                     return Err(UsageError(format!(
@@ -136,8 +118,8 @@ impl StoreSettings {
                     ))
                     .into());
                 }
-                let store = toxstore::Sqlite::open(path)
-                    .with_context(|| format!("opening sqlite:{}", path.display()))?;
+                let store =
+                    toxstore::Sqlite::open(path).with_context(|| format!("opening sqlite:{}", path.display()))?;
                 Ok(Arc::new(store))
             }
             StoreSpec::BigQuery { project, dataset } => crate::bigquery_store::open(
@@ -177,27 +159,12 @@ mod tests {
         check("sqlite:", Err("expected sqlite:PATH"));
         check(
             "bigquery:my-project.tweets_2020",
-            Ok(StoreSpec::BigQuery {
-                project: Some("my-project".into()),
-                dataset: "tweets_2020".into(),
-            }),
+            Ok(StoreSpec::BigQuery { project: Some("my-project".into()), dataset: "tweets_2020".into() }),
         );
-        check(
-            "bigquery:tweets",
-            Ok(StoreSpec::BigQuery {
-                project: None,
-                dataset: "tweets".into(),
-            }),
-        );
-        check(
-            "bigquery:my-project.a`b",
-            Err("only letters, digits and underscores"),
-        );
+        check("bigquery:tweets", Ok(StoreSpec::BigQuery { project: None, dataset: "tweets".into() }));
+        check("bigquery:my-project.a`b", Err("only letters, digits and underscores"));
         check("bigquery:my-project.a; DROP", Err("only letters"));
         check("bigquery:My_Project.a", Err("project \"My_Project\""));
-        check(
-            "postgres:x",
-            Err("expected sqlite:PATH, memory, or bigquery"),
-        );
+        check("postgres:x", Err("expected sqlite:PATH, memory, or bigquery"));
     }
 }

@@ -37,10 +37,7 @@ impl TweetFormat {
     /// Guesses the format from a file name: `.jsonl`, `.ndjson` and `.json`
     /// are JSON lines, anything else CSV.
     pub fn guess(path: &Path) -> TweetFormat {
-        let extension = path
-            .extension()
-            .and_then(|extension| extension.to_str())
-            .unwrap_or("");
+        let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or("");
         match extension.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" | "json" => TweetFormat::Jsonl,
             _ => TweetFormat::Csv,
@@ -103,10 +100,7 @@ pub struct TweetFile {
 
 impl std::fmt::Debug for TweetFile {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("TweetFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        formatter.debug_struct("TweetFile").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -117,36 +111,22 @@ enum Rows {
 
 impl TweetFile {
     /// Opens a tweet file, reading its header if it is a CSV file.
-    pub fn open(
-        path: &Path,
-        format: TweetFormat,
-        mapping: &ColumnMapping,
-    ) -> Result<TweetFile, InputError> {
+    pub fn open(path: &Path, format: TweetFormat, mapping: &ColumnMapping) -> Result<TweetFile, InputError> {
         let display = path.display();
-        let file = File::open(path).map_err(|source| InputError {
-            message: format!("cannot open {display}"),
-            source: Some(source),
-        })?;
-        let metadata = file.metadata().map_err(|source| InputError {
-            message: format!("cannot read {display}"),
-            source: Some(source),
-        })?;
+        let file = File::open(path)
+            .map_err(|source| InputError { message: format!("cannot open {display}"), source: Some(source) })?;
+        let metadata = file
+            .metadata()
+            .map_err(|source| InputError { message: format!("cannot read {display}"), source: Some(source) })?;
         if metadata.is_dir() {
-            return Err(InputError::new(format!(
-                "{display} is a folder, not a tweet file"
-            )));
+            return Err(InputError::new(format!("{display} is a folder, not a tweet file")));
         }
         if metadata.len() == 0 {
             let expected = match format {
-                TweetFormat::Csv => format!(
-                    "a header line ({}) and one row per tweet",
-                    mapping.required_columns()
-                ),
+                TweetFormat::Csv => format!("a header line ({}) and one row per tweet", mapping.required_columns()),
                 TweetFormat::Jsonl => "one JSON object per line".to_owned(),
             };
-            return Err(InputError::new(format!(
-                "{display} is empty (0 bytes): expected {expected}"
-            )));
+            return Err(InputError::new(format!("{display} is empty (0 bytes): expected {expected}")));
         }
         let rows = match format {
             TweetFormat::Csv => Rows::Csv(CsvRows::new(path, file, mapping)?),
@@ -157,10 +137,7 @@ impl TweetFile {
                 mapping: mapping.clone(),
             }),
         };
-        Ok(TweetFile {
-            path: path.to_owned(),
-            rows,
-        })
+        Ok(TweetFile { path: path.to_owned(), rows })
     }
 }
 
@@ -194,10 +171,7 @@ struct QuoteCounter {
 impl std::io::Read for QuoteCounter {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let n_read = self.file.read(buffer)?;
-        self.quotes += buffer[..n_read]
-            .iter()
-            .filter(|&&byte| byte == b'"')
-            .count() as u64;
+        self.quotes += buffer[..n_read].iter().filter(|&&byte| byte == b'"').count() as u64;
         Ok(n_read)
     }
 }
@@ -226,23 +200,13 @@ impl CsvRows {
             .flexible(true)
             .buffer_capacity(1 << 16)
             .from_reader(QuoteCounter { file, quotes: 0 });
-        let headers = reader
-            .byte_headers()
-            .map_err(|error| csv_error(path, error))?
-            .clone();
+        let headers = reader.byte_headers().map_err(|error| csv_error(path, error))?.clone();
         let mut names = Vec::with_capacity(headers.len());
         for (idx, field) in headers.iter().enumerate() {
             let name = std::str::from_utf8(field).map_err(|_| {
-                InputError::new(format!(
-                    "{display}:1: the header's column {} is not valid UTF-8",
-                    idx + 1
-                ))
+                InputError::new(format!("{display}:1: the header's column {} is not valid UTF-8", idx + 1))
             })?;
-            let name = if idx == 0 {
-                name.trim_start_matches('\u{feff}')
-            } else {
-                name
-            };
+            let name = if idx == 0 { name.trim_start_matches('\u{feff}') } else { name };
             names.push(name.trim().to_owned());
         }
         if names.iter().all(String::is_empty) {
@@ -258,12 +222,9 @@ impl CsvRows {
                 names.join(",")
             ))
         };
-        let status_id = find(&mapping.status_id)
-            .ok_or_else(|| missing(&mapping.status_id, "--status-id-column"))?;
-        let user_id =
-            find(&mapping.user_id).ok_or_else(|| missing(&mapping.user_id, "--user-id-column"))?;
-        let status_text = find(&mapping.status_text)
-            .ok_or_else(|| missing(&mapping.status_text, "--text-column"))?;
+        let status_id = find(&mapping.status_id).ok_or_else(|| missing(&mapping.status_id, "--status-id-column"))?;
+        let user_id = find(&mapping.user_id).ok_or_else(|| missing(&mapping.user_id, "--user-id-column"))?;
+        let status_text = find(&mapping.status_text).ok_or_else(|| missing(&mapping.status_text, "--text-column"))?;
         let created_at = find(&mapping.created_at);
         if created_at.is_none() && mapping.created_at_required {
             return Err(missing(&mapping.created_at, "--created-at-column"));
@@ -295,10 +256,7 @@ impl CsvRows {
 
     fn next_row(&mut self, path: &Path) -> Option<Result<Row, InputError>> {
         if !self.has_next {
-            return self
-                .deferred_error
-                .take()
-                .map(|error| Err(csv_error(path, error)));
+            return self.deferred_error.take().map(|error| Err(csv_error(path, error)));
         }
         std::mem::swap(&mut self.record, &mut self.next_record);
         match self.reader.read_byte_record(&mut self.next_record) {
@@ -314,7 +272,8 @@ impl CsvRows {
             && self.reader.get_ref().quotes % 2 == 1
             && self.record.iter().any(|field| field.contains(&b'\n'));
         let parsed = if unclosed_quote {
-            Err("a quoted field is never closed: it runs to the end of the file; check for an unbalanced quote".to_owned())
+            Err("a quoted field is never closed: it runs to the end of the file; check for an unbalanced quote"
+                .to_owned())
         } else {
             self.parse_record()
         };
@@ -333,33 +292,18 @@ impl CsvRows {
             } else {
                 ""
             };
-            return Err(format!(
-                "expected {} fields, found {}{hint}",
-                self.n_fields,
-                record.len()
-            ));
+            return Err(format!("expected {} fields, found {}{hint}", self.n_fields, record.len()));
         }
         let field = |idx: usize| record.get(idx).unwrap_or_default();
         let [status_id_name, user_id_name, text_name, created_at_name] = &self.names;
-        let status_id = parse_id(
-            status_id_name,
-            utf8_field(status_id_name, field(self.status_id))?,
-        )?;
+        let status_id = parse_id(status_id_name, utf8_field(status_id_name, field(self.status_id))?)?;
         let user_id = parse_id(user_id_name, utf8_field(user_id_name, field(self.user_id))?)?;
-        let status_text =
-            check_text(text_name, utf8_field(text_name, field(self.status_text))?)?.to_owned();
+        let status_text = check_text(text_name, utf8_field(text_name, field(self.status_text))?)?.to_owned();
         let created_at = match self.created_at {
             None => None,
-            Some(idx) => {
-                parse_created_at(created_at_name, utf8_field(created_at_name, field(idx))?)?
-            }
+            Some(idx) => parse_created_at(created_at_name, utf8_field(created_at_name, field(idx))?)?,
         };
-        Ok(Tweet {
-            status_id,
-            user_id,
-            status_text,
-            created_at,
-        })
+        Ok(Tweet { status_id, user_id, status_text, created_at })
     }
 }
 
@@ -373,10 +317,7 @@ fn csv_error(path: &Path, error: csv::Error) -> InputError {
         return InputError::new(format!("{location}: {error}"));
     }
     match error.into_kind() {
-        csv::ErrorKind::Io(source) => InputError {
-            message: format!("cannot read {location}"),
-            source: Some(source),
-        },
+        csv::ErrorKind::Io(source) => InputError { message: format!("cannot read {location}"), source: Some(source) },
         _ => InputError::new(format!("cannot read {location}")),
     }
 }
@@ -423,23 +364,14 @@ impl JsonlRows {
 }
 
 fn parse_json_line(bytes: &[u8], mapping: &ColumnMapping) -> Result<Tweet, String> {
-    let text = std::str::from_utf8(bytes).map_err(|error| {
-        format!(
-            "the line is not valid UTF-8 (at byte {})",
-            error.valid_up_to()
-        )
-    })?;
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|error| format!("not valid JSON: {error}"))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|error| format!("the line is not valid UTF-8 (at byte {})", error.valid_up_to()))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|error| format!("not valid JSON: {error}"))?;
     let serde_json::Value::Object(_) = &value else {
-        return Err(format!(
-            "expected a JSON object, found {}",
-            json_kind(&value)
-        ));
+        return Err(format!("expected a JSON object, found {}", json_kind(&value)));
     };
     let get = |key: &str| -> Option<&serde_json::Value> {
-        key.split('.')
-            .try_fold(&value, |current, part| current.as_object()?.get(part))
+        key.split('.').try_fold(&value, |current, part| current.as_object()?.get(part))
     };
     let required = |key: &str| get(key).ok_or_else(|| format!("missing key {key:?}"));
     let status_id = json_id(&mapping.status_id, required(&mapping.status_id)?)?;
@@ -447,11 +379,7 @@ fn parse_json_line(bytes: &[u8], mapping: &ColumnMapping) -> Result<Tweet, Strin
     let status_text = match required(&mapping.status_text)? {
         serde_json::Value::String(text) => check_text(&mapping.status_text, text)?.to_owned(),
         other => {
-            return Err(format!(
-                "{} is {}, expected a string",
-                mapping.status_text,
-                json_kind(other)
-            ));
+            return Err(format!("{} is {}, expected a string", mapping.status_text, json_kind(other)));
         }
     };
     let created_at = match get(&mapping.created_at) {
@@ -467,26 +395,14 @@ fn parse_json_line(bytes: &[u8], mapping: &ColumnMapping) -> Result<Tweet, Strin
                     .ok_or_else(|| format!("{} {seconds} is out of range", mapping.created_at))?,
             ),
             None => {
-                return Err(format!(
-                    "{} {number} is not a whole number of seconds",
-                    mapping.created_at
-                ));
+                return Err(format!("{} {number} is not a whole number of seconds", mapping.created_at));
             }
         },
         Some(other) => {
-            return Err(format!(
-                "{} is {}, expected a string",
-                mapping.created_at,
-                json_kind(other)
-            ));
+            return Err(format!("{} is {}, expected a string", mapping.created_at, json_kind(other)));
         }
     };
-    Ok(Tweet {
-        status_id,
-        user_id,
-        status_text,
-        created_at,
-    })
+    Ok(Tweet { status_id, user_id, status_text, created_at })
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {
@@ -505,25 +421,15 @@ fn json_id(name: &str, value: &serde_json::Value) -> Result<i64, String> {
         serde_json::Value::Number(number) => match number.as_i64() {
             Some(id) if id >= 0 => Ok(id),
             Some(id) => Err(format!("{name} {id} is negative")),
-            None => Err(format!(
-                "{name} {number} is not an integer from 0 to 2^63-1"
-            )),
+            None => Err(format!("{name} {number} is not an integer from 0 to 2^63-1")),
         },
         serde_json::Value::String(text) => parse_id(name, text),
-        other => Err(format!(
-            "{name} is {}, expected a number or a string of digits",
-            json_kind(other)
-        )),
+        other => Err(format!("{name} is {}, expected a number or a string of digits", json_kind(other))),
     }
 }
 
 fn utf8_field<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
-    std::str::from_utf8(bytes).map_err(|error| {
-        format!(
-            "{name} is not valid UTF-8 (at byte {})",
-            error.valid_up_to()
-        )
-    })
+    std::str::from_utf8(bytes).map_err(|error| format!("{name} is not valid UTF-8 (at byte {})", error.valid_up_to()))
 }
 
 fn parse_id(name: &str, text: &str) -> Result<i64, String> {
@@ -534,10 +440,7 @@ fn parse_id(name: &str, text: &str) -> Result<i64, String> {
     match trimmed.parse::<i64>() {
         Ok(id) if id >= 0 => Ok(id),
         Ok(id) => Err(format!("{name} {id} is negative")),
-        Err(_) => Err(format!(
-            "{name} {} is not an integer from 0 to 2^63-1",
-            shorten(trimmed, 40)
-        )),
+        Err(_) => Err(format!("{name} {} is not an integer from 0 to 2^63-1", shorten(trimmed, 40))),
     }
 }
 
@@ -556,6 +459,13 @@ fn parse_created_at(name: &str, text: &str) -> Result<Option<i64>, String> {
     if trimmed.is_empty() {
         return Ok(None);
     }
+    // BigQuery's TIMESTAMP range, 0001-01-01 to 9999-12-31, holds in every store.
+    const TIMESTAMP_RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800_000_000..=253_402_300_799_999_999;
+    if let Some(micros) = parse_timestamp(trimmed)
+        && !TIMESTAMP_RANGE.contains(&micros)
+    {
+        return Err(format!("{name} {} is outside the years 0001 to 9999", shorten(trimmed, 40)));
+    }
     parse_timestamp(trimmed).map(Some).ok_or_else(|| {
         format!(
             "{name} {} is not a timestamp (expected 2020-03-01T12:00:00Z, 2020-03-01 12:00:00+00:00, \
@@ -569,11 +479,7 @@ fn parse_created_at(name: &str, text: &str) -> Result<Option<i64>, String> {
 pub fn shorten(text: &str, max_chars: usize) -> String {
     let mut chars = text.chars();
     let head: String = chars.by_ref().take(max_chars).collect();
-    if chars.next().is_some() {
-        format!("{head:?}…")
-    } else {
-        format!("{head:?}")
-    }
+    if chars.next().is_some() { format!("{head:?}…") } else { format!("{head:?}") }
 }
 
 /// Parses a timestamp into microseconds since 1970-01-01T00:00:00Z.
@@ -602,10 +508,7 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     if rest.is_empty() {
         return days.checked_mul(86_400_000_000);
     }
-    let rest = rest
-        .strip_prefix('T')
-        .or_else(|| rest.strip_prefix('t'))
-        .or_else(|| rest.strip_prefix(' '))?;
+    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix('t')).or_else(|| rest.strip_prefix(' '))?;
     if rest.len() < 5 || rest.as_bytes()[2] != b':' {
         return None;
     }
@@ -663,24 +566,12 @@ fn parse_twitter_timestamp(text: &str) -> Option<i64> {
     let [_weekday, month, day, time, zone, year] = parts.as_slice() else {
         return None;
     };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = u32::try_from(
-        MONTHS
-            .iter()
-            .position(|name| name.eq_ignore_ascii_case(month))?
-            + 1,
-    )
-    .ok()?;
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = u32::try_from(MONTHS.iter().position(|name| name.eq_ignore_ascii_case(month))? + 1).ok()?;
     let day: u32 = digits(day)?;
     let year: i64 = digits(year)?;
     let iso = format!("{year:04}-{month:02}-{day:02}T{time}{zone}");
-    if year > 9999 {
-        None
-    } else {
-        parse_timestamp(&iso)
-    }
+    if year > 9999 { None } else { parse_timestamp(&iso) }
 }
 
 fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
@@ -694,20 +585,7 @@ fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
 /// `days_from_civil`), or `None` for a date that does not exist.
 fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     if !(1..=12).contains(&month) || day == 0 || day > month_days[month as usize - 1] {
         return None;
     }
@@ -715,8 +593,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     Some(era * 146_097 + day_of_era - 719_468)
 }
@@ -730,20 +607,13 @@ mod tests {
     fn read(name: &str, content: &[u8]) -> Result<Vec<Row>, InputError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join(name);
-        std::fs::File::create(&path)
-            .and_then(|mut file| file.write_all(content))
-            .expect("write");
+        std::fs::File::create(&path).and_then(|mut file| file.write_all(content)).expect("write");
         let file = TweetFile::open(&path, TweetFormat::guess(&path), &ColumnMapping::default())?;
         file.collect()
     }
 
     fn tweet(status_id: i64, user_id: i64, text: &str) -> Row {
-        Row::Tweet(Tweet {
-            status_id,
-            user_id,
-            status_text: text.into(),
-            created_at: None,
-        })
+        Row::Tweet(Tweet { status_id, user_id, status_text: text.into(), created_at: None })
     }
 
     fn problem(rows: &[Row], idx: usize) -> (u64, String) {
@@ -762,56 +632,27 @@ mod tests {
         .expect("rows");
         assert_eq!(rows[0], tweet(1, 7, "hi, \"you\"\n\tthere "));
         assert_eq!(problem(&rows, 1), (4, "status_id -2 is negative".into()));
-        assert_eq!(
-            problem(&rows, 2).1,
-            "status_id \"abc\" is not an integer from 0 to 2^63-1"
-        );
+        assert_eq!(problem(&rows, 2).1, "status_id \"abc\" is not an integer from 0 to 2^63-1");
         assert_eq!(problem(&rows, 3).1, "status_text is empty");
         assert_eq!(problem(&rows, 4).1, "expected 3 fields, found 2");
-        assert_eq!(
-            problem(&rows, 5).1,
-            "status_text contains a NUL byte (at byte 1)"
-        );
-        assert_eq!(
-            problem(&rows, 6),
-            (9, "status_text is not valid UTF-8 (at byte 0)".into())
-        );
+        assert_eq!(problem(&rows, 5).1, "status_text contains a NUL byte (at byte 1)");
+        assert_eq!(problem(&rows, 6), (9, "status_text is not valid UTF-8 (at byte 0)".into()));
         assert_eq!(rows.len(), 7);
     }
 
     #[test]
     fn csv_file_problems_are_input_errors() {
         let empty = read("t.csv", b"").expect_err("empty");
-        assert!(
-            empty.message.contains("is empty (0 bytes)"),
-            "{}",
-            empty.message
-        );
-        let missing =
-            read("t.csv", b"id,user_id,status_text\n1,2,x\n").expect_err("missing column");
-        assert!(
-            missing.message.contains("no column \"status_id\""),
-            "{}",
-            missing.message
-        );
-        assert!(
-            missing.message.contains("--status-id-column"),
-            "{}",
-            missing.message
-        );
-        assert_eq!(
-            read("t.csv", b"status_id,user_id,status_text\n").expect("header only"),
-            Vec::new()
-        );
+        assert!(empty.message.contains("is empty (0 bytes)"), "{}", empty.message);
+        let missing = read("t.csv", b"id,user_id,status_text\n1,2,x\n").expect_err("missing column");
+        assert!(missing.message.contains("no column \"status_id\""), "{}", missing.message);
+        assert!(missing.message.contains("--status-id-column"), "{}", missing.message);
+        assert_eq!(read("t.csv", b"status_id,user_id,status_text\n").expect("header only"), Vec::new());
     }
 
     #[test]
     fn unbalanced_quote_is_one_bad_row_with_a_hint() {
-        let rows = read(
-            "t.csv",
-            b"status_id,user_id,status_text\n1,2,\"open\n3,4,x\n",
-        )
-        .expect("rows");
+        let rows = read("t.csv", b"status_id,user_id,status_text\n1,2,\"open\n3,4,x\n").expect("rows");
         assert_eq!(rows.len(), 1);
         let (line, message) = problem(&rows, 0);
         assert_eq!(line, 2);
@@ -834,10 +675,7 @@ mod tests {
                 created_at: Some(1_583_064_000_000_000)
             })
         );
-        assert_eq!(
-            problem(&rows, 1),
-            (3, "expected a JSON object, found an array".into())
-        );
+        assert_eq!(problem(&rows, 1), (3, "expected a JSON object, found an array".into()));
         assert_eq!(problem(&rows, 2), (4, "missing key \"user_id\"".into()));
         assert!(problem(&rows, 3).1.starts_with("not valid JSON"));
         assert!(problem(&rows, 4).1.contains("NUL"));
@@ -845,21 +683,22 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        let check = |text: &str, expected: Option<i64>| {
-            assert_eq!(parse_timestamp(text), expected, "{text}")
-        };
+        let check = |text: &str, expected: Option<i64>| assert_eq!(parse_timestamp(text), expected, "{text}");
         check("1970-01-01", Some(0));
         check("2020-03-01T12:00:00Z", Some(1_583_064_000_000_000));
         check("2020-03-01 12:00:00", Some(1_583_064_000_000_000));
         check("2020-03-01 13:30:00+01:30", Some(1_583_064_000_000_000));
         check("2020-03-01 12:00:00.25 UTC", Some(1_583_064_000_250_000));
-        check(
-            "Sun Mar 01 12:00:00 +0000 2020",
-            Some(1_583_064_000_000_000),
-        );
+        check("Sun Mar 01 12:00:00 +0000 2020", Some(1_583_064_000_000_000));
         check("1583064000", Some(1_583_064_000_000_000));
         check("2020-02-30", None);
         check("2020-03-01T25:00:00", None);
         check("yesterday", None);
+        assert_eq!(
+            parse_created_at("created_at", "999999999999"),
+            Err("created_at \"999999999999\" is outside the years 0001 to 9999".to_owned())
+        );
+        assert_eq!(parse_created_at("created_at", "9999-12-31T23:59:59Z"), Ok(Some(253_402_300_799_000_000)));
+        assert_eq!(parse_created_at("created_at", " "), Ok(None));
     }
 }

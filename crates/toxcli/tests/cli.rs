@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 const SCORE_TOLERANCE: f64 = 1e-6;
 
 fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative)
 }
 
 fn model_flags() -> Vec<String> {
@@ -54,9 +52,7 @@ fn toxcli(dir: &Path) -> Command {
     ] {
         command.env_remove(name);
     }
-    command
-        .env("TOXSCORE_CACHE_DIR", dir.join("cache"))
-        .env("TOXSCORE_OFFLINE", "true");
+    command.env("TOXSCORE_CACHE_DIR", dir.join("cache")).env("TOXSCORE_OFFLINE", "true");
     command
 }
 
@@ -67,11 +63,7 @@ struct Run {
 }
 
 fn run(command: &mut Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("toxcli runs");
+    let Output { status, stdout, stderr } = command.output().expect("toxcli runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -87,11 +79,7 @@ fn check_run(dir: &Path, args: &[&str], expected_code: i32) -> Run {
         "toxcli {args:?} exited with {}\nstdout:\n{}\nstderr:\n{}",
         result.code, result.stdout, result.stderr
     );
-    assert!(
-        !result.stderr.contains("panicked"),
-        "toxcli {args:?} panicked:\n{}",
-        result.stderr
-    );
+    assert!(!result.stderr.contains("panicked"), "toxcli {args:?} panicked:\n{}", result.stderr);
     result
 }
 
@@ -109,23 +97,15 @@ fn parse_csv_export(text: &str) -> Export {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some(
-            "status_id,user_id,status_text_id,toxicity,severe_toxicity,obscene,threat,insult,identity_hate"
-        )
+        Some("status_id,user_id,status_text_id,toxicity,severe_toxicity,obscene,threat,insult,identity_hate")
     );
     let mut export = Export::new();
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
         assert_eq!(fields.len(), 9, "{line}");
         let int = |idx: usize| fields[idx].parse::<i64>().expect("integer");
-        let scores: Vec<f64> = fields[3..]
-            .iter()
-            .map(|field| field.parse().expect("float"))
-            .collect();
-        assert!(
-            scores.iter().all(|score| (0.0..=1.0).contains(score)),
-            "{line}"
-        );
+        let scores: Vec<f64> = fields[3..].iter().map(|field| field.parse().expect("float")).collect();
+        assert!(scores.iter().all(|score| (0.0..=1.0).contains(score)), "{line}");
         let previous = export.insert(int(0), (int(1), int(2), scores));
         assert!(previous.is_none(), "status id {} exported twice", int(0));
     }
@@ -133,26 +113,13 @@ fn parse_csv_export(text: &str) -> Export {
 }
 
 fn parse_jsonl_export(text: &str) -> Export {
-    let columns = [
-        "toxicity",
-        "severe_toxicity",
-        "obscene",
-        "threat",
-        "insult",
-        "identity_hate",
-    ];
+    let columns = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_hate"];
     let mut export = Export::new();
     for line in text.lines() {
         let value: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         let int = |key: &str| value[key].as_i64().expect("integer");
-        let scores = columns
-            .iter()
-            .map(|column| value[column].as_f64().expect("score"))
-            .collect();
-        let previous = export.insert(
-            int("status_id"),
-            (int("user_id"), int("status_text_id"), scores),
-        );
+        let scores = columns.iter().map(|column| value[column].as_f64().expect("score")).collect();
+        let previous = export.insert(int("status_id"), (int("user_id"), int("status_text_id"), scores));
         assert!(previous.is_none());
     }
     export
@@ -166,11 +133,7 @@ fn assert_exports_equal(found: &Export, expected: &Export) {
     assert_eq!(found.len(), expected.len(), "number of exported rows");
     for ((status_id, found), (expected_id, expected)) in found.iter().zip(expected) {
         assert_eq!(status_id, expected_id);
-        assert_eq!(
-            (found.0, found.1),
-            (expected.0, expected.1),
-            "status {status_id}"
-        );
+        assert_eq!((found.0, found.1), (expected.0, expected.1), "status {status_id}");
         for (found_score, expected_score) in found.2.iter().zip(&expected.2) {
             assert!(
                 (found_score - expected_score).abs() <= SCORE_TOLERANCE,
@@ -193,17 +156,8 @@ fn fixture_tweets() -> String {
 
 fn status_counts(dir: &Path, store: &str) -> (u64, u64) {
     let status = check_run(dir, &["--store", store, "status"], 0);
-    let line = status
-        .stdout
-        .lines()
-        .find(|line| line.starts_with("original "))
-        .expect("a line for original");
-    let numbers: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(3)
-        .map(|n| n.parse().expect("count"))
-        .collect();
+    let line = status.stdout.lines().find(|line| line.starts_with("original ")).expect("a line for original");
+    let numbers: Vec<u64> = line.split_whitespace().skip(1).take(3).map(|n| n.parse().expect("count")).collect();
     (numbers[1], numbers[2])
 }
 
@@ -215,28 +169,10 @@ fn import_migrate_score_export_on_sqlite() {
     let tweets = fixture_tweets();
 
     let import = check_run(dir, &["import", "--input", &tweets], 0);
-    assert!(
-        import
-            .stderr
-            .contains("62 rows read, 61 new, 1 already present, 0 rejected"),
-        "{}",
-        import.stderr
-    );
+    assert!(import.stderr.contains("62 rows read, 61 new, 1 already present, 0 rejected"), "{}", import.stderr);
     let migrate = check_run(dir, &["migrate"], 0);
-    assert!(
-        migrate
-            .stderr
-            .contains("48 new distinct texts, 60 new status ids"),
-        "{}",
-        migrate.stderr
-    );
-    assert!(
-        migrate
-            .stderr
-            .contains("status 1240001000000000047: kept \"shut up you liar\""),
-        "{}",
-        migrate.stderr
-    );
+    assert!(migrate.stderr.contains("48 new distinct texts, 60 new status ids"), "{}", migrate.stderr);
+    assert!(migrate.stderr.contains("status 1240001000000000047: kept \"shut up you liar\""), "{}", migrate.stderr);
     assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (0, FIXTURE_TEXTS));
 
     let score = check_run(dir, &score_args(&["--batch-size", "7"], &flags), 0);
@@ -244,27 +180,16 @@ fn import_migrate_score_export_on_sqlite() {
     assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (FIXTURE_TEXTS, 0));
 
     let again = check_run(dir, &score_args(&[], &flags), 0);
-    assert!(
-        again.stderr.contains("nothing to score"),
-        "{}",
-        again.stderr
-    );
+    assert!(again.stderr.contains("nothing to score"), "{}", again.stderr);
 
-    check_run(
-        dir,
-        &["export", "--model", "original", "--output", "scores.csv"],
-        0,
-    );
+    check_run(dir, &["export", "--model", "original", "--output", "scores.csv"], 0);
     let export = read_export(&dir.join("scores.csv"));
     assert_eq!(export.len(), FIXTURE_STATUSES);
     // Two status ids with the same text share its id and its scores.
     let (_, text_a, scores_a) = &export[&1240001000000000012];
     let (_, text_b, scores_b) = &export[&1240001000000000014];
     assert_eq!((text_a, scores_a), (text_b, scores_b));
-    assert_ne!(
-        export[&1240001000000000001].2,
-        export[&1240001000000000002].2
-    );
+    assert_ne!(export[&1240001000000000001].2, export[&1240001000000000002].2);
 
     let stdout = check_run(dir, &["export", "--format", "jsonl"], 0);
     assert_exports_equal(&parse_jsonl_export(&stdout.stdout), &export);
@@ -277,33 +202,19 @@ fn memory_and_jsonl_runs_export_the_same_scores_as_sqlite() {
     let flags = model_flags();
     let tweets = fixture_tweets();
 
-    check_run(
-        dir,
-        &score_args(&["--input", &tweets, "--export", "sqlite.csv"], &flags),
-        0,
-    );
+    check_run(dir, &score_args(&["--input", &tweets, "--export", "sqlite.csv"], &flags), 0);
     let sqlite = read_export(&dir.join("sqlite.csv"));
     assert_eq!(sqlite.len(), FIXTURE_STATUSES);
 
     let mut memory_args = vec!["--store", "memory"];
-    memory_args.extend(score_args(
-        &["--input", &tweets, "--export", "memory.csv"],
-        &flags,
-    ));
+    memory_args.extend(score_args(&["--input", &tweets, "--export", "memory.csv"], &flags));
     let memory_run = check_run(dir, &memory_args, 0);
-    assert!(
-        memory_run.stderr.contains("scored 48 texts"),
-        "{}",
-        memory_run.stderr
-    );
+    assert!(memory_run.stderr.contains("scored 48 texts"), "{}", memory_run.stderr);
     assert_exports_equal(&read_export(&dir.join("memory.csv")), &sqlite);
 
     let jsonl = repo_path("fixtures/tweets.jsonl").display().to_string();
     let mut jsonl_args = vec!["--store", "sqlite:from_jsonl.db"];
-    jsonl_args.extend(score_args(
-        &["--input", &jsonl, "--export", "jsonl.csv"],
-        &flags,
-    ));
+    jsonl_args.extend(score_args(&["--input", &jsonl, "--export", "jsonl.csv"], &flags));
     check_run(dir, &jsonl_args, 0);
     assert_exports_equal(&read_export(&dir.join("jsonl.csv")), &sqlite);
 }
@@ -374,11 +285,9 @@ fn generated_corpus(dir: &Path, n_texts: usize) -> PathBuf {
 fn scored_rows(database: &Path) -> (u64, u64) {
     let connection = rusqlite::Connection::open(database).expect("open the database");
     connection
-        .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT status_text_id) FROM toxicity_scores_original",
-            [],
-            |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)),
-        )
+        .query_row("SELECT COUNT(*), COUNT(DISTINCT status_text_id) FROM toxicity_scores_original", [], |row| {
+            Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
+        })
         .unwrap_or((0, 0))
 }
 
@@ -386,12 +295,7 @@ fn spawn_score(dir: &Path, store: &str, extra: &[&str]) -> Child {
     let flags = model_flags();
     let mut args = vec!["--store", store];
     args.extend(score_args(extra, &flags));
-    toxcli(dir)
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn toxcli")
+    toxcli(dir).args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn toxcli")
 }
 
 /// Waits until the scorer has committed more than `threshold` scores (or has
@@ -428,19 +332,14 @@ fn kill_9_at_random_points_then_resume_scores_everything_exactly_once() {
     let mut reference = spawn_score(dir, "sqlite:reference.db", &["--export", "reference.csv"]);
     assert!(reference.wait().expect("reference run").success());
     let reference_export = read_export(&dir.join("reference.csv"));
-    assert_eq!(
-        scored_rows(&dir.join("reference.db")),
-        (n_texts as u64, n_texts as u64)
-    );
+    assert_eq!(scored_rows(&dir.join("reference.db")), (n_texts as u64, n_texts as u64));
 
     import_and_migrate(dir, "sqlite:killed.db", &corpus);
     let database = dir.join("killed.db");
     let mut random: u64 = 0x2545_F491_4F6C_DD1D;
     let mut kills = 0;
     for _ in 0..5 {
-        random = random
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        random = random.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let already = scored_rows(&database).0;
         let threshold = already + (random >> 33) % 4000;
         let mut child = spawn_score(dir, "sqlite:killed.db", &[]);
@@ -470,33 +369,18 @@ fn ctrl_c_commits_what_was_scored_and_a_rerun_finishes() {
     let database = dir.join("toxscore.db");
 
     let mut child = spawn_score(dir, "sqlite:toxscore.db", &[]);
-    assert!(
-        wait_for_commits(&mut child, &database, 0),
-        "the run ended before it could be interrupted"
-    );
-    let signal = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
+    assert!(wait_for_commits(&mut child, &database, 0), "the run ended before it could be interrupted");
+    let signal = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
     assert!(signal.success());
     let output = child.wait_with_output().expect("wait for the scorer");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(
-        stderr.contains("run the same command again to resume"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("run the same command again to resume"), "{stderr}");
     let (rows, distinct) = scored_rows(&database);
     assert_eq!(rows, distinct);
-    assert!(
-        rows < n_texts as u64,
-        "{rows} scored: the interrupt came too late to test anything"
-    );
+    assert!(rows < n_texts as u64, "{rows} scored: the interrupt came too late to test anything");
     let scored_line = format!("the {rows} scores of this run are committed");
-    assert!(
-        stderr.contains(&scored_line),
-        "expected {scored_line:?} in:\n{stderr}"
-    );
+    assert!(stderr.contains(&scored_line), "expected {scored_line:?} in:\n{stderr}");
 
     let mut rerun = spawn_score(dir, "sqlite:toxscore.db", &[]);
     assert!(rerun.wait().expect("rerun").success());
@@ -511,10 +395,8 @@ fn two_shards_together_score_everything_exactly_once() {
     let corpus = generated_corpus(dir, n_texts);
     import_and_migrate(dir, "sqlite:toxscore.db", &corpus);
 
-    let shards: Vec<Child> = ["0/2", "1/2"]
-        .iter()
-        .map(|shard| spawn_score(dir, "sqlite:toxscore.db", &["--shard", shard]))
-        .collect();
+    let shards: Vec<Child> =
+        ["0/2", "1/2"].iter().map(|shard| spawn_score(dir, "sqlite:toxscore.db", &["--shard", shard])).collect();
     let mut total = 0u64;
     for shard in shards {
         let output = shard.wait_with_output().expect("wait for a shard");
@@ -522,28 +404,13 @@ fn two_shards_together_score_everything_exactly_once() {
         assert!(output.status.success(), "{stderr}");
         let scored: u64 = stderr
             .lines()
-            .find_map(|line| {
-                line.strip_prefix("scored ")?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
+            .find_map(|line| line.strip_prefix("scored ")?.split_whitespace().next()?.parse().ok())
             .unwrap_or_else(|| panic!("no `scored N texts` line in:\n{stderr}"));
-        assert!(
-            scored > n_texts as u64 / 3,
-            "one shard scored only {scored} of {n_texts}"
-        );
+        assert!(scored > n_texts as u64 / 3, "one shard scored only {scored} of {n_texts}");
         total += scored;
     }
-    assert_eq!(
-        total, n_texts as u64,
-        "the shards together scored each text once"
-    );
-    assert_eq!(
-        scored_rows(&dir.join("toxscore.db")),
-        (n_texts as u64, n_texts as u64)
-    );
+    assert_eq!(total, n_texts as u64, "the shards together scored each text once");
+    assert_eq!(scored_rows(&dir.join("toxscore.db")), (n_texts as u64, n_texts as u64));
 }
 
 /// One bad tweets file of `fixtures/bad/tweets`: the outcome of a default
@@ -571,13 +438,7 @@ const BAD_CASES: &[BadCase] = &[
         message: "nul_byte.csv:3: status_text contains a NUL byte",
         strict_code: 3,
     },
-    BadCase {
-        file: "control_chars.csv",
-        default_code: 0,
-        kept_rows: 3,
-        message: "0 rejected",
-        strict_code: 0,
-    },
+    BadCase { file: "control_chars.csv", default_code: 0, kept_rows: 3, message: "0 rejected", strict_code: 0 },
     BadCase {
         file: "empty_text.csv",
         default_code: 0,
@@ -585,13 +446,7 @@ const BAD_CASES: &[BadCase] = &[
         message: "empty_text.csv:3: status_text is empty",
         strict_code: 3,
     },
-    BadCase {
-        file: "long_text.csv",
-        default_code: 0,
-        kept_rows: 3,
-        message: "0 rejected",
-        strict_code: 0,
-    },
+    BadCase { file: "long_text.csv", default_code: 0, kept_rows: 3, message: "0 rejected", strict_code: 0 },
     BadCase {
         file: "missing_column.csv",
         default_code: 3,
@@ -634,13 +489,7 @@ const BAD_CASES: &[BadCase] = &[
         message: "broken_quoting.csv:4: a quoted field is never closed",
         strict_code: 3,
     },
-    BadCase {
-        file: "conflicting_texts.csv",
-        default_code: 0,
-        kept_rows: 4,
-        message: "0 rejected",
-        strict_code: 0,
-    },
+    BadCase { file: "conflicting_texts.csv", default_code: 0, kept_rows: 4, message: "0 rejected", strict_code: 0 },
     BadCase {
         file: "empty.csv",
         default_code: 3,
@@ -692,26 +541,15 @@ fn bad_tweet_files_are_reported_skipped_or_fatal_under_strict() {
     let bad_dir = repo_path("fixtures/bad/tweets");
     let listed: std::collections::BTreeSet<&str> = BAD_CASES.iter().map(|case| case.file).collect();
     for entry in std::fs::read_dir(&bad_dir).expect("fixtures/bad/tweets") {
-        let name = entry
-            .expect("an entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
+        let name = entry.expect("an entry").file_name().to_string_lossy().into_owned();
         if name.ends_with(".csv") || name.ends_with(".jsonl") {
-            assert!(
-                listed.contains(name.as_str()),
-                "{name} has no case in BAD_CASES"
-            );
+            assert!(listed.contains(name.as_str()), "{name} has no case in BAD_CASES");
         }
     }
     for (idx, case) in BAD_CASES.iter().enumerate() {
         let input = bad_dir.join(case.file).display().to_string();
         let store = format!("sqlite:default_{idx}.db");
-        let default = check_run(
-            dir,
-            &["--store", &store, "import", "--input", &input],
-            case.default_code,
-        );
+        let default = check_run(dir, &["--store", &store, "import", "--input", &input], case.default_code);
         assert!(
             default.stderr.contains(case.message),
             "{}: expected {:?} in:\n{}",
@@ -721,45 +559,21 @@ fn bad_tweet_files_are_reported_skipped_or_fatal_under_strict() {
         );
         if case.default_code == 0 {
             let rejected = if case.message == "0 rejected" { 0 } else { 1 };
-            let summary = format!(
-                "{} rows read, {} new, 0 already present, {rejected} rejected",
-                case.kept_rows, case.kept_rows
-            );
-            assert!(
-                default.stderr.contains(&summary),
-                "{}: expected {summary:?} in:\n{}",
-                case.file,
-                default.stderr
-            );
+            let summary =
+                format!("{} rows read, {} new, 0 already present, {rejected} rejected", case.kept_rows, case.kept_rows);
+            assert!(default.stderr.contains(&summary), "{}: expected {summary:?} in:\n{}", case.file, default.stderr);
         }
 
         let strict_store = format!("sqlite:strict_{idx}.db");
-        let strict = check_run(
-            dir,
-            &[
-                "--store",
-                &strict_store,
-                "import",
-                "--strict",
-                "--input",
-                &input,
-            ],
-            case.strict_code,
-        );
+        let strict =
+            check_run(dir, &["--store", &strict_store, "import", "--strict", "--input", &input], case.strict_code);
         if case.strict_code != 0 {
-            assert!(
-                strict.stderr.contains(case.message),
-                "{}: --strict: {}",
-                case.file,
-                strict.stderr
-            );
+            assert!(strict.stderr.contains(case.message), "{}: --strict: {}", case.file, strict.stderr);
             // Nothing was written: a migrate finds no tweets to join.
             let migrate = run(toxcli(dir).args(["--store", &strict_store, "migrate"]));
             assert_eq!(migrate.code, 0, "{}", migrate.stderr);
             assert!(
-                migrate
-                    .stderr
-                    .contains("0 new distinct texts, 0 new status ids"),
+                migrate.stderr.contains("0 new distinct texts, 0 new status ids"),
                 "{}: {}",
                 case.file,
                 migrate.stderr
@@ -769,13 +583,7 @@ fn bad_tweet_files_are_reported_skipped_or_fatal_under_strict() {
 
     // The conflicting texts are reported by the de-duplication.
     let migrate = check_run(dir, &["--store", "sqlite:default_11.db", "migrate"], 0);
-    assert!(
-        migrate
-            .stderr
-            .contains("status 2: kept \"first text\", ignored \"second text\""),
-        "{}",
-        migrate.stderr
-    );
+    assert!(migrate.stderr.contains("status 2: kept \"first text\", ignored \"second text\""), "{}", migrate.stderr);
     // The 1 MB text is scored (truncated to 512 tokens), not rejected.
     let flags = model_flags();
     let mut args = vec!["--store", "sqlite:default_4.db"];
@@ -794,89 +602,36 @@ fn usage_and_model_errors_have_their_exit_codes() {
 
     let check = |args: &[&str], code: i32, message: &str| {
         let result = check_run(dir, args, code);
-        assert!(
-            result.stderr.contains(message),
-            "toxcli {args:?}: expected {message:?} in:\n{}",
-            result.stderr
-        );
-        assert!(
-            !result.stderr.contains("stack backtrace"),
-            "{}",
-            result.stderr
-        );
+        assert!(result.stderr.contains(message), "toxcli {args:?}: expected {message:?} in:\n{}", result.stderr);
+        assert!(!result.stderr.contains("stack backtrace"), "{}", result.stderr);
     };
-    check(
-        &["--store", "postgres:x", "status"],
-        2,
-        "expected sqlite:PATH, memory, or bigquery",
-    );
-    check(
-        &["--store", "bigquery:my-project.bad`name", "status"],
-        2,
-        "only letters, digits and underscores",
-    );
-    check(
-        &["--store", "sqlite:no/such/folder/x.db", "status"],
-        2,
-        "does not exist",
-    );
-    check(
-        &["score", "--shard", "2/2"],
-        2,
-        "the index must be below the count",
-    );
-    check(
-        &["score", "--shard", "0/2", "--input", &tweets],
-        2,
-        "--input with --shard",
-    );
+    check(&["--store", "postgres:x", "status"], 2, "expected sqlite:PATH, memory, or bigquery");
+    check(&["--store", "bigquery:my-project.bad`name", "status"], 2, "only letters, digits and underscores");
+    check(&["--store", "sqlite:no/such/folder/x.db", "status"], 2, "does not exist");
+    check(&["score", "--shard", "2/2"], 2, "the index must be below the count");
+    check(&["score", "--shard", "0/2", "--input", &tweets], 2, "--input with --shard");
     check(&["score", "--batch-size", "0"], 2, "--batch-size");
     check(&["export", "--model", "nope"], 2, "unknown model \"nope\"");
-    check(
-        &["import", "--input", "no-such-file.csv"],
-        3,
-        "cannot open no-such-file.csv",
-    );
-    check(
-        &["status"],
-        4,
-        "run `toxcli import` and `toxcli migrate` first",
-    );
+    check(&["import", "--input", "no-such-file.csv"], 3, "cannot open no-such-file.csv");
+    check(&["status"], 4, "run `toxcli import` and `toxcli migrate` first");
 
     let mut missing = score_args(&[], &flags);
-    let checkpoint_idx = missing
-        .iter()
-        .position(|arg| *arg == "--checkpoint")
-        .expect("flag")
-        + 1;
+    let checkpoint_idx = missing.iter().position(|arg| *arg == "--checkpoint").expect("flag") + 1;
     missing[checkpoint_idx] = "no-such.ckpt";
     check(&missing, 5, "no-such.ckpt");
-    let not_a_zip = repo_path("fixtures/bad/checkpoints/not_a_zip.ckpt")
-        .display()
-        .to_string();
+    let not_a_zip = repo_path("fixtures/bad/checkpoints/not_a_zip.ckpt").display().to_string();
     let mut bad = score_args(&[], &flags);
     bad[checkpoint_idx] = &not_a_zip;
     check(&bad, 5, "not_a_zip.ckpt");
 
-    let env = run(toxcli(dir)
-        .args(["score", "--input", &tweets])
-        .args(&flags)
-        .env("BATCH_SIZE", "zero"));
+    let env = run(toxcli(dir).args(["score", "--input", &tweets]).args(&flags).env("BATCH_SIZE", "zero"));
     assert_eq!(env.code, 2, "{}", env.stderr);
     assert!(env.stderr.contains("zero"), "{}", env.stderr);
     let help = check_run(dir, &["--help"], 0);
-    for variable in [
-        "MODEL_NAME",
-        "BIGQUERY_DATASET_NAME",
-        "LIMIT",
-        "BATCH_SIZE",
-        "MAX_THREADS",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-    ] {
-        assert!(
-            help.stdout.contains(variable),
-            "--help does not document {variable}"
-        );
+    for variable in
+        ["MODEL_NAME", "BIGQUERY_DATASET_NAME", "LIMIT", "BATCH_SIZE", "MAX_THREADS", "GOOGLE_APPLICATION_CREDENTIALS"]
+    {
+        assert!(help.stdout.contains(variable), "--help does not document {variable}");
     }
 }
 
@@ -886,23 +641,14 @@ fn limit_and_environment_defaults_apply() {
     let dir = dir.path();
     let tweets = fixture_tweets();
     let flags = model_flags();
-    let first = run(toxcli(dir)
-        .args(score_args(&["--input", &tweets], &flags))
-        .env("LIMIT", "10")
-        .env("BATCH_SIZE", "4"));
+    let first =
+        run(toxcli(dir).args(score_args(&["--input", &tweets], &flags)).env("LIMIT", "10").env("BATCH_SIZE", "4"));
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.stderr.contains("scored 10 texts"), "{}", first.stderr);
     assert!(first.stderr.contains("batch size 4"), "{}", first.stderr);
     let second = check_run(dir, &score_args(&["--limit", "5"], &flags), 0);
-    assert!(
-        second.stderr.contains("scored 5 texts"),
-        "{}",
-        second.stderr
-    );
-    assert_eq!(
-        status_counts(dir, "sqlite:toxscore.db"),
-        (15, FIXTURE_TEXTS - 15)
-    );
+    assert!(second.stderr.contains("scored 5 texts"), "{}", second.stderr);
+    assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (15, FIXTURE_TEXTS - 15));
 }
 
 #[test]
@@ -916,39 +662,19 @@ fn bigquery_end_to_end_on_the_emulator() {
     let tweets = fixture_tweets();
     let dataset = format!("bigquery:test-project.toxcli_e2e_{}", std::process::id());
     let bigquery = |args: &[&str], code: i32| -> Run {
-        let mut all = vec![
-            "--store",
-            dataset.as_str(),
-            "--bigquery-endpoint",
-            endpoint.as_str(),
-        ];
+        let mut all = vec!["--store", dataset.as_str(), "--bigquery-endpoint", endpoint.as_str()];
         all.extend_from_slice(args);
         check_run(dir, &all, code)
     };
     bigquery(&["import", "--input", &tweets], 0);
     let migrate = bigquery(&["migrate"], 0);
-    assert!(
-        migrate.stderr.contains("48 new distinct texts"),
-        "{}",
-        migrate.stderr
-    );
+    assert!(migrate.stderr.contains("48 new distinct texts"), "{}", migrate.stderr);
     let score = bigquery(&score_args(&[], &flags), 0);
     assert!(score.stderr.contains("scored 48 texts"), "{}", score.stderr);
     let again = bigquery(&score_args(&[], &flags), 0);
-    assert!(
-        again.stderr.contains("nothing to score"),
-        "{}",
-        again.stderr
-    );
+    assert!(again.stderr.contains("nothing to score"), "{}", again.stderr);
     bigquery(&["export", "--output", "bigquery.csv"], 0);
 
-    check_run(
-        dir,
-        &score_args(&["--input", &tweets, "--export", "sqlite.csv"], &flags),
-        0,
-    );
-    assert_exports_equal(
-        &read_export(&dir.join("bigquery.csv")),
-        &read_export(&dir.join("sqlite.csv")),
-    );
+    check_run(dir, &score_args(&["--input", &tweets, "--export", "sqlite.csv"], &flags), 0);
+    assert_exports_equal(&read_export(&dir.join("bigquery.csv")), &read_export(&dir.join("sqlite.csv")));
 }
