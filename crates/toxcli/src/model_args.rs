@@ -104,6 +104,7 @@ impl ModelArgs {
             tokenizer: self.tokenizer.clone(),
             device: Some(backend.device()),
             batch_size: Some(batch_size),
+            workers: None,
         };
         // Hash while loading: the hash is stored with every score, and it
         // verifies a cached download before its scores are written.

@@ -14,6 +14,7 @@ fn main() {
         hf_config: Some(dir.join("config.json")),
         tokenizer: Some(dir.clone()),
         batch_size: Some(batch),
+        workers: std::env::var("WORKERS").ok().map(|w| w.parse().unwrap()),
         ..Default::default()
     };
     let model = toxmodel::Detoxify::load(&dir.join("checkpoint.ckpt"), &options).unwrap();

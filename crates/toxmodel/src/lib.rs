@@ -127,6 +127,11 @@ pub struct LoadOptions {
     pub device: Option<Device>,
     /// The batch size [`Detoxify::predict`] uses; default 32.
     pub batch_size: Option<usize>,
+    /// How many batches run at once, each on its own thread (default: the
+    /// number of cores). Running whole batches side by side keeps every
+    /// core busy; splitting each matrix product across cores leaves them
+    /// waiting during the element-wise work between products.
+    pub workers: Option<usize>,
 }
 
 /// One text's scores: the sigmoid of each output, by class name, in the
@@ -165,6 +170,9 @@ pub struct Detoxify {
     info: CheckpointInfo,
     device: Device,
     batch_size: usize,
+    /// One single-thread pool per worker: Burn's CPU backends parallelise
+    /// through rayon, and inside such a pool a forward pass runs on its thread alone.
+    workers: Vec<rayon::ThreadPool>,
     all_names: Arc<[String]>,
     named_names: Arc<[String]>,
     named_indexes: Vec<usize>,
@@ -205,6 +213,7 @@ impl Detoxify {
             info,
             device,
             batch_size: options.batch_size.unwrap_or(32).max(1),
+            workers: worker_pools(options.workers)?,
         })
     }
 
@@ -271,21 +280,60 @@ impl Detoxify {
     }
 
     /// Tokenizes, groups texts of similar length into batches of at most the
-    /// batch size (so little compute goes to padding), runs the model, and
-    /// returns all outputs per text in input order.
+    /// batch size (so little compute goes to padding), runs the batches on
+    /// the workers, and returns all outputs per text in input order.
     fn predict_probabilities(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         let sequences = self.tokenizer.encode_batch(texts)?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&idx| sequences[idx].len());
+        let batches = order
+            .chunks(self.batch_size)
+            .map(|chunk| {
+                let batch_sequences: Vec<&[u32]> = chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
+                TokenBatch::new(&self.spec, &batch_sequences)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(self.batch_size) {
-            let batch_sequences: Vec<&[u32]> = chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
-            let batch = TokenBatch::new(&self.spec, &batch_sequences)?;
-            for (&text_idx, row) in chunk.iter().zip(self.forward(&batch)) {
+        for (chunk, rows) in order.chunks(self.batch_size).zip(self.forward_many(&batches)) {
+            for (&text_idx, row) in chunk.iter().zip(rows) {
                 results[text_idx] = row;
             }
         }
         Ok(results)
+    }
+
+    /// The number of workers: batches that run at once.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Runs several batches at once, one per worker, and returns each
+    /// batch's rows in order.
+    pub fn forward_many(&self, batches: &[TokenBatch]) -> Vec<Vec<Vec<f32>>> {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Vec<Vec<f32>>> = vec![Vec::new(); batches.len()];
+        let slots: Vec<std::sync::Mutex<&mut Vec<Vec<f32>>>> = results.iter_mut().map(std::sync::Mutex::new).collect();
+        std::thread::scope(|scope| {
+            for worker in 0..self.workers().min(batches.len()) {
+                let (next, slots) = (&next, &slots);
+                scope.spawn(move || {
+                    loop {
+                        let batch_idx = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(batch) = batches.get(batch_idx) else { break };
+                        let rows = self.forward_on(worker, batch);
+                        **slots[batch_idx].lock().expect("a worker panicked") = rows;
+                    }
+                });
+            }
+        });
+        drop(slots);
+        results
+    }
+
+    /// Runs one batch on worker `worker` (modulo the number of workers):
+    /// callers that run their own threads, one per worker, use this.
+    pub fn forward_on(&self, worker: usize, batch: &TokenBatch) -> Vec<Vec<f32>> {
+        self.workers[worker % self.workers.len()].install(|| self.forward(batch))
     }
 
     /// Builds a batch from token ids (as [`TextTokenizer::encode`] gives them).
@@ -294,9 +342,26 @@ impl Detoxify {
     }
 
     /// The lower-level entry point: runs the model on a pre-tokenized batch
-    /// and returns every output's probability, one row per sequence.
+    /// and returns every output's probability, one row per sequence. It runs
+    /// on the calling thread, splitting matrix products over rayon's current
+    /// pool; [`forward_on`](Self::forward_on) runs it on one worker.
     pub fn forward(&self, batch: &TokenBatch) -> Vec<Vec<f32>> {
         let flat = self.classifier.forward(self.settings, batch, &self.device);
         flat.chunks(self.info.num_classes).map(<[f32]>::to_vec).collect()
     }
+}
+
+fn worker_pools(workers: Option<usize>) -> Result<Vec<rayon::ThreadPool>> {
+    let count = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    (0..count)
+        .map(|worker| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(move |_| format!("toxmodel-worker-{worker}"))
+                .build()
+                .map_err(|error| Error::InvalidBatch {
+                    problem: format!("cannot start model worker {worker}: {error}"),
+                })
+        })
+        .collect()
 }

@@ -43,6 +43,7 @@ fn load(model: &str, tokenizer_file: &str, batch_size: usize) -> Detoxify {
         tokenizer: Some(dir.join(tokenizer_file)),
         device: None,
         batch_size: Some(batch_size),
+        workers: None,
     };
     Detoxify::load(&dir.join("checkpoint.ckpt"), &options).unwrap_or_else(|error| panic!("loading {model}: {error}"))
 }
