@@ -74,6 +74,19 @@ impl std::error::Error for InputError {
     }
 }
 
+/// Another process holds the work this one was asked to do (a second
+/// `score` on the same SQLite file, model and shard).
+#[derive(Debug)]
+pub struct StoreBusy(pub String);
+
+impl fmt::Display for StoreBusy {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreBusy {}
+
 /// The run was stopped by Ctrl-C; what was scored is committed.
 #[derive(Debug)]
 pub struct Interrupted;
@@ -108,6 +121,9 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         }
         if cause.downcast_ref::<InputError>().is_some() {
             return Exit::Input;
+        }
+        if cause.downcast_ref::<StoreBusy>().is_some() {
+            return Exit::Store;
         }
         if cause.downcast_ref::<Interrupted>().is_some() {
             return Exit::Interrupted;

@@ -24,7 +24,7 @@
 //! drops the batches still queued, commits what was scored and exits with
 //! code 130. A second Ctrl-C exits at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -34,7 +34,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 use toxstore::{ModelTable, ScoreBatch, ScoreRow, Shard, Store, TextId, TextRow, UnscoredQuery};
 
-use crate::exit::{Interrupted, ModelLoad, UsageError};
+use crate::exit::{Interrupted, ModelLoad, StoreBusy, UsageError};
 use crate::export::{ExportFormat, export_to};
 use crate::import::{self, TweetFileArgs};
 use crate::migrate;
@@ -138,6 +138,10 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
     let loaded = tokio::task::block_in_place(|| args.model.load(batch_size)).context(ModelLoad)?;
     let columns = column_indexes(&loaded)?;
     let table = loaded.table;
+    let _lock = match &settings.spec {
+        StoreSpec::Sqlite(database) => Some(lock_scoring(database, table.model, args.shard)?),
+        StoreSpec::Memory | StoreSpec::BigQuery { .. } => None,
+    };
 
     let store = settings.open().await?;
     if let Some(input) = &args.input {
@@ -238,6 +242,67 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
         eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
     }
     Ok(())
+}
+
+/// Lock files that keep two `score` processes from doing the same work on one
+/// SQLite file. The operating system releases them when the process ends,
+/// however it ends (kill -9 included), so a stale lock cannot block a rerun.
+struct ScoreLock {
+    _files: Vec<std::fs::File>,
+}
+
+/// Takes the locks of a scoring run on an SQLite store: an unsharded run of
+/// a model excludes every other run of that model; a run of shard K/N
+/// excludes unsharded runs and other runs of the same K/N. (Runs of shards of
+/// different N may overlap and are not detected: give every worker the same
+/// N.)
+fn lock_scoring(database: &Path, model: &str, shard: Option<Shard>) -> anyhow::Result<ScoreLock> {
+    let open = |suffix: String| -> anyhow::Result<(std::fs::File, PathBuf)> {
+        let mut name = database.file_name().map(|name| name.to_os_string()).unwrap_or_default();
+        name.push(suffix);
+        let path = database.with_file_name(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("creating the lock file {}", path.display()))?;
+        Ok((file, path))
+    };
+    let busy = |what: String| {
+        StoreBusy(format!(
+            "another `toxcli score` is already scoring {what} in {}; wait for it to finish, or split the work \
+             between processes with --shard K/N",
+            database.display()
+        ))
+    };
+    let check = |result: Result<(), std::fs::TryLockError>, path: &Path, what: String| -> anyhow::Result<()> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => Err(busy(what).into()),
+            Err(std::fs::TryLockError::Error(error)) => {
+                Err(anyhow::Error::new(error).context(format!("locking {}", path.display())))
+            }
+        }
+    };
+    let (model_file, model_path) = open(format!(".{model}.score-lock"))?;
+    match shard {
+        None => {
+            check(model_file.try_lock(), &model_path, format!("model {model}"))?;
+            Ok(ScoreLock { _files: vec![model_file] })
+        }
+        Some(shard) => {
+            check(model_file.try_lock_shared(), &model_path, format!("model {model} without --shard"))?;
+            let (shard_file, shard_path) =
+                open(format!(".{model}.shard-{}-of-{}.score-lock", shard.index, shard.count))?;
+            check(
+                shard_file.try_lock(),
+                &shard_path,
+                format!("shard {}/{} of model {model}", shard.index, shard.count),
+            )?;
+            Ok(ScoreLock { _files: vec![model_file, shard_file] })
+        }
+    }
 }
 
 async fn watch_ctrl_c(cancel: Arc<AtomicBool>) {

@@ -413,6 +413,34 @@ fn two_shards_together_score_everything_exactly_once() {
     assert_eq!(scored_rows(&dir.join("toxscore.db")), (n_texts as u64, n_texts as u64));
 }
 
+#[test]
+fn a_second_scorer_on_the_same_work_refuses_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let n_texts = 20_000;
+    let corpus = generated_corpus(dir, n_texts);
+    import_and_migrate(dir, "sqlite:toxscore.db", &corpus);
+    let database = dir.join("toxscore.db");
+
+    let mut first = spawn_score(dir, "sqlite:toxscore.db", &[]);
+    assert!(wait_for_commits(&mut first, &database, 0), "the first run ended before the second started");
+    let flags = model_flags();
+    for extra in [&[][..], &["--shard", "0/2"][..]] {
+        let second = run(toxcli(dir).args(["--store", "sqlite:toxscore.db"]).args(score_args(extra, &flags)));
+        assert_eq!(second.code, 4, "{}", second.stderr);
+        assert!(
+            second.stderr.contains("another `toxcli score` is already scoring model original"),
+            "{}",
+            second.stderr
+        );
+    }
+    assert!(first.wait().expect("the first run").success());
+    assert_eq!(scored_rows(&database), (n_texts as u64, n_texts as u64));
+    // The lock went with the process: a new run starts (and finds nothing).
+    let again = check_run(dir, &score_args(&[], &flags), 0);
+    assert!(again.stderr.contains("nothing to score"), "{}", again.stderr);
+}
+
 /// One bad tweets file of `fixtures/bad/tweets`: the outcome of a default
 /// import (exit code, rows kept, what stderr says) and of a `--strict` one.
 struct BadCase {
