@@ -23,7 +23,7 @@ mod tweets;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::exit::{Exit, UsageError};
 use crate::store_spec::{DEFAULT_STORE, StoreSettings, StoreSpec};
@@ -97,7 +97,9 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (a bug in toxcli, please report it): {info}");
     }));
-    let cli = match Cli::try_parse() {
+    let parsed =
+        ignore_empty_environment(Cli::command()).try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(error) => {
             // clap prints help and version to stdout with code 0, and usage
@@ -116,6 +118,26 @@ fn main() -> ExitCode {
             code.into()
         }
     }
+}
+
+/// Treats an environment variable that is set but empty (`LIMIT=`, as a
+/// compose file or a job template may leave it) as unset, for every flag that
+/// reads one.
+fn ignore_empty_environment(mut command: clap::Command) -> clap::Command {
+    let is_empty = |name: &std::ffi::OsStr| std::env::var_os(name).is_some_and(|value| value.is_empty());
+    let ids: Vec<clap::Id> = command
+        .get_arguments()
+        .filter(|arg| arg.get_env().is_some_and(is_empty))
+        .map(|arg| arg.get_id().clone())
+        .collect();
+    for id in ids {
+        command = command.mut_arg(id, |arg| arg.env(None));
+    }
+    let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+    for name in names {
+        command = command.mut_subcommand(name, ignore_empty_environment);
+    }
+    command
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -161,8 +183,6 @@ fn store_settings(store: Option<StoreSpec>, bigquery_endpoint: Option<String>) -
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]

@@ -674,9 +674,14 @@ fn limit_and_environment_defaults_apply() {
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.stderr.contains("scored 10 texts"), "{}", first.stderr);
     assert!(first.stderr.contains("batch size 4"), "{}", first.stderr);
+    // Set but empty means unset, as a job template may leave it.
+    let empty =
+        run(toxcli(dir).args(score_args(&["--limit", "5"], &flags)).env("BATCH_SIZE", "").env("MAX_THREADS", ""));
+    assert_eq!(empty.code, 0, "{}", empty.stderr);
+    assert!(empty.stderr.contains("batch size 32"), "{}", empty.stderr);
     let second = check_run(dir, &score_args(&["--limit", "5"], &flags), 0);
     assert!(second.stderr.contains("scored 5 texts"), "{}", second.stderr);
-    assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (15, FIXTURE_TEXTS - 15));
+    assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (20, FIXTURE_TEXTS - 20));
 }
 
 #[test]
