@@ -711,3 +711,53 @@ fn bigquery_end_to_end_on_the_emulator() {
     check_run(dir, &score_args(&["--input", &tweets, "--export", "sqlite.csv"], &flags), 0);
     assert_exports_equal(&read_export(&dir.join("bigquery.csv")), &read_export(&dir.join("sqlite.csv")));
 }
+
+/// Serves `body` with status 200 to every GET on a loopback port, for as
+/// long as the test runs; returns the base URL.
+fn serve_forever(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n_read| n_read > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let header = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(header.as_bytes()).and_then(|()| stream.write_all(&body));
+        }
+    });
+    url
+}
+
+#[test]
+fn a_download_whose_hash_does_not_match_is_refused_and_not_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    // The fixture checkpoint is a valid Detoxify file, but not the released
+    // `original` (its SHA-256 does not start with c1212f89).
+    let url = serve_forever(std::fs::read(repo_path("fixtures/models/bert/checkpoint.ckpt")).expect("fixture"));
+    let download = run(toxcli(dir)
+        .args(["models", "download", "original"])
+        .env("TOXSCORE_RELEASE_BASE_URL", &url)
+        .env("TOXSCORE_TOKENIZER_BASE_URL", &url));
+    assert_eq!(download.code, 5, "{}", download.stderr);
+    assert!(download.stderr.contains("c1212f89"), "{}", download.stderr);
+    let cached = dir.join("cache/original");
+    let leftovers: Vec<_> = std::fs::read_dir(&cached)
+        .map(|entries| entries.filter_map(Result::ok).map(|entry| entry.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.iter().all(|name| !name.to_string_lossy().ends_with(".ckpt")),
+        "a checkpoint was kept: {leftovers:?}"
+    );
+    let list = check_run(dir, &["models", "list"], 0);
+    let original = list.stdout.lines().find(|line| line.starts_with("original ")).expect("a line for original");
+    assert!(original.split_whitespace().nth(1) == Some("no"), "{original}");
+    let verify = check_run(dir, &["models", "verify", "original"], 5);
+    assert!(verify.stderr.contains("toxic_original-c1212f89.ckpt"), "{}", verify.stderr);
+    check_run(dir, &["models", "download", "nope"], 2);
+}
