@@ -69,8 +69,9 @@ const BACKEND: &str = "bigquery";
 const MIN_TIMESTAMP_MICROS: i64 = -62_135_596_800_000_000;
 const MAX_TIMESTAMP_MICROS: i64 = 253_402_300_799_999_999;
 
-/// Status ids per existence check of an import.
-const IMPORT_CHECK_IDS: usize = rest::INSERT_BATCH_ROWS;
+/// Status ids per existence check of an import: one query per 10,000
+/// tweets (about 200 KB of SQL, under BigQuery's 1 MB limit on query text).
+const IMPORT_CHECK_IDS: usize = 10_000;
 
 /// How to reach a dataset.
 #[derive(Debug, Clone)]
@@ -255,21 +256,34 @@ impl BigQuery {
     }
 
     /// The distinct `(status_id, status_text)` pairs already in `tweets` for
-    /// these status ids.
+    /// these status ids (at most [`IMPORT_CHECK_IDS`]).
+    ///
+    /// BigQuery has no indexes: a query bills every byte of the columns it
+    /// reads. The first query reads only `status_id` (8 bytes a row); the
+    /// texts are read only when some of the ids are present already, which
+    /// is rare outside a re-import.
     async fn existing_pairs(&self, status_ids: &BTreeSet<i64>) -> Result<BTreeSet<(i64, String)>> {
+        let list = |ids: &mut dyn Iterator<Item = &i64>| ids.map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let page = self
+            .query_all(&format!(
+                "SELECT DISTINCT status_id AS status_id FROM {{dataset}}.{TWEETS} WHERE status_id IN ({})",
+                list(&mut status_ids.iter())
+            ))
+            .await?;
+        let present: BTreeSet<i64> = page.rows.iter().map(|row| int(row, 0, "status_id")).collect::<Result<_>>()?;
         let mut pairs = BTreeSet::new();
-        let ids: Vec<i64> = status_ids.iter().copied().collect();
-        for chunk in ids.chunks(IMPORT_CHECK_IDS) {
-            let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
-            let page = self
-                .query_all(&format!(
-                    "SELECT DISTINCT status_id AS status_id, status_text AS status_text \
-                     FROM {{dataset}}.{TWEETS} WHERE status_id IN ({list})"
-                ))
-                .await?;
-            for row in &page.rows {
-                pairs.insert((int(row, 0, "status_id")?, text(row, 1, "status_text")?));
-            }
+        if present.is_empty() {
+            return Ok(pairs);
+        }
+        let page = self
+            .query_all(&format!(
+                "SELECT DISTINCT status_id AS status_id, status_text AS status_text \
+                 FROM {{dataset}}.{TWEETS} WHERE status_id IN ({})",
+                list(&mut present.iter())
+            ))
+            .await?;
+        for row in &page.rows {
+            pairs.insert((int(row, 0, "status_id")?, text(row, 1, "status_text")?));
         }
         Ok(pairs)
     }
