@@ -249,7 +249,11 @@ impl Rest {
     async fn query_once(&self, sql: &str, page_size: Option<u32>) -> Result<std::result::Result<QueryPage, Failure>> {
         // The request id makes a resent `jobs.query` (after a lost answer)
         // return the first job instead of running the statement twice.
-        let request_id = format!("toxscore-{:032x}", rand::rng().random::<u128>());
+        // BigQuery takes at most 36 ASCII characters here: a random UUID.
+        let request_id = {
+            let hex = format!("{:032x}", rand::rng().random::<u128>());
+            format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+        };
         let mut body = json!({
             "query": sql,
             "useLegacySql": false,
@@ -908,6 +912,7 @@ mod tests {
         assert_eq!(seen[0].body["useLegacySql"], false);
         // A resent request is the same request: BigQuery runs it once.
         assert_eq!(seen[0].body["requestId"], seen[2].body["requestId"]);
+        assert_eq!(seen[0].body["requestId"].as_str().map(str::len), Some(36), "BigQuery's limit");
     }
 
     #[tokio::test]
