@@ -2,6 +2,7 @@
 //!
 //! One module per task; few dependencies, so building xtask stays cheap.
 
+mod bench;
 mod emulator;
 mod migrate;
 mod test;
@@ -11,6 +12,7 @@ use anyhow::{Result, bail};
 const USAGE: &str = "usage: cargo xtask <task> [args]
 
 tasks:
+  bench      whole-process benchmark: toxcli against PyTorch Detoxify (see `cargo xtask bench --help`)
   test       start the BigQuery emulator, run the whole test suite, stop the emulator
   migrate    apply the schema migrations and de-duplicate texts in a store (see `cargo xtask migrate --help`)
 ";
@@ -20,6 +22,7 @@ fn main() -> Result<()> {
     let task = args.next();
     let rest: Vec<String> = args.collect();
     match task.as_deref() {
+        Some("bench") => bench::run(&rest),
         Some("test") => test::run(&rest),
         Some("migrate") => migrate::run(&rest),
         Some("-h" | "--help") | None => {

@@ -1,0 +1,877 @@
+//! `cargo xtask bench`: the whole-process benchmark of toxscore against
+//! PyTorch Detoxify (issue 6).
+//!
+//! It builds `toxcli` in release, writes the large fixtures if they are
+//! missing (a bert-base-shape `original` checkpoint with random weights and a
+//! tweet-like corpus, by `fixtures/generate.py --large`), and runs, each as a
+//! separate process under `/usr/bin/time` (peak RSS) with its stdout read as
+//! it streams (time to the first score):
+//!
+//! - `toxcli predict` on the first N texts of the corpus;
+//! - `toxcli score --input` into a fresh SQLite file (the whole pipeline:
+//!   import, de-duplication, scoring, writes);
+//! - with a Python environment holding `detoxify` (`--python` or
+//!   `TOXSCORE_BENCH_PYTHON`): `scripts/bench_detoxify.py`, which runs
+//!   Detoxify's own `predict` on batches in arrival order ("as users run
+//!   it") and on length-sorted batches.
+//!
+//! The runs alternate, R times, and the table gives medians and the ratios
+//! the issue's targets are stated in. The scores of toxscore and Detoxify
+//! are compared text by text (max |difference| ≤ 1e-4); a larger difference
+//! makes the command fail after printing the table.
+//!
+//! `--memory-flat` instead scores a 100k-text corpus with the tiny fixture
+//! model and samples the process's RSS every 200 ms, to show memory stays
+//! flat.
+//!
+//! Timings never go into tests: this command and the criterion benchmarks
+//! are where speed is measured.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask bench [options]
+
+Whole-process benchmark: toxcli against PyTorch Detoxify on a bert-base-shape checkpoint.
+
+options:
+  --texts N          texts scored per run, the first N lines of fixtures/large/corpus.txt [default: 2000]
+  --batch-size N     texts per model batch, for both [default: 32]
+  --repeats R        alternate the runs R times and report medians [default: 2]
+  --python PATH      a Python with `detoxify` installed: also run Detoxify
+                     (or set TOXSCORE_BENCH_PYTHON); it also writes missing large fixtures
+  --skip-build       use target/release/toxcli as it is
+  --memory-flat      instead: `toxcli score` on a 100k-text corpus with the tiny model,
+                     RSS sampled every 200 ms, reported at 10% and 90% of the run
+  --flat-texts N     texts for --memory-flat [default: 100000]
+";
+
+/// Environment variable naming the Python that has `detoxify`.
+const PYTHON_VAR: &str = "TOXSCORE_BENCH_PYTHON";
+/// Scores must agree within this (the issue's parity target).
+const SCORE_TOLERANCE: f64 = 1e-4;
+/// Output lines arriving within this of the first belong to the first
+/// burst; the steady rate counts from the end of that burst.
+const BURST_GAP: Duration = Duration::from_millis(50);
+/// RSS sampling period of `--memory-flat`.
+const SAMPLE_PERIOD: Duration = Duration::from_millis(200);
+
+#[derive(Debug)]
+struct Options {
+    n_texts: usize,
+    batch_size: usize,
+    repeats: usize,
+    python: Option<PathBuf>,
+    skip_build: bool,
+    memory_flat: bool,
+    flat_texts: usize,
+}
+
+fn parse_options(args: &[String]) -> Result<Option<Options>> {
+    let mut options = Options {
+        n_texts: 2000,
+        batch_size: 32,
+        repeats: 2,
+        python: std::env::var_os(PYTHON_VAR).filter(|value| !value.is_empty()).map(PathBuf::from),
+        skip_build: false,
+        memory_flat: false,
+        flat_texts: 100_000,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut number = |name: &str| -> Result<usize> {
+            let value = args.next().with_context(|| format!("{name} needs a value"))?;
+            match value.parse::<usize>() {
+                Ok(number) if number > 0 => Ok(number),
+                _ => bail!("{name} {value:?}: expected a positive whole number"),
+            }
+        };
+        match arg.as_str() {
+            "--texts" => options.n_texts = number("--texts")?,
+            "--batch-size" => options.batch_size = number("--batch-size")?,
+            "--repeats" => options.repeats = number("--repeats")?,
+            "--flat-texts" => options.flat_texts = number("--flat-texts")?,
+            "--python" => {
+                options.python = Some(PathBuf::from(args.next().context("--python needs a path")?));
+            }
+            "--skip-build" => options.skip_build = true,
+            "--memory-flat" => options.memory_flat = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(Some(options))
+}
+
+/// Where everything lives.
+struct Paths {
+    root: PathBuf,
+    toxcli: PathBuf,
+    large: PathBuf,
+    corpus: PathBuf,
+    tiny: PathBuf,
+    script: PathBuf,
+    work: PathBuf,
+}
+
+impl Paths {
+    fn new() -> Paths {
+        let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir);
+        Paths {
+            toxcli: root.join("target/release/toxcli"),
+            large: root.join("fixtures/large/original"),
+            corpus: root.join("fixtures/large/corpus.txt"),
+            tiny: root.join("fixtures/models/bert"),
+            script: root.join("scripts/bench_detoxify.py"),
+            work: root.join("target/xtask-bench"),
+            root,
+        }
+    }
+
+    /// The `toxcli` model flags for the model in `folder`.
+    fn model_args(folder: &Path) -> Vec<OsString> {
+        vec![
+            "--checkpoint".into(),
+            folder.join("checkpoint.ckpt").into(),
+            "--hf-config".into(),
+            folder.join("config.json").into(),
+            "--tokenizer".into(),
+            folder.into(),
+        ]
+    }
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let Some(options) = parse_options(args)? else { return Ok(()) };
+    let paths = Paths::new();
+    if !Path::new(TIME).is_file() {
+        bail!("{TIME} (GNU time) is missing: it measures peak RSS; install it (Debian: apt-get install time)");
+    }
+    fs::create_dir_all(&paths.work).with_context(|| format!("creating {}", paths.work.display()))?;
+    if !options.skip_build {
+        build_toxcli(&paths)?;
+    }
+    if !paths.toxcli.is_file() {
+        bail!("{} is missing: run without --skip-build", paths.toxcli.display());
+    }
+    ensure_large_fixtures(&paths, options.python.as_deref())?;
+    if options.memory_flat { memory_flat(&paths, &options) } else { compare_runs(&paths, &options) }
+}
+
+fn build_toxcli(paths: &Paths) -> Result<()> {
+    eprintln!("xtask: cargo build --release -p toxcli");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&paths.root)
+        .args(["build", "--release", "-p", "toxcli"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p toxcli failed ({status})");
+    }
+    Ok(())
+}
+
+fn ensure_large_fixtures(paths: &Paths, python: Option<&Path>) -> Result<()> {
+    let needed = ["checkpoint.ckpt", "config.json", "vocab.txt", "tokenizer.json"];
+    if needed.iter().all(|name| paths.large.join(name).is_file()) && paths.corpus.is_file() {
+        return Ok(());
+    }
+    let Some(python) = python else {
+        bail!(
+            "the large fixtures ({} and {}) are missing; give a Python with torch and transformers \
+             (--python PATH or {PYTHON_VAR}) to write them, or run \
+             `HF_HUB_OFFLINE=1 python fixtures/generate.py --large` yourself",
+            paths.large.display(),
+            paths.corpus.display()
+        );
+    };
+    eprintln!("xtask: writing the large fixtures: {} fixtures/generate.py --large", python.display());
+    let status = Command::new(python)
+        .current_dir(&paths.root)
+        .args(["fixtures/generate.py", "--large"])
+        .env("HF_HUB_OFFLINE", "1")
+        .status()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !status.success() {
+        bail!("fixtures/generate.py --large failed ({status})");
+    }
+    Ok(())
+}
+
+/// Reads the corpus, one text per line.
+fn read_corpus(paths: &Paths) -> Result<Vec<String>> {
+    let text = fs::read_to_string(&paths.corpus).with_context(|| format!("reading {}", paths.corpus.display()))?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// Writes texts one per line (for `predict` and Detoxify).
+fn write_lines(path: &Path, texts: &[String]) -> Result<()> {
+    let mut out = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    for text in texts {
+        writeln!(out, "{text}").with_context(|| format!("writing {}", path.display()))?;
+    }
+    out.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes texts as a tweets CSV (`status_id,user_id,status_text`) for
+/// `toxcli score --input`.
+fn write_tweets_csv(path: &Path, texts: &[String]) -> Result<()> {
+    let mut out = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    writeln!(out, "status_id,user_id,status_text").with_context(|| format!("writing {}", path.display()))?;
+    for (text_idx, text) in texts.iter().enumerate() {
+        let quoted = text.replace('"', "\"\"");
+        writeln!(out, "{},{},\"{quoted}\"", text_idx + 1, text_idx % 1000 + 1)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    out.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+const TIME: &str = "/usr/bin/time";
+
+/// What one measured process did.
+#[derive(Debug, Clone)]
+struct Measurement {
+    /// Process start to exit.
+    wall: Duration,
+    /// Process start to the first line on stdout.
+    first_output: Option<Duration>,
+    /// Lines on stdout and the time each arrived.
+    line_times: Vec<Duration>,
+    /// Peak resident set size, KiB (GNU time's %M).
+    peak_rss_kib: u64,
+    /// User plus system CPU seconds.
+    cpu_seconds: f64,
+    /// The process's stderr.
+    stderr: String,
+}
+
+impl Measurement {
+    /// Texts per second over the whole process, start-up included.
+    fn rate(&self, n_texts: usize) -> f64 {
+        n_texts as f64 / self.wall.as_secs_f64()
+    }
+
+    /// Lines per second after the first burst of output: the scoring rate
+    /// once the model is loaded and the first batch is out.
+    fn steady_rate(&self) -> Option<f64> {
+        let first = *self.line_times.first()?;
+        let last = *self.line_times.last()?;
+        // All the output in one burst: there is no steady part to measure.
+        let (burst_end, _) = self
+            .line_times
+            .iter()
+            .zip(self.line_times.iter().skip(1))
+            .find(|(earlier, later)| **later - **earlier > BURST_GAP)?;
+        let burst_end = (*burst_end).max(first);
+        let after = self.line_times.iter().filter(|time| **time > burst_end).count();
+        let span = last.saturating_sub(burst_end).as_secs_f64();
+        (after > 0 && span > 0.0).then(|| after as f64 / span)
+    }
+
+    /// Cores kept busy on average.
+    fn cores(&self) -> f64 {
+        self.cpu_seconds / self.wall.as_secs_f64()
+    }
+}
+
+/// Runs `program args` under GNU time, copying its stdout to `stdout_path`
+/// as it streams and timing each line.
+fn measure(
+    label: &str,
+    program: &Path,
+    args: &[OsString],
+    envs: &[(&str, &str)],
+    stdout_path: &Path,
+    paths: &Paths,
+) -> Result<Measurement> {
+    let time_path = paths.work.join(format!("{label}.time"));
+    let stderr_path = paths.work.join(format!("{label}.stderr"));
+    let stderr_file = File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
+    let mut command = Command::new(TIME);
+    command
+        .current_dir(&paths.root)
+        .arg("-f")
+        .arg("%M %U %S")
+        .arg("-o")
+        .arg(&time_path)
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr_file));
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("starting {}", program.display()))?;
+    let stdout = child.stdout.take().context("the child's stdout")?;
+    let mut out =
+        BufWriter::new(File::create(stdout_path).with_context(|| format!("creating {}", stdout_path.display()))?);
+    let mut reader = BufReader::new(stdout);
+    let mut line = Vec::new();
+    let mut line_times = Vec::new();
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).with_context(|| format!("reading the output of {label}"))?;
+        if read == 0 {
+            break;
+        }
+        line_times.push(started.elapsed());
+        out.write_all(&line).with_context(|| format!("writing {}", stdout_path.display()))?;
+    }
+    out.flush().with_context(|| format!("writing {}", stdout_path.display()))?;
+    let status = child.wait().with_context(|| format!("waiting for {label}"))?;
+    let wall = started.elapsed();
+    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{label} failed ({status}); the end of its stderr ({}):\n{}", stderr_path.display(), tail.join("\n"));
+    }
+    let time_report = fs::read_to_string(&time_path).with_context(|| format!("reading {}", time_path.display()))?;
+    let fields: Vec<&str> =
+        time_report.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("").split_whitespace().collect();
+    let parsed = match fields.as_slice() {
+        [rss, user, system] => rss.parse::<u64>().ok().zip(user.parse::<f64>().ok()).zip(system.parse::<f64>().ok()),
+        _ => None,
+    };
+    let Some(((peak_rss_kib, user), system)) = parsed else {
+        bail!("{}: unexpected GNU time output {time_report:?}", time_path.display());
+    };
+    Ok(Measurement {
+        wall,
+        first_output: line_times.first().copied(),
+        line_times,
+        peak_rss_kib,
+        cpu_seconds: user + system,
+        stderr,
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 }
+}
+
+/// The runs of one variant and its medians.
+struct Variant {
+    name: &'static str,
+    runs: Vec<Measurement>,
+}
+
+impl Variant {
+    fn median_of(&self, value: impl Fn(&Measurement) -> Option<f64>) -> f64 {
+        let mut values: Vec<f64> = self.runs.iter().filter_map(value).collect();
+        median(&mut values)
+    }
+    fn rate(&self, n_texts: usize) -> f64 {
+        self.median_of(|run| Some(run.rate(n_texts)))
+    }
+    fn steady(&self) -> f64 {
+        self.median_of(Measurement::steady_rate)
+    }
+    fn first_output(&self) -> f64 {
+        self.median_of(|run| run.first_output.map(|time| time.as_secs_f64()))
+    }
+    fn rss_mib(&self) -> f64 {
+        self.median_of(|run| Some(run.peak_rss_kib as f64 / 1024.0))
+    }
+    fn cores(&self) -> f64 {
+        self.median_of(|run| Some(run.cores()))
+    }
+}
+
+/// A `key=value` field of the `BENCH` line that bench_detoxify.py prints.
+fn bench_field(stderr: &str, key: &str) -> Option<String> {
+    let line = stderr.lines().rev().find(|line| line.starts_with("BENCH "))?;
+    line.split_whitespace().find_map(|field| field.strip_prefix(key)?.strip_prefix('=').map(str::to_owned))
+}
+
+fn compare_runs(paths: &Paths, options: &Options) -> Result<()> {
+    let corpus = read_corpus(paths)?;
+    if corpus.len() < options.n_texts {
+        bail!("{} holds {} texts, fewer than --texts {}", paths.corpus.display(), corpus.len(), options.n_texts);
+    }
+    let texts = &corpus[..options.n_texts];
+    let n_texts = texts.len();
+    let texts_path = paths.work.join(format!("corpus_{n_texts}.txt"));
+    let tweets_path = paths.work.join(format!("tweets_{n_texts}.csv"));
+    write_lines(&texts_path, texts)?;
+    write_tweets_csv(&tweets_path, texts)?;
+
+    let machine = MachineInfo::read(paths);
+    println!("{}", machine.describe());
+    let batch = options.batch_size.to_string();
+
+    let mut predict_args = vec![OsString::from("predict")];
+    predict_args.extend(Paths::model_args(&paths.large));
+    predict_args.extend(["--batch-size".into(), batch.clone().into(), "--input".into(), texts_path.clone().into()]);
+    let db_path = paths.work.join("score.db");
+    let mut score_args = vec![OsString::from("score")];
+    score_args.extend(Paths::model_args(&paths.large));
+    score_args.extend([
+        "--batch-size".into(),
+        batch.clone().into(),
+        "--input".into(),
+        tweets_path.clone().into(),
+        "--store".into(),
+        format!("sqlite:{}", db_path.display()).into(),
+    ]);
+    // Cold start on its own: one text, so the first score is the only one.
+    let cold_path = paths.work.join("corpus_1.txt");
+    write_lines(&cold_path, &texts[..1])?;
+    let mut cold_args = vec![OsString::from("predict")];
+    cold_args.extend(Paths::model_args(&paths.large));
+    cold_args.extend(["--batch-size".into(), batch.clone().into(), "--input".into(), cold_path.clone().into()]);
+    let detoxify_args = |order: &str, input: &Path| -> Vec<OsString> {
+        vec![
+            paths.script.clone().into(),
+            "run".into(),
+            "--checkpoint".into(),
+            paths.large.join("checkpoint.ckpt").into(),
+            "--hf-folder".into(),
+            paths.large.clone().into(),
+            "--input".into(),
+            input.into(),
+            "--batch-size".into(),
+            batch.clone().into(),
+            "--order".into(),
+            order.into(),
+        ]
+    };
+
+    println!("commands (from {}):", paths.root.display());
+    println!("  {}", shell_line(&paths.toxcli, &predict_args));
+    println!("  {}", shell_line(&paths.toxcli, &score_args));
+    println!("  {}", shell_line(&paths.toxcli, &cold_args));
+    if let Some(python) = &options.python {
+        println!("  HF_HUB_OFFLINE=1 {}", shell_line(python, &detoxify_args("arrival", &texts_path)));
+        println!("  HF_HUB_OFFLINE=1 {}", shell_line(python, &detoxify_args("sorted", &texts_path)));
+        println!("  HF_HUB_OFFLINE=1 {}", shell_line(python, &detoxify_args("arrival", &cold_path)));
+    } else {
+        println!("  (no --python / {PYTHON_VAR}: Detoxify is not run, so there are no ratios)");
+    }
+    println!();
+
+    let mut predict = Variant { name: "toxscore predict", runs: Vec::new() };
+    let mut score = Variant { name: "toxscore score (sqlite)", runs: Vec::new() };
+    let mut as_run = Variant { name: "detoxify as run", runs: Vec::new() };
+    let mut sorted = Variant { name: "detoxify sorted", runs: Vec::new() };
+    let mut toxscore_cold = Variant { name: "toxscore predict, 1 text", runs: Vec::new() };
+    let mut detoxify_cold = Variant { name: "detoxify, 1 text", runs: Vec::new() };
+    let mut load_averages = vec![machine.load_average.clone()];
+    let offline = [("HF_HUB_OFFLINE", "1")];
+    for repeat in 1..=options.repeats {
+        let run =
+            measure("toxscore-predict", &paths.toxcli, &predict_args, &[], &paths.work.join("toxscore.jsonl"), paths)?;
+        report_run(repeat, predict.name, &run, n_texts);
+        predict.runs.push(run);
+        let run =
+            measure("toxscore-cold", &paths.toxcli, &cold_args, &[], &paths.work.join("toxscore-cold.jsonl"), paths)?;
+        report_run(repeat, toxscore_cold.name, &run, 1);
+        toxscore_cold.runs.push(run);
+
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(paths.work.join(format!("score.db{suffix}")));
+        }
+        let run = measure("toxscore-score", &paths.toxcli, &score_args, &[], &paths.work.join("score.stdout"), paths)?;
+        report_run(repeat, score.name, &run, n_texts);
+        score.runs.push(run);
+
+        if let Some(python) = &options.python {
+            let run = measure(
+                "detoxify-arrival",
+                python,
+                &detoxify_args("arrival", &texts_path),
+                &offline,
+                &paths.work.join("detoxify-arrival.jsonl"),
+                paths,
+            )?;
+            report_run(repeat, as_run.name, &run, n_texts);
+            as_run.runs.push(run);
+            let run = measure(
+                "detoxify-sorted",
+                python,
+                &detoxify_args("sorted", &texts_path),
+                &offline,
+                &paths.work.join("detoxify-sorted.jsonl"),
+                paths,
+            )?;
+            report_run(repeat, sorted.name, &run, n_texts);
+            sorted.runs.push(run);
+            let run = measure(
+                "detoxify-cold",
+                python,
+                &detoxify_args("arrival", &cold_path),
+                &offline,
+                &paths.work.join("detoxify-cold.jsonl"),
+                paths,
+            )?;
+            report_run(repeat, detoxify_cold.name, &run, 1);
+            detoxify_cold.runs.push(run);
+        }
+        load_averages.push(read_load_average());
+    }
+
+    let mut parity = Vec::new();
+    if let Some(python) = &options.python {
+        for variant in ["arrival", "sorted"] {
+            let output = Command::new(python)
+                .current_dir(&paths.root)
+                .arg(&paths.script)
+                .arg("compare")
+                .arg("--toxscore")
+                .arg(paths.work.join("toxscore.jsonl"))
+                .arg("--detoxify")
+                .arg(paths.work.join(format!("detoxify-{variant}.jsonl")))
+                .output()
+                .with_context(|| format!("running {} compare", paths.script.display()))?;
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            if !output.status.success() {
+                bail!("comparing the scores failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
+            }
+            let max = stdout
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("max_abs_diff="))
+                .and_then(|value| value.parse::<f64>().ok())
+                .with_context(|| format!("unexpected compare output {stdout:?}"))?;
+            let mean = stdout
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("mean_abs_diff="))
+                .and_then(|value| value.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            parity.push((variant, max, mean));
+        }
+    }
+
+    println!();
+    println!(
+        "results: {n_texts} texts, batch {}, medians of {} run(s); load average {}",
+        options.batch_size,
+        options.repeats,
+        load_averages.join(" -> ")
+    );
+    println!("{:<26} {:>9} {:>9} {:>12} {:>10} {:>6}", "", "texts/s", "steady/s", "first score", "peak RSS", "cores");
+    for (variant, n) in [
+        (&predict, n_texts),
+        (&score, n_texts),
+        (&as_run, n_texts),
+        (&sorted, n_texts),
+        (&toxscore_cold, 1),
+        (&detoxify_cold, 1),
+    ] {
+        if variant.runs.is_empty() {
+            continue;
+        }
+        println!(
+            "{:<26} {:>9} {:>9} {:>12} {:>10} {:>6}",
+            variant.name,
+            show(variant.rate(n), 2, ""),
+            show(variant.steady(), 2, ""),
+            show(variant.first_output(), 2, " s"),
+            show(variant.rss_mib(), 0, " MiB"),
+            show(variant.cores(), 2, "")
+        );
+    }
+    println!("  texts/s: texts over the whole process, start-up included; steady/s: texts per second after the");
+    println!("  first burst of output; first score: process start to the first line on stdout (toxcli predict");
+    println!("  prints after scoring each chunk of 512 texts); cores: (user + system CPU seconds) / wall seconds");
+    for variant in [&as_run, &sorted, &detoxify_cold] {
+        let details: Vec<String> = variant
+            .runs
+            .iter()
+            .map(|run| {
+                ["import_s", "load_s", "threads"]
+                    .iter()
+                    .map(|key| format!("{key}={}", bench_field(&run.stderr, key).unwrap_or_else(|| "?".into())))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        if !details.is_empty() {
+            println!("  {}: {}", variant.name, details.join("; "));
+        }
+    }
+
+    let binary_size = fs::metadata(&paths.toxcli).map(|meta| meta.len()).unwrap_or(0);
+    println!();
+    println!("release binary {}: {:.1} MB", paths.toxcli.display(), binary_size as f64 / 1e6);
+
+    let mut failed = false;
+    if !as_run.runs.is_empty() {
+        println!();
+        println!("ratios (toxscore predict against Detoxify), target in brackets:");
+        let line = |name: &str, value: f64, target: &str, met: bool| {
+            println!(
+                "  {name:<46} {:>7}  [{target}] {}",
+                show(value, 2, "x"),
+                if !value.is_finite() {
+                    "n/a"
+                } else if met {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            );
+        };
+        let rate_as_run = predict.rate(n_texts) / as_run.rate(n_texts);
+        let rate_sorted = predict.rate(n_texts) / sorted.rate(n_texts);
+        line("throughput / Detoxify as run", rate_as_run, ">= 2.0", rate_as_run >= 2.0);
+        line("throughput / Detoxify sorted", rate_sorted, ">= 1.1", rate_sorted >= 1.1);
+        let steady_as_run = predict.steady() / as_run.steady();
+        let steady_sorted = predict.steady() / sorted.steady();
+        line("steady throughput / Detoxify as run", steady_as_run, ">= 2.0", steady_as_run >= 2.0);
+        line("steady throughput / Detoxify sorted", steady_sorted, ">= 1.1", steady_sorted >= 1.1);
+        let rss = predict.rss_mib() / as_run.rss_mib().min(sorted.rss_mib());
+        line("peak RSS / Detoxify's (its smaller variant)", rss, "<= 0.45", rss <= 0.45);
+        let first = predict.first_output() / as_run.first_output();
+        line("first score in the run / Detoxify as run", first, "<= 0.3", first <= 0.3);
+        let cold = toxscore_cold.first_output() / detoxify_cold.first_output();
+        line("cold start, 1 text / Detoxify's", cold, "<= 0.3", cold <= 0.3);
+        for (variant, max, mean) in &parity {
+            println!(
+                "  scores against Detoxify {variant:<8}: max |diff| {max:.2e}, mean {mean:.2e} [<= {SCORE_TOLERANCE:.0e}] {}",
+                if *max <= SCORE_TOLERANCE { "met" } else { "NOT met" }
+            );
+            failed |= *max > SCORE_TOLERANCE;
+        }
+    }
+    println!("outputs and logs: {}", paths.work.display());
+    if failed {
+        bail!("toxscore's scores differ from Detoxify's by more than {SCORE_TOLERANCE:.0e}");
+    }
+    Ok(())
+}
+
+/// A figure with its unit, or `-` when there is none (NaN).
+fn show(value: f64, decimals: usize, unit: &str) -> String {
+    if value.is_finite() { format!("{value:.decimals$}{unit}") } else { "-".to_owned() }
+}
+
+fn report_run(repeat: usize, name: &str, run: &Measurement, n_texts: usize) {
+    eprintln!(
+        "xtask: run {repeat}: {name}: {:.1} s, {:.2} texts/s, first score {}, peak RSS {:.0} MiB, {:.2} cores",
+        run.wall.as_secs_f64(),
+        run.rate(n_texts),
+        show(run.first_output.map_or(f64::NAN, |time| time.as_secs_f64()), 2, " s"),
+        run.peak_rss_kib as f64 / 1024.0,
+        run.cores()
+    );
+}
+
+/// A command line a reader can paste (paths relative to the root when
+/// inside it).
+fn shell_line(program: &Path, args: &[OsString]) -> String {
+    let root = Paths::new().root;
+    let show = |value: &OsString| {
+        let text = value.to_string_lossy().into_owned();
+        let text = Path::new(&text).strip_prefix(&root).map(|path| path.display().to_string()).unwrap_or(text);
+        if text.contains(' ') { format!("'{text}'") } else { text }
+    };
+    std::iter::once(show(&program.as_os_str().to_owned())).chain(args.iter().map(show)).collect::<Vec<_>>().join(" ")
+}
+
+/// The machine: cores, CPU model, load.
+struct MachineInfo {
+    cores: usize,
+    cpu_model: String,
+    load_average: String,
+    date: String,
+}
+
+impl MachineInfo {
+    fn read(_paths: &Paths) -> MachineInfo {
+        let cpu_model = fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let date = Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .ok()
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            .unwrap_or_default();
+        MachineInfo {
+            cores: std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            cpu_model,
+            load_average: read_load_average(),
+            date,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "machine: {} cores (nproc), {}; load average {} at {}",
+            self.cores, self.cpu_model, self.load_average, self.date
+        )
+    }
+}
+
+/// The 1-minute load average.
+fn read_load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// `--memory-flat`: scores a large distinct-text corpus with the tiny model
+/// and samples the scorer's RSS, to show memory does not grow with the
+/// number of texts scored.
+fn memory_flat(paths: &Paths, options: &Options) -> Result<()> {
+    let corpus = read_corpus(paths)?;
+    if corpus.is_empty() {
+        bail!("{} holds no text", paths.corpus.display());
+    }
+    // Distinct texts: the corpus, then the corpus again with a suffix per
+    // round, so de-duplication keeps every one of them.
+    let mut seen = HashSet::with_capacity(options.flat_texts);
+    let mut texts = Vec::with_capacity(options.flat_texts);
+    let mut text_idx = 0usize;
+    while texts.len() < options.flat_texts {
+        let base = &corpus[text_idx % corpus.len()];
+        let round = text_idx / corpus.len();
+        let mut text = if round == 0 { base.clone() } else { format!("{base} #{round}") };
+        if seen.contains(&text) {
+            text = format!("{text} ({text_idx})");
+        }
+        if seen.insert(text.clone()) {
+            texts.push(text);
+        }
+        text_idx += 1;
+    }
+    let tweets_path = paths.work.join(format!("tweets_flat_{}.csv", texts.len()));
+    write_tweets_csv(&tweets_path, &texts)?;
+    let db_path = paths.work.join("flat.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = fs::remove_file(paths.work.join(format!("flat.db{suffix}")));
+    }
+    let store = format!("sqlite:{}", db_path.display());
+    println!("{}", MachineInfo::read(paths).describe());
+
+    // Import and de-duplicate first, so that the measured process only scores.
+    for args in [
+        vec![
+            OsString::from("import"),
+            "--input".into(),
+            tweets_path.clone().into(),
+            "--store".into(),
+            store.clone().into(),
+        ],
+        vec![OsString::from("migrate"), "--store".into(), store.clone().into()],
+    ] {
+        let output = Command::new(&paths.toxcli)
+            .current_dir(&paths.root)
+            .args(&args)
+            .output()
+            .with_context(|| format!("running {}", paths.toxcli.display()))?;
+        if !output.status.success() {
+            bail!("{} failed: {}", shell_line(&paths.toxcli, &args), String::from_utf8_lossy(&output.stderr));
+        }
+    }
+
+    let mut score_args = vec![OsString::from("score")];
+    score_args.extend(Paths::model_args(&paths.tiny));
+    score_args.extend(["--batch-size".into(), options.batch_size.to_string().into(), "--store".into(), store.into()]);
+    println!("command: {}", shell_line(&paths.toxcli, &score_args));
+    let stderr_path = paths.work.join("flat.stderr");
+    let stderr_file = File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
+    let started = Instant::now();
+    let mut child = Command::new(&paths.toxcli)
+        .current_dir(&paths.root)
+        .args(&score_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr_file))
+        .spawn()
+        .with_context(|| format!("starting {}", paths.toxcli.display()))?;
+    let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
+    // (seconds since start, VmRSS KiB, VmHWM KiB)
+    let mut samples: Vec<(f64, u64, u64)> = Vec::new();
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for toxcli score")? {
+            break status;
+        }
+        let mut text = String::new();
+        if File::open(&status_path).and_then(|mut file| file.read_to_string(&mut text)).is_ok() {
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|value| value.parse::<u64>().ok())
+            };
+            if let (Some(rss), Some(hwm)) = (field("VmRSS:"), field("VmHWM:")) {
+                samples.push((started.elapsed().as_secs_f64(), rss, hwm));
+            }
+        }
+        std::thread::sleep(SAMPLE_PERIOD);
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+    if !status.success() {
+        bail!("toxcli score failed ({status}):\n{stderr}");
+    }
+    if samples.len() < 10 {
+        bail!("the run took {wall:.1} s, too short for RSS samples every 200 ms: use a larger --flat-texts");
+    }
+    // By time: the measured process only scores (the import ran before), at
+    // a steady rate, so 10% of the time is about 10% of the texts.
+    let at = |fraction: f64| {
+        let target = wall * fraction;
+        samples.iter().min_by(|a, b| (a.0 - target).abs().total_cmp(&(b.0 - target).abs())).copied().unwrap_or_default()
+    };
+    let (time_10, rss_10, _) = at(0.1);
+    let (time_90, rss_90, _) = at(0.9);
+    let peak = samples.iter().map(|sample| sample.2).max().unwrap_or(0);
+    let window: Vec<u64> =
+        samples.iter().filter(|sample| sample.0 >= time_10 && sample.0 <= time_90).map(|sample| sample.1).collect();
+    let change = (rss_90 as f64 - rss_10 as f64) / rss_10 as f64;
+    println!();
+    println!(
+        "memory-flat: {} texts scored by the tiny model in {wall:.1} s ({:.0} texts/s)",
+        texts.len(),
+        texts.len() as f64 / wall
+    );
+    println!("  RSS at 10% of the run ({time_10:.1} s): {:.1} MiB", rss_10 as f64 / 1024.0);
+    println!("  RSS at 90% of the run ({time_90:.1} s): {:.1} MiB", rss_90 as f64 / 1024.0);
+    println!(
+        "  change {:+.1}% [target within 10%] {}; between them RSS ranged {:.1}-{:.1} MiB; peak (VmHWM) {:.1} MiB",
+        change * 100.0,
+        if change.abs() <= 0.10 { "met" } else { "NOT met" },
+        window.iter().min().copied().unwrap_or(0) as f64 / 1024.0,
+        window.iter().max().copied().unwrap_or(0) as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    println!("  (10% and 90% are taken by time: the process only scores, at a steady rate)");
+    let samples_path = paths.work.join("flat-rss.tsv");
+    let mut out =
+        BufWriter::new(File::create(&samples_path).with_context(|| format!("creating {}", samples_path.display()))?);
+    writeln!(out, "seconds\tvm_rss_kib\tvm_hwm_kib")?;
+    for (seconds, rss, hwm) in &samples {
+        writeln!(out, "{seconds:.2}\t{rss}\t{hwm}")?;
+    }
+    out.flush().with_context(|| format!("writing {}", samples_path.display()))?;
+    println!("  samples: {}", samples_path.display());
+    Ok(())
+}
