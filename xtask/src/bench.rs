@@ -736,6 +736,16 @@ fn read_load_average() -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+/// One reading of `/proc/PID/status`, sizes in KiB.
+#[derive(Debug, Clone, Copy, Default)]
+struct RssSample {
+    seconds: f64,
+    rss: u64,
+    hwm: u64,
+    anon: u64,
+    file: u64,
+}
+
 /// `--memory-flat`: scores a large distinct-text corpus with the tiny model
 /// and samples the scorer's RSS, to show memory does not grow with the
 /// number of texts scored.
@@ -807,8 +817,7 @@ fn memory_flat(paths: &Paths, options: &Options) -> Result<()> {
         .spawn()
         .with_context(|| format!("starting {}", paths.toxcli.display()))?;
     let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
-    // (seconds since start, VmRSS KiB, VmHWM KiB)
-    let mut samples: Vec<(f64, u64, u64)> = Vec::new();
+    let mut samples: Vec<RssSample> = Vec::new();
     let status = loop {
         if let Some(status) = child.try_wait().context("waiting for toxcli score")? {
             break status;
@@ -821,8 +830,10 @@ fn memory_flat(paths: &Paths, options: &Options) -> Result<()> {
                     .and_then(|rest| rest.split_whitespace().next())
                     .and_then(|value| value.parse::<u64>().ok())
             };
-            if let (Some(rss), Some(hwm)) = (field("VmRSS:"), field("VmHWM:")) {
-                samples.push((started.elapsed().as_secs_f64(), rss, hwm));
+            if let (Some(rss), Some(hwm), Some(anon), Some(file)) =
+                (field("VmRSS:"), field("VmHWM:"), field("RssAnon:"), field("RssFile:"))
+            {
+                samples.push(RssSample { seconds: started.elapsed().as_secs_f64(), rss, hwm, anon, file });
             }
         }
         std::thread::sleep(SAMPLE_PERIOD);
@@ -839,37 +850,44 @@ fn memory_flat(paths: &Paths, options: &Options) -> Result<()> {
     // a steady rate, so 10% of the time is about 10% of the texts.
     let at = |fraction: f64| {
         let target = wall * fraction;
-        samples.iter().min_by(|a, b| (a.0 - target).abs().total_cmp(&(b.0 - target).abs())).copied().unwrap_or_default()
+        samples
+            .iter()
+            .min_by(|a, b| (a.seconds - target).abs().total_cmp(&(b.seconds - target).abs()))
+            .copied()
+            .unwrap_or_default()
     };
-    let (time_10, rss_10, _) = at(0.1);
-    let (time_90, rss_90, _) = at(0.9);
-    let peak = samples.iter().map(|sample| sample.2).max().unwrap_or(0);
-    let window: Vec<u64> =
-        samples.iter().filter(|sample| sample.0 >= time_10 && sample.0 <= time_90).map(|sample| sample.1).collect();
-    let change = (rss_90 as f64 - rss_10 as f64) / rss_10 as f64;
+    let (at_10, at_90) = (at(0.1), at(0.9));
+    let peak = samples.iter().map(|sample| sample.hwm).max().unwrap_or(0);
+    let change = (at_90.rss as f64 - at_10.rss as f64) / at_10.rss as f64;
+    let mib = |kib: u64| kib as f64 / 1024.0;
     println!();
     println!(
         "memory-flat: {} texts scored by the tiny model in {wall:.1} s ({:.0} texts/s)",
         texts.len(),
         texts.len() as f64 / wall
     );
-    println!("  RSS at 10% of the run ({time_10:.1} s): {:.1} MiB", rss_10 as f64 / 1024.0);
-    println!("  RSS at 90% of the run ({time_90:.1} s): {:.1} MiB", rss_90 as f64 / 1024.0);
+    for (label, sample) in [("10%", at_10), ("90%", at_90)] {
+        println!(
+            "  RSS at {label} of the run ({:.1} s): {:.1} MiB (anonymous {:.1}, file-backed {:.1})",
+            sample.seconds,
+            mib(sample.rss),
+            mib(sample.anon),
+            mib(sample.file)
+        );
+    }
     println!(
-        "  change {:+.1}% [target within 10%] {}; between them RSS ranged {:.1}-{:.1} MiB; peak (VmHWM) {:.1} MiB",
+        "  change {:+.1}% [target within 10%] {}; peak (VmHWM) {:.1} MiB",
         change * 100.0,
         if change.abs() <= 0.10 { "met" } else { "NOT met" },
-        window.iter().min().copied().unwrap_or(0) as f64 / 1024.0,
-        window.iter().max().copied().unwrap_or(0) as f64 / 1024.0,
-        peak as f64 / 1024.0
+        mib(peak)
     );
     println!("  (10% and 90% are taken by time: the process only scores, at a steady rate)");
     let samples_path = paths.work.join("flat-rss.tsv");
     let mut out =
         BufWriter::new(File::create(&samples_path).with_context(|| format!("creating {}", samples_path.display()))?);
-    writeln!(out, "seconds\tvm_rss_kib\tvm_hwm_kib")?;
-    for (seconds, rss, hwm) in &samples {
-        writeln!(out, "{seconds:.2}\t{rss}\t{hwm}")?;
+    writeln!(out, "seconds\tvm_rss_kib\tvm_hwm_kib\trss_anon_kib\trss_file_kib")?;
+    for sample in &samples {
+        writeln!(out, "{:.2}\t{}\t{}\t{}\t{}", sample.seconds, sample.rss, sample.hwm, sample.anon, sample.file)?;
     }
     out.flush().with_context(|| format!("writing {}", samples_path.display()))?;
     println!("  samples: {}", samples_path.display());
