@@ -35,6 +35,23 @@
 //!   [`Error::Unavailable`]; refused credentials are
 //!   [`Error::Unauthenticated`], whose message names the setting to check
 //!   and never the token.
+//!
+//! # Costs and speed
+//! BigQuery has no indexes and bills the bytes of the columns a query reads.
+//! [`import_tweets`](Store::import_tweets) runs one query per call (per
+//! 10,000 tweets) reading `tweets.status_id` (8 bytes a row) to find the
+//! pairs already present, and reads texts only for ids that are; an import
+//! of 67M tweets in calls of 5,000 reads about 3.6 TB in all (calls of
+//! 50,000: a tenth of that). Streaming inserts go 500 rows a request, 4
+//! requests in flight. Each query job costs about a second of latency on
+//! BigQuery, so readers should take large pages.
+//!
+//! # The emulator
+//! The tests run against the `bqemulator` emulator (see `cargo xtask test`).
+//! It differs from BigQuery in ways this backend absorbs: it ignores insert
+//! ids (repeated rows land, and the reads count them once), it answers SQL
+//! errors with HTTP 200 and an `errors` array (turned into errors here), and
+//! it ignores `defaultDataset` (every table is written `dataset.table`).
 
 mod auth;
 mod names;
