@@ -87,7 +87,7 @@ const MIN_TIMESTAMP_MICROS: i64 = -62_135_596_800_000_000;
 const MAX_TIMESTAMP_MICROS: i64 = 253_402_300_799_999_999;
 
 /// Status ids per existence check of an import: one query per 10,000
-/// tweets (about 200 KB of SQL, under BigQuery's 1 MB limit on query text).
+/// tweets (an array parameter of about 200 KB).
 const IMPORT_CHECK_IDS: usize = 10_000;
 
 /// How to reach a dataset.
@@ -250,7 +250,7 @@ impl BigQuery {
     }
 
     async fn query_all(&self, text: &str) -> Result<QueryPage> {
-        self.rest.query_all(&self.sql(text)?).await
+        self.rest.query_all(&self.sql(text)?, &[]).await
     }
 
     /// The migrations recorded in the dataset.
@@ -280,24 +280,25 @@ impl BigQuery {
     /// texts are read only when some of the ids are present already, which
     /// is rare outside a re-import.
     async fn existing_pairs(&self, status_ids: &BTreeSet<i64>) -> Result<BTreeSet<(i64, String)>> {
-        let list = |ids: &mut dyn Iterator<Item = &i64>| ids.map(i64::to_string).collect::<Vec<_>>().join(", ");
+        // The ids travel as an array parameter: no SQL text grows with them.
+        let ids_query = |columns: &str| {
+            self.sql(&format!("SELECT DISTINCT {columns} FROM {{dataset}}.{TWEETS} WHERE status_id IN UNNEST(@ids)"))
+        };
         let page = self
-            .query_all(&format!(
-                "SELECT DISTINCT status_id AS status_id FROM {{dataset}}.{TWEETS} WHERE status_id IN ({})",
-                list(&mut status_ids.iter())
-            ))
+            .rest
+            .query_all(&ids_query("status_id AS status_id")?, &[rest::int64_array("ids", status_ids.iter().copied())])
             .await?;
-        let present: BTreeSet<i64> = page.rows.iter().map(|row| int(row, 0, "status_id")).collect::<Result<_>>()?;
+        let present: Vec<i64> = page.rows.iter().map(|row| int(row, 0, "status_id")).collect::<Result<_>>()?;
         let mut pairs = BTreeSet::new();
         if present.is_empty() {
             return Ok(pairs);
         }
         let page = self
-            .query_all(&format!(
-                "SELECT DISTINCT status_id AS status_id, status_text AS status_text \
-                 FROM {{dataset}}.{TWEETS} WHERE status_id IN ({})",
-                list(&mut present.iter())
-            ))
+            .rest
+            .query_all(
+                &ids_query("status_id AS status_id, status_text AS status_text")?,
+                &[rest::int64_array("ids", present)],
+            )
             .await?;
         for row in &page.rows {
             pairs.insert((int(row, 0, "status_id")?, text(row, 1, "status_text")?));

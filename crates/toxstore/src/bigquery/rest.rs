@@ -89,6 +89,16 @@ const INSERT_BATCH_BYTES: usize = 5 * 1024 * 1024;
 /// `insertAll` requests in flight at once.
 const INSERT_CONCURRENCY: usize = 4;
 
+/// A named `ARRAY<INT64>` query parameter (`@name` in the SQL). Values
+/// travel as strings, so 64-bit ids stay exact.
+pub(crate) fn int64_array(name: &str, values: impl IntoIterator<Item = i64>) -> Value {
+    json!({
+        "name": name,
+        "parameterType": { "type": "ARRAY", "arrayType": { "type": "INT64" } },
+        "parameterValue": { "arrayValues": values.into_iter().map(|value| json!({ "value": value.to_string() })).collect::<Vec<_>>() },
+    })
+}
+
 /// One row to stream.
 #[derive(Debug, Clone)]
 pub(crate) struct InsertRow {
@@ -225,12 +235,23 @@ impl Rest {
     /// when given), after the job has completed. A job that fails with a
     /// transient reason is run again, with a new request id.
     pub(crate) async fn query(&self, sql: &str, page_size: Option<u32>) -> Result<QueryPage> {
+        self.query_with(sql, page_size, &[]).await
+    }
+
+    /// [`query`](Self::query) with named parameters, such as
+    /// [`int64_array`]'s.
+    pub(crate) async fn query_with(
+        &self,
+        sql: &str,
+        page_size: Option<u32>,
+        parameters: &[Value],
+    ) -> Result<QueryPage> {
         let mut last: Option<(String, Option<BoxError>)> = None;
         for attempt in 1..=self.retry.attempts() {
             if attempt > 1 {
                 tokio::time::sleep(self.retry.delay(attempt)).await;
             }
-            match self.query_once(sql, page_size).await? {
+            match self.query_once(sql, page_size, parameters).await? {
                 Ok(page) => return Ok(page),
                 Err(Failure::Fatal(error)) => return Err(error),
                 Err(Failure::Retry { message, source, .. }) => last = Some((message, source)),
@@ -246,7 +267,12 @@ impl Rest {
 
     /// One job: `Ok(Err(Retry))` when the job itself failed transiently
     /// (transport failures are retried inside [`call`](Self::call)).
-    async fn query_once(&self, sql: &str, page_size: Option<u32>) -> Result<std::result::Result<QueryPage, Failure>> {
+    async fn query_once(
+        &self,
+        sql: &str,
+        page_size: Option<u32>,
+        parameters: &[Value],
+    ) -> Result<std::result::Result<QueryPage, Failure>> {
         // The request id makes a resent `jobs.query` (after a lost answer)
         // return the first job instead of running the statement twice.
         // BigQuery takes at most 36 ASCII characters here: a random UUID.
@@ -262,6 +288,10 @@ impl Rest {
         });
         if let Some(page_size) = page_size {
             body["maxResults"] = json!(page_size);
+        }
+        if !parameters.is_empty() {
+            body["parameterMode"] = json!("NAMED");
+            body["queryParameters"] = json!(parameters);
         }
         let started = Instant::now();
         let mut response = self.call(Method::POST, self.url(&["queries"]), Some(&body), "running a query").await?;
@@ -313,8 +343,8 @@ impl Rest {
     }
 
     /// Runs a query and reads every page.
-    pub(crate) async fn query_all(&self, sql: &str) -> Result<QueryPage> {
-        let mut page = self.query(sql, None).await?;
+    pub(crate) async fn query_all(&self, sql: &str, parameters: &[Value]) -> Result<QueryPage> {
+        let mut page = self.query_with(sql, None, parameters).await?;
         while let Some(next) = page.next.take() {
             let more = self.next_page(&next, None).await?;
             page.rows.extend(more.rows);
@@ -937,6 +967,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn array_parameters_travel_as_exact_strings() {
+        let server = Server::start(vec![Reply::Json(200, select_one())]);
+        let ids = [1, i64::MAX];
+        client(&server, 1)
+            .query_with("SELECT 1 AS x FROM t WHERE id IN UNNEST(@ids)", None, &[int64_array("ids", ids)])
+            .await
+            .expect("a query with parameters");
+        let body = &server.seen()[0].body;
+        assert_eq!(body["parameterMode"], "NAMED");
+        assert_eq!(body["queryParameters"][0]["name"], "ids");
+        assert_eq!(body["queryParameters"][0]["parameterType"]["arrayType"]["type"], "INT64");
+        assert_eq!(
+            body["queryParameters"][0]["parameterValue"]["arrayValues"],
+            json!([{ "value": "1" }, { "value": "9223372036854775807" }])
+        );
+    }
+
+    #[tokio::test]
     async fn a_sql_error_in_a_200_body_is_an_error() {
         let server = Server::start(vec![Reply::Json(
             200,
@@ -995,7 +1043,7 @@ mod tests {
                 json!({ "jobComplete": true, "jobReference": { "jobId": "job_3", "location": "EU" }, "rows": [{ "f": [{ "v": null }] }] }),
             ),
         ]);
-        let page = client(&server, 3).query_all("SELECT x").await.expect("two pages");
+        let page = client(&server, 3).query_all("SELECT x", &[]).await.expect("two pages");
         assert_eq!(page.rows, [vec![Some("1".to_owned())], vec![None]]);
         let seen = server.seen();
         assert_eq!(seen[1].method, "GET");
