@@ -893,3 +893,84 @@ fn memory_flat(paths: &Paths, options: &Options) -> Result<()> {
     println!("  samples: {}", samples_path.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measurement(line_times_ms: &[u64]) -> Measurement {
+        Measurement {
+            wall: Duration::from_secs(10),
+            first_output: line_times_ms.first().map(|ms| Duration::from_millis(*ms)),
+            line_times: line_times_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            peak_rss_kib: 1024,
+            cpu_seconds: 15.0,
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_steady_rate_counts_after_the_first_burst() {
+        // Two lines at once at 1 s, then one line a second for 4 s.
+        let run = measurement(&[1000, 1001, 2000, 3000, 4000, 5000]);
+        let rate = run.steady_rate().expect("a steady part");
+        // 4 lines over the 3.999 s from the end of the burst to the last line.
+        assert!((rate - 4.0 / 3.999).abs() < 1e-9, "{rate}");
+        assert!((run.cores() - 1.5).abs() < 1e-9);
+        assert!((run.rate(20) - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn output_in_one_burst_has_no_steady_rate() {
+        assert_eq!(measurement(&[1000, 1001, 1002]).steady_rate(), None);
+        assert_eq!(measurement(&[]).steady_rate(), None);
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+        assert_eq!(show(f64::NAN, 2, " s"), "-");
+        assert_eq!(show(1.234, 2, " s"), "1.23 s");
+    }
+
+    #[test]
+    fn the_python_summary_line_is_read() {
+        let stderr =
+            "Loading weights: 100%\nBENCH import_s=3.1 load_s=4.2 first_batch_s=9 score_s=100 texts=5 threads=2\n";
+        assert_eq!(bench_field(stderr, "load_s").as_deref(), Some("4.2"));
+        assert_eq!(bench_field(stderr, "threads").as_deref(), Some("2"));
+        assert_eq!(bench_field(stderr, "missing"), None);
+        assert_eq!(bench_field("no summary", "load_s"), None);
+    }
+
+    #[test]
+    fn options_are_parsed_and_bad_values_named() {
+        let args = |list: &[&str]| list.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>();
+        let options = parse_options(&args(&["--texts", "64", "--repeats", "3", "--skip-build", "--python", "/py"]))
+            .expect("valid options")
+            .expect("not --help");
+        assert_eq!((options.n_texts, options.repeats, options.batch_size), (64, 3, 32));
+        assert!(options.skip_build && !options.memory_flat);
+        assert_eq!(options.python.as_deref(), Some(Path::new("/py")));
+        for (bad, expected) in [
+            (vec!["--texts", "0"], "--texts \"0\""),
+            (vec!["--batch-size", "many"], "--batch-size \"many\""),
+            (vec!["--texts"], "--texts needs a value"),
+            (vec!["--fast"], "unknown option \"--fast\""),
+        ] {
+            let error = parse_options(&args(&bad)).expect_err("rejected");
+            assert!(error.to_string().contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_tweets_csv_quotes_every_text() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let path = folder.path().join("tweets.csv");
+        write_tweets_csv(&path, &["plain".to_owned(), "say \"hi\", then go".to_owned()]).expect("written");
+        let text = fs::read_to_string(&path).expect("read back");
+        assert_eq!(text, "status_id,user_id,status_text\n1,1,\"plain\"\n2,2,\"say \"\"hi\"\", then go\"\n");
+    }
+}
