@@ -41,10 +41,15 @@ const BACKEND: &str = "sqlite";
 /// How long a call waits for another connection's write lock.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The page cache of each connection, in KiB (as a negative `cache_size`).
-/// SQLite's default of 2 MiB makes the de-duplication's index lookups and
-/// inserts go to the operating system for most pages.
-const CACHE_SIZE_KIB: i64 = -65_536;
+/// The page cache of each connection, in KiB (as a negative `cache_size`),
+/// for everyday reads and writes: small, so that a long scoring run's memory
+/// stays flat instead of growing as the cache fills.
+const CACHE_SIZE_KIB: i64 = -8_192;
+
+/// The page cache during de-duplication. SQLite's default of 2 MiB makes the
+/// refresh's index lookups and inserts go to the operating system for most
+/// pages (a 4M-tweet refresh took 52 s instead of 40 s).
+const REFRESH_CACHE_SIZE_KIB: i64 = -65_536;
 
 /// Export rows buffered between the reading thread and the consumer.
 const EXPORT_CHANNEL_ROWS: usize = 4096;
@@ -222,6 +227,15 @@ fn import_blocking(connection: &mut Connection, tweets: &[Tweet]) -> Result<Impo
 }
 
 fn refresh_blocking(connection: &mut Connection) -> Result<DedupReport> {
+    connection.pragma_update(None, "cache_size", REFRESH_CACHE_SIZE_KIB).map_err(sql("sizing the page cache"))?;
+    let result = refresh_in_transaction(connection);
+    // Give the large cache back whatever happened.
+    connection.pragma_update(None, "cache_size", CACHE_SIZE_KIB).map_err(sql("sizing the page cache"))?;
+    connection.execute_batch("PRAGMA shrink_memory").map_err(sql("releasing the page cache"))?;
+    result
+}
+
+fn refresh_in_transaction(connection: &mut Connection) -> Result<DedupReport> {
     let transaction = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql("starting the de-duplication"))?;
