@@ -1,15 +1,16 @@
 //! `toxcli score`: the scoring pipeline.
 //!
 //! ```text
-//!  reader (async)      tokenizer (thread)          model (thread)        writer (async)
-//!  unscored pages  ->  tokenize in parallel,   ->  forward, sigmoid  ->  batched, idempotent
-//!  keyset `after`      sort by length, cut         one batch at a        write_scores
-//!                      batches of --batch-size     time
+//!  reader (async)      tokenizer (thread)          model workers (threads)   writer (async)
+//!  unscored pages  ->  tokenize in parallel,   ->  one batch each, side  ->  batched, idempotent
+//!  keyset `after`      sort by length, cut         by side, one core         write_scores
+//!                      batches of --batch-size     per worker
 //! ```
 //!
 //! The stages are joined by bounded channels, so at most a few pages of texts
-//! are in memory however large the store. Tokenizing and the model share
-//! Rayon's global pool, sized by `--threads`.
+//! are in memory however large the store. Tokenizing runs on Rayon's global
+//! pool, sized by `--threads`; the model runs whole batches side by side on
+//! its workers (`Detoxify::forward_on`), one thread each.
 //!
 //! # Stopping and resuming
 //! Scores are committed by the writer in batches ([`WRITE_ROWS`] rows, or
@@ -383,17 +384,37 @@ impl Pipeline {
                 tokenize_pages(&model, batch_size, &cancel, page_receiver, &batch_sender)
             })
         };
-        let scorer = {
-            let model = Arc::clone(&self.model);
-            let columns = Arc::clone(&self.columns);
-            let cancel = Arc::clone(&self.cancel);
-            tokio::task::spawn_blocking(move || score_batches(&model, &columns, &cancel, batch_receiver, &score_sender))
-        };
+        // One thread per model worker: whole batches run side by side, each
+        // on its own core.
+        let batch_receiver = Arc::new(std::sync::Mutex::new(batch_receiver));
+        let scorers: Vec<_> = (0..self.model.model.workers().max(1))
+            .map(|worker| {
+                let model = Arc::clone(&self.model);
+                let columns = Arc::clone(&self.columns);
+                let cancel = Arc::clone(&self.cancel);
+                let receiver = Arc::clone(&batch_receiver);
+                let sender = score_sender.clone();
+                tokio::task::spawn_blocking(move || {
+                    score_batches(&model, worker, &columns, &cancel, &receiver, &sender)
+                })
+            })
+            .collect();
+        // Only the workers may hold the queue: when they stop (Ctrl-C, a
+        // failure) it closes, and the tokenizer's sends fail instead of
+        // blocking on a full queue.
+        drop(batch_receiver);
+        drop(score_sender);
 
         let write_result = self.write_scores(&mut score_receiver, reporter).await;
         // If the writer failed, closing its queue stops the other stages.
         drop(score_receiver);
-        let scorer_result = scorer.await.context("the model thread failed")?;
+        let mut scorer_result = Ok(());
+        for scorer in scorers {
+            let result = scorer.await.context("a model thread failed")?;
+            if scorer_result.is_ok() {
+                scorer_result = result;
+            }
+        }
         let tokenizer_result = tokenizer.await.context("the tokenizing thread failed")?;
         let reader_result = reader.await.context("the reading task failed")?;
         write_result?;
@@ -530,21 +551,32 @@ fn tokenize_pages(
     Ok(())
 }
 
-/// The model: one batch at a time; after Ctrl-C it finishes the batch it is
+/// A model worker: one batch at a time, on its own core, taking the next batch
+/// from the queue the workers share; after Ctrl-C it finishes the batch it is
 /// running and drops the rest.
 fn score_batches(
     model: &LoadedModel,
+    worker: usize,
     columns: &[usize],
     cancel: &AtomicBool,
-    mut receiver: mpsc::Receiver<TextBatch>,
+    receiver: &std::sync::Mutex<mpsc::Receiver<TextBatch>>,
     sender: &mpsc::Sender<Vec<ScoreRow>>,
 ) -> anyhow::Result<()> {
-    while let Some(batch) = receiver.blocking_recv() {
+    loop {
+        // The lock is held while waiting, so one worker waits on the queue
+        // and the others on the lock.
+        let next = match receiver.lock() {
+            Ok(mut receiver) => receiver.blocking_recv(),
+            Err(_) => anyhow::bail!("another model worker panicked"),
+        };
+        let Some(batch) = next else {
+            return Ok(());
+        };
         if cancel.load(Ordering::SeqCst) {
             return Ok(());
         }
         let token_batch = model.model.batch(&batch.sequences).context("building a batch for the model")?;
-        let outputs = model.model.forward(&token_batch);
+        let outputs = model.model.forward_on(worker, &token_batch);
         let rows = batch
             .ids
             .iter()
@@ -558,5 +590,4 @@ fn score_batches(
             return Ok(());
         }
     }
-    Ok(())
 }
