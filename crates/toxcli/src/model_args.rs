@@ -32,7 +32,7 @@ pub struct ModelArgs {
     #[arg(long, env = "TOXSCORE_BACKEND", default_value = "flex")]
     pub backend: String,
     /// Never download: fail if the model is not cached.
-    #[arg(long, env = "TOXSCORE_OFFLINE")]
+    #[arg(long, env = "TOXSCORE_OFFLINE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub offline: bool,
 }
 
@@ -76,6 +76,12 @@ impl ModelArgs {
     /// Resolves the checkpoint (downloading if needed), loads the model and
     /// hashes the checkpoint, both at once.
     pub fn load(&self, batch_size: usize) -> Result<LoadedModel> {
+        self.load_with_workers(batch_size, None)
+    }
+
+    /// As [`load`](Self::load), with `workers` batches run side by side
+    /// (default: one per core).
+    pub fn load_with_workers(&self, batch_size: usize, workers: Option<usize>) -> Result<LoadedModel> {
         let backend = CpuBackend::from_name(&self.backend).with_context(|| {
             let available: Vec<&str> = CpuBackend::available().into_iter().map(CpuBackend::name).collect();
             format!("unknown --backend {:?}; this build has: {}", self.backend, available.join(", "))
@@ -104,7 +110,7 @@ impl ModelArgs {
             tokenizer: self.tokenizer.clone(),
             device: Some(backend.device()),
             batch_size: Some(batch_size),
-            workers: None,
+            workers,
         };
         // Hash while loading: the hash is stored with every score, and it
         // verifies a cached download before its scores are written.

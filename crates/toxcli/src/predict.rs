@@ -37,7 +37,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let mut out = BufWriter::new(stdout.lock());
     let mut emit = |texts: &[String]| -> Result<()> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let scores = if args.all_outputs { loaded.model.predict_all_outputs(&refs)? } else { loaded.model.predict(&refs)? };
+        let scores =
+            if args.all_outputs { loaded.model.predict_all_outputs(&refs)? } else { loaded.model.predict(&refs)? };
         for (text, scores) in texts.iter().zip(scores) {
             let mut line = String::from("{\"text\":");
             line.push_str(&serde_json::to_string(text)?);

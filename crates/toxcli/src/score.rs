@@ -136,7 +136,10 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads as usize).build_global();
     }
     let batch_size = args.batch_size as usize;
-    let loaded = tokio::task::block_in_place(|| args.model.load(batch_size)).context(ModelLoad)?;
+    let loaded = tokio::task::block_in_place(|| {
+        args.model.load_with_workers(batch_size, args.threads.map(|threads| threads as usize))
+    })
+    .context(ModelLoad)?;
     let columns = column_indexes(&loaded)?;
     let table = loaded.table;
     let _lock = match &settings.spec {

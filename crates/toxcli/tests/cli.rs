@@ -761,3 +761,56 @@ fn a_download_whose_hash_does_not_match_is_refused_and_not_kept() {
     assert!(verify.stderr.contains("toxic_original-c1212f89.ckpt"), "{}", verify.stderr);
     check_run(dir, &["models", "download", "nope"], 2);
 }
+
+/// A disk that fills up mid-run: the process may write no more than a fixed
+/// size to any file (`ulimit -f`, with SIGXFSZ ignored so that writes fail
+/// with EFBIG as on a full disk instead of killing the process). The scorer
+/// must fail with a store error, leave the database readable, and a rerun
+/// with room must finish with every text scored exactly once.
+#[test]
+fn a_full_disk_fails_cleanly_and_the_next_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4,000 distinct texts of ~300 bytes: a database of a few megabytes.
+    let mut csv = String::from("status_id,user_id,status_text\n");
+    for idx in 0..4000 {
+        let text = format!("tweet number {idx} {}", "padding words to make the row longer ".repeat(8));
+        csv.push_str(&format!("{},{},\"{}\"\n", 1_000 + idx, idx % 97, text));
+    }
+    std::fs::write(dir.path().join("tweets.csv"), csv).unwrap();
+    let flags = model_flags();
+    let mut args = score_args(&["--input", "tweets.csv"], &flags);
+    args.splice(0..0, ["--store", "sqlite:full.db"]);
+
+    // bash's `ulimit -f` counts 1024-byte blocks: 600 KB per file.
+    let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
+    let script = format!("trap '' XFSZ; ulimit -f 600; exec '{}' {}", env!("CARGO_BIN_EXE_toxcli"), quoted.join(" "));
+    let template = toxcli(dir.path());
+    let mut command = Command::new("bash");
+    command.current_dir(dir.path()).arg("-c").arg(&script);
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let full = run(&mut command);
+    assert_eq!(full.code, 4, "a full disk is a store error\nstderr:\n{}", full.stderr);
+    assert!(!full.stderr.contains("panicked"), "{}", full.stderr);
+    assert!(
+        // ENOSPC reads "database or disk is full"; the file-size limit used
+        // here (EFBIG) reads "disk I/O error".
+        full.stderr.contains("disk is full") || full.stderr.contains("disk I/O error"),
+        "the message says the disk failed:\n{}",
+        full.stderr
+    );
+
+    // The database is still readable.
+    check_run(dir.path(), &["--store", "sqlite:full.db", "status"], 0);
+
+    // With room again, the same command finishes the job.
+    check_run(dir.path(), &args, 0);
+    let status = check_run(dir.path(), &["--store", "sqlite:full.db", "status"], 0);
+    assert!(status.stdout.contains("distinct texts: 4000"), "{}", status.stdout);
+    let export = check_run(dir.path(), &["--store", "sqlite:full.db", "export", "--model", "original"], 0);
+    assert_eq!(export.stdout.lines().count(), 1 + 4000, "one row per status id, each scored once");
+}
