@@ -37,11 +37,15 @@ fn reference(model: &str) -> Reference {
 }
 
 fn load(model: &str, tokenizer_file: &str, batch_size: usize) -> Detoxify {
+    load_on(model, tokenizer_file, batch_size, None)
+}
+
+fn load_on(model: &str, tokenizer_file: &str, batch_size: usize, device: Option<toxmodel::Device>) -> Detoxify {
     let dir = fixture(model);
     let options = LoadOptions {
         hf_config: Some(dir.join("config.json")),
         tokenizer: Some(dir.join(tokenizer_file)),
-        device: None,
+        device,
         batch_size: Some(batch_size),
         workers: None,
     };
@@ -199,4 +203,22 @@ fn albert_layers_share_one_set_of_weights() {
     assert_eq!(albert.num_parameters(), embeddings + projection + layer + head, "one layer's weights, not three");
     let bert = load("bert", "vocab.txt", 16);
     assert_eq!(bert.layer_weight_sets(), 2);
+}
+
+/// The same model on burn-ndarray (the design card's backend) gives the same
+/// probabilities.
+#[cfg(feature = "ndarray")]
+#[test]
+fn bert_and_roberta_probabilities_equal_pytorch_on_ndarray() {
+    for (model, tokenizer_file) in [("bert", "vocab.txt"), ("roberta", "vocab.json")] {
+        let reference = reference(model);
+        let detoxify = load_on(model, tokenizer_file, 16, Some(toxmodel::CpuBackend::NdArray.device()));
+        let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
+        for (text_idx, (ours, theirs)) in
+            detoxify.predict_all_outputs(&texts).unwrap().iter().zip(&reference.probabilities_batch16).enumerate()
+        {
+            let diff = max_abs_diff(ours.values(), theirs);
+            assert!(diff <= TOLERANCE, "{model} on ndarray: text {text_idx} differs by {diff}");
+        }
+    }
 }
