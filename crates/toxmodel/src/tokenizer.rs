@@ -146,14 +146,7 @@ fn bert_wordpiece(vocab: &Path) -> Result<Tokenizer> {
         .build()
         .map_err(|source| tokenizer_error(vocab, "cannot read the WordPiece vocabulary", source))?;
     let mut tokenizer = Tokenizer::new(model);
-    let special = |token: &str| {
-        tokenizer.token_to_id(token).ok_or_else(|| Error::Tokenizer {
-            path: vocab.to_owned(),
-            problem: format!("the vocabulary has no {token} token"),
-            source: None,
-        })
-    };
-    let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
+    let (cls, sep) = (special_token_id(&tokenizer, vocab, "[CLS]")?, special_token_id(&tokenizer, vocab, "[SEP]")?);
     tokenizer
         .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
         .with_pre_tokenizer(Some(BertPreTokenizer))
@@ -186,14 +179,7 @@ fn roberta_bpe(vocab: &Path) -> Result<Tokenizer> {
         .build()
         .map_err(|source| tokenizer_error(vocab, "cannot read the BPE vocabulary and merges", source))?;
     let mut tokenizer = Tokenizer::new(model);
-    let special = |token: &str| {
-        tokenizer.token_to_id(token).ok_or_else(|| Error::Tokenizer {
-            path: vocab.to_owned(),
-            problem: format!("the vocabulary has no {token} token"),
-            source: None,
-        })
-    };
-    let (cls, sep) = (special("<s>")?, special("</s>")?);
+    let (cls, sep) = (special_token_id(&tokenizer, vocab, "<s>")?, special_token_id(&tokenizer, vocab, "</s>")?);
     tokenizer
         .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
         .with_post_processor(Some(
@@ -209,6 +195,15 @@ fn roberta_bpe(vocab: &Path) -> Result<Tokenizer> {
     specials.push(AddedToken::from("<mask>", true).lstrip(true));
     tokenizer.add_special_tokens(&specials);
     Ok(tokenizer)
+}
+
+/// The id of a special token the post-processor needs, or an error naming the vocabulary.
+fn special_token_id(tokenizer: &Tokenizer, vocab: &Path, token: &str) -> Result<u32> {
+    tokenizer.token_to_id(token).ok_or_else(|| Error::Tokenizer {
+        path: vocab.to_owned(),
+        problem: format!("the vocabulary has no {token} token"),
+        source: None,
+    })
 }
 
 fn tokenizer_error(path: &Path, problem: &str, source: tokenizers::Error) -> Error {
