@@ -9,7 +9,9 @@ use clap::Args;
 
 use crate::model_args::ModelArgs;
 
-/// How many texts are read before they are scored; the model batches inside.
+/// How many texts are read before they are scored; the model sorts them by
+/// length and batches inside. The first chunk is one batch per model worker,
+/// so the first scores appear as soon as the model can give them.
 const CHUNK: usize = 512;
 
 /// `toxcli predict` arguments.
@@ -51,8 +53,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             line.push('}');
             writeln!(out, "{line}").context("writing to stdout")?;
         }
-        Ok(())
+        out.flush().context("writing to stdout")
     };
+    let first_chunk = (args.batch_size as usize * loaded.model.workers()).clamp(1, CHUNK);
 
     if !args.texts.is_empty() {
         for chunk in args.texts.chunks(CHUNK) {
@@ -70,14 +73,16 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         None => (Box::new(std::io::stdin().lock()), "stdin".to_owned()),
     };
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut chunk_len = first_chunk;
     for (line_idx, line) in reader.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading {source}"))?;
         let line = String::from_utf8(line)
             .map_err(|_| anyhow::anyhow!("{source}:{}: the line is not valid UTF-8", line_idx + 1))?;
         chunk.push(line.strip_suffix('\r').map(str::to_owned).unwrap_or(line));
-        if chunk.len() == CHUNK {
+        if chunk.len() == chunk_len {
             emit(&chunk)?;
             chunk.clear();
+            chunk_len = CHUNK;
         }
     }
     if !chunk.is_empty() {
