@@ -7,7 +7,6 @@
 //! The work itself lives in the libraries: `toxmodel` (the models),
 //! `toxdedup` (schema and de-duplication) and `toxstore` (storage).
 
-mod bigquery_store;
 mod exit;
 mod export;
 mod import;
@@ -25,8 +24,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::exit::{Exit, UsageError};
-use crate::store_spec::{DEFAULT_STORE, StoreSettings, StoreSpec};
+use crate::exit::Exit;
+use crate::store_spec::{StoreSettings, StoreSpec};
 
 const ENVIRONMENT_HELP: &str = "\
 Environment variables (a flag given on the command line wins):
@@ -146,7 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => return predict::run(&args),
         _ => {}
     }
-    let settings = store_settings(cli.store, cli.bigquery_endpoint)?;
+    let settings = StoreSettings::resolve(cli.store, cli.bigquery_endpoint)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("toxcli-io")
@@ -162,23 +161,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Models(_) | Command::Predict(_) => Ok(()),
         }
     })
-}
-
-/// Resolves the store from `--store`, `TOXSCORE_STORE` (both through clap),
-/// then `BIGQUERY_DATASET_NAME`, then the default.
-fn store_settings(store: Option<StoreSpec>, bigquery_endpoint: Option<String>) -> anyhow::Result<StoreSettings> {
-    let spec = match store {
-        Some(spec) => spec,
-        None => match std::env::var("BIGQUERY_DATASET_NAME") {
-            Ok(name) if !name.trim().is_empty() => store_spec::parse_bigquery(name.trim())
-                .map_err(|problem| UsageError(format!("BIGQUERY_DATASET_NAME: {problem}")))?,
-            _ => DEFAULT_STORE.parse().map_err(anyhow::Error::new)?,
-        },
-    };
-    let credentials = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS")
-        .filter(|value| !value.is_empty())
-        .map(std::path::PathBuf::from);
-    Ok(StoreSettings { spec, bigquery_endpoint: bigquery_endpoint.filter(|url| !url.is_empty()), credentials })
 }
 
 #[cfg(test)]

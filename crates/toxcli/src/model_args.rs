@@ -24,8 +24,9 @@ pub struct ModelArgs {
     /// A Hugging Face config.json overriding the base model's built-in config.
     #[arg(long, value_name = "PATH")]
     pub hf_config: Option<PathBuf>,
-    /// Tokenizer: tokenizer.json, vocab.txt, vocab.json (+ merges.txt), or a folder
-    /// holding them. Default: the checkpoint's folder.
+    /// Tokenizer: tokenizer.json, vocab.txt, vocab.json (+ merges.txt),
+    /// sentencepiece.bpe.model / spiece.model, or a folder holding one of
+    /// them. Default: the checkpoint's folder.
     #[arg(long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
     /// CPU backend: flex (default) or ndarray, when compiled in.

@@ -12,7 +12,7 @@ use crate::model_args::ModelArgs;
 /// How many texts are read before they are scored; the model sorts them by
 /// length and batches inside. The first chunk is one batch per model worker,
 /// so the first scores appear as soon as the model can give them.
-const CHUNK: usize = 512;
+const CHUNK: usize = 2048;
 
 /// `toxcli predict` arguments.
 #[derive(Args, Debug)]

@@ -37,6 +37,7 @@ mod error;
 mod loader;
 mod model;
 pub mod registry;
+mod sentencepiece;
 mod tokenizer;
 
 use std::path::{Path, PathBuf};
@@ -108,7 +109,10 @@ impl CpuBackend {
         match self {
             #[cfg(feature = "flex")]
             CpuBackend::Flex => Device::flex(),
+            // burn-ndarray is deprecated in Burn 0.22 but is the design
+            // card's backend: kept, behind its feature, for comparison.
             #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
             CpuBackend::NdArray => Device::ndarray(),
         }
     }

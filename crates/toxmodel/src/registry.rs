@@ -71,7 +71,9 @@ pub const MODELS: &[RegisteredModel] = &[
         sha256_prefix: "0b549669",
         class_name: "XLMRobertaForSequenceClassification",
         base_model: "xlm-roberta-base",
-        tokenizer_files: &["tokenizer.json"],
+        // The SentencePiece model, built into the tokenizer transformers 5
+        // builds (and Detoxify then runs); see `sentencepiece.rs`.
+        tokenizer_files: &["sentencepiece.bpe.model"],
         architecture: Some(Architecture::XlmRoberta),
     },
     RegisteredModel {
@@ -80,7 +82,7 @@ pub const MODELS: &[RegisteredModel] = &[
         sha256_prefix: "0e1d6498",
         class_name: "AlbertForSequenceClassification",
         base_model: "albert-base-v2",
-        tokenizer_files: &["tokenizer.json"],
+        tokenizer_files: &["spiece.model"],
         architecture: Some(Architecture::Albert),
     },
     RegisteredModel {
@@ -89,7 +91,7 @@ pub const MODELS: &[RegisteredModel] = &[
         sha256_prefix: "c8519128",
         class_name: "AlbertForSequenceClassification",
         base_model: "albert-base-v2",
-        tokenizer_files: &["tokenizer.json"],
+        tokenizer_files: &["spiece.model"],
         architecture: Some(Architecture::Albert),
     },
 ];

@@ -27,7 +27,8 @@ pub struct TextTokenizer {
 impl TextTokenizer {
     /// Loads a tokenizer from `path`: a `tokenizer.json`, a BERT `vocab.txt`
     /// (any `*.txt`), a RoBERTa `vocab.json` (any `vocab*.json`, with
-    /// `merges.txt` beside it), or a folder
+    /// `merges.txt` beside it), an XLM-R or ALBERT SentencePiece model (any
+    /// `*.model`: `sentencepiece.bpe.model`, `spiece.model`), or a folder
     /// holding one of these (`tokenizer.json` preferred).
     ///
     /// The tokenizer must fit the model: its vocabulary size must equal
@@ -44,6 +45,8 @@ impl TextTokenizer {
             bert_wordpiece(&file)?
         } else if name.starts_with("vocab") && name.ends_with(".json") {
             roberta_bpe(&file)?
+        } else if name.ends_with(".model") {
+            crate::sentencepiece::tokenizer(&file, architecture)?
         } else {
             Tokenizer::from_file(&file)
                 .map_err(|source| tokenizer_error(&file, "cannot read tokenizer.json", source))?
@@ -120,8 +123,8 @@ fn resolve(path: &Path, architecture: Architecture) -> Result<PathBuf> {
     let fallback = match architecture {
         Architecture::Bert => "vocab.txt",
         Architecture::Roberta => "vocab.json",
-        // SentencePiece models: a tokenizer.json converted by transformers.
-        Architecture::XlmRoberta | Architecture::Albert => "tokenizer.json",
+        Architecture::XlmRoberta => "sentencepiece.bpe.model",
+        Architecture::Albert => "spiece.model",
     };
     ["tokenizer.json", fallback].into_iter().map(|name| path.join(name)).find(|file| file.is_file()).ok_or_else(|| {
         Error::Tokenizer {

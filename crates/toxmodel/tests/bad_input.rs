@@ -129,6 +129,44 @@ fn a_tokenizer_of_another_vocabulary_is_refused() {
     }
 }
 
+/// Broken SentencePiece files, made from the fixture's good one: each is
+/// refused with the file named and the problem said.
+#[test]
+fn a_broken_sentencepiece_model_is_refused() {
+    let base = fixtures().join("models/albert-original");
+    let good = std::fs::read(base.join("spiece.model")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Appending a second trainer_spec with model_type = 2 (BPE): protobuf
+    // merges it into the first.
+    let mut bpe = good.clone();
+    bpe.extend_from_slice(&[0x12, 0x02, 0x18, 0x02]);
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("truncated.model", good[..good.len() - 3].to_vec(), "truncated at byte"),
+        ("json.model", b"{\"model\": {\"type\": \"Unigram\"}}".to_vec(), "not a SentencePiece model"),
+        ("empty.model", Vec::new(), "it holds no pieces"),
+        ("bpe.model", bpe, "BPE SentencePiece model"),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let options =
+            LoadOptions { hf_config: Some(base.join("config.json")), tokenizer: Some(path), ..LoadOptions::default() };
+        let error = Detoxify::load(&base.join("checkpoint.ckpt"), &options).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, Error::Tokenizer { .. }), "{name}: {error:?}");
+        assert!(message.contains(name) && message.contains(needle), "{name}: {message}");
+    }
+    // A SentencePiece model given to a BERT checkpoint.
+    let bert = fixtures().join("models/bert");
+    let options = LoadOptions {
+        hf_config: Some(bert.join("config.json")),
+        tokenizer: Some(base.join("spiece.model")),
+        ..LoadOptions::default()
+    };
+    let message = Detoxify::load(&bert.join("checkpoint.ckpt"), &options).unwrap_err().to_string();
+    assert!(message.contains("spiece.model") && message.contains("not the tokenizer of a"), "{message}");
+}
+
 #[test]
 fn a_missing_file_is_an_io_error_naming_it() {
     let error = load_bad("does_not_exist.ckpt", "bert");

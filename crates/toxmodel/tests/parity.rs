@@ -173,6 +173,52 @@ fn xlm_roberta_probabilities_equal_pytorch_at_batch_16() {
 }
 
 #[test]
+fn xlm_roberta_token_ids_equal_hugging_face_from_sentencepiece_model() {
+    check_token_ids("xlmr", "sentencepiece.bpe.model");
+}
+
+#[test]
+fn xlm_roberta_probabilities_equal_pytorch_from_sentencepiece_model() {
+    check_probabilities("xlmr", "sentencepiece.bpe.model", 16);
+}
+
+#[test]
+fn albert_token_ids_equal_hugging_face_from_spiece_model() {
+    check_token_ids("albert-original", "spiece.model");
+    check_token_ids("albert-unbiased", "spiece.model");
+}
+
+#[test]
+fn albert_probabilities_equal_pytorch_from_spiece_model() {
+    check_probabilities("albert-unbiased", "spiece.model", 16);
+}
+
+/// Beyond the reference texts: the tokenizer built from the SentencePiece
+/// file and the one transformers converted to tokenizer.json agree on
+/// variants that exercise each step (special tokens in the text, the quote
+/// and accent normalizers, case, runs of whitespace).
+#[test]
+fn sentencepiece_models_and_tokenizer_json_agree_on_variants() {
+    for (model, file) in [("xlmr", "sentencepiece.bpe.model"), ("albert-original", "spiece.model")] {
+        let from_model = load(model, file, 16);
+        let from_json = load(model, "tokenizer.json", 16);
+        let mut texts: Vec<String> = Vec::new();
+        for text in reference(model).texts {
+            texts.push(format!("<s>{text}</s> [CLS] {text} [SEP] <mask> [MASK] <pad><unk>"));
+            texts.push(format!("``{}'' \t  {}", text.to_uppercase(), text.to_lowercase()));
+            texts.push(format!("  {text}\u{301}\u{a0}{text}  "));
+            texts.push(text);
+        }
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let ours = from_model.tokenizer().encode_batch(&texts).unwrap();
+        let theirs = from_json.tokenizer().encode_batch(&texts).unwrap();
+        for (idx, text) in texts.iter().enumerate() {
+            assert_eq!(ours[idx], theirs[idx], "{model} ({file}) against tokenizer.json: {text:?}");
+        }
+    }
+}
+
+#[test]
 fn albert_token_ids_equal_hugging_face_from_tokenizer_json() {
     check_token_ids("albert-original", "tokenizer.json");
     check_token_ids("albert-unbiased", "tokenizer.json");

@@ -27,6 +27,7 @@ pub mod bigquery;
 pub mod conformance;
 mod error;
 pub mod memory;
+pub mod spec;
 pub mod sqlite;
 mod validate;
 
@@ -35,6 +36,7 @@ use futures::stream::BoxStream;
 
 pub use error::{Error, Result};
 pub use memory::InMemory;
+pub use spec::StoreSpec;
 pub use sqlite::Sqlite;
 pub use toxdedup::{DedupReport, ModelTable};
 
