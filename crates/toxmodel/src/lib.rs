@@ -313,17 +313,23 @@ impl Detoxify {
 
     /// Runs several batches at once, one per worker, and returns each
     /// batch's rows in order.
+    ///
+    /// Workers take the batches longest first, so the last ones to run are
+    /// the shortest and no worker waits long for another at the end.
     pub fn forward_many(&self, batches: &[TokenBatch]) -> Vec<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..batches.len()).collect();
+        order.sort_by_key(|&idx| std::cmp::Reverse(batches[idx].batch_size() * batches[idx].seq_len()));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let mut results: Vec<Vec<Vec<f32>>> = vec![Vec::new(); batches.len()];
         let slots: Vec<std::sync::Mutex<&mut Vec<Vec<f32>>>> = results.iter_mut().map(std::sync::Mutex::new).collect();
         std::thread::scope(|scope| {
             for worker in 0..self.workers().min(batches.len()) {
-                let (next, slots) = (&next, &slots);
+                let (next, slots, order) = (&next, &slots, &order);
                 scope.spawn(move || {
                     loop {
-                        let batch_idx = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(batch) = batches.get(batch_idx) else { break };
+                        let position = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&batch_idx) = order.get(position) else { break };
+                        let batch = &batches[batch_idx];
                         let rows = self.forward_on(worker, batch);
                         **slots[batch_idx].lock().expect("a worker panicked") = rows;
                     }
@@ -352,6 +358,32 @@ impl Detoxify {
     pub fn forward(&self, batch: &TokenBatch) -> Vec<Vec<f32>> {
         let flat = self.classifier.forward(self.settings, batch, &self.device);
         flat.chunks(self.info.num_classes).map(<[f32]>::to_vec).collect()
+    }
+}
+
+/// Issue 6's int8 question, measured by `examples/int8.rs`.
+#[cfg(feature = "int8-experiment")]
+impl Detoxify {
+    /// Experimental: quantizes the weights of every encoder Linear layer
+    /// (attention and feed-forward; not the embeddings, LayerNorms, biases or
+    /// head) to int8, symmetric per tensor, with Burn's dynamic quantization.
+    ///
+    /// Burn 0.22's CPU backends dequantize a quantized weight back to f32
+    /// before each matrix product, so this saves memory but costs time; the
+    /// feature exists to reproduce that measurement (docs/performance.md),
+    /// not for use.
+    pub fn quantize_linear_weights_int8(&mut self) {
+        use burn::tensor::quantization::QuantValue;
+        let scheme = self.device.settings().quantization.scheme.with_value(QuantValue::Q8S);
+        let quantize = |linear: &mut burn::nn::Linear| {
+            linear.weight = linear.weight.clone().map(|weight| weight.quantize_dynamic(&scheme));
+        };
+        for layer in &mut self.classifier.layers {
+            quantize(&mut layer.query_key_value);
+            quantize(&mut layer.attention_output);
+            quantize(&mut layer.intermediate);
+            quantize(&mut layer.output);
+        }
     }
 }
 
