@@ -592,7 +592,7 @@ fn compare_runs(paths: &Paths, options: &Options) -> Result<()> {
     println!("  texts/s: texts over the whole process, start-up included; steady/s: texts per second after the");
     println!("  first burst of output; first score: process start to the first line on stdout (toxcli predict");
     println!(
-        "  prints after its first batch per worker, then after each chunk of 2,048 texts); cores: (user + system CPU seconds) / wall seconds"
+        "  prints after its first 8 texts, then after each chunk of 2,048); cores: (user + system CPU seconds) / wall seconds"
     );
     for variant in [&as_run, &sorted, &detoxify_cold] {
         let details: Vec<String> = variant

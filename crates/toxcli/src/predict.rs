@@ -10,9 +10,12 @@ use clap::Args;
 use crate::model_args::ModelArgs;
 
 /// How many texts are read before they are scored; the model sorts them by
-/// length and batches inside. The first chunk is one batch per model worker,
-/// so the first scores appear as soon as the model can give them.
+/// length and batches inside. The first chunk is a few texts
+/// ([`FIRST_CHUNK`]), so the first scores appear as soon as the model is
+/// loaded.
 const CHUNK: usize = 2048;
+/// Texts in the first chunk: one small batch, scored in a fraction of a second.
+const FIRST_CHUNK: usize = 8;
 
 /// `toxcli predict` arguments.
 #[derive(Args, Debug)]
@@ -55,7 +58,6 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         }
         out.flush().context("writing to stdout")
     };
-    let first_chunk = (args.batch_size as usize * loaded.model.workers()).clamp(1, CHUNK);
 
     if !args.texts.is_empty() {
         for chunk in args.texts.chunks(CHUNK) {
@@ -73,7 +75,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         None => (Box::new(std::io::stdin().lock()), "stdin".to_owned()),
     };
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut chunk_len = first_chunk;
+    let mut chunk_len = FIRST_CHUNK;
     for (line_idx, line) in reader.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading {source}"))?;
         let line = String::from_utf8(line)

@@ -195,6 +195,76 @@ fn import_migrate_score_export_on_sqlite() {
     assert_exports_equal(&parse_jsonl_export(&stdout.stdout), &export);
 }
 
+/// The three SentencePiece models, each loaded from its `.model` file,
+/// through `predict` (every fixture text on one line, in order, scores equal
+/// to PyTorch's) and through `score` and `export` (the model's own table and
+/// columns: `multilingual` has the unbiased ones).
+#[test]
+fn sentencepiece_models_predict_score_and_export_through_the_cli() {
+    let unbiased = "toxicity,severe_toxicity,obscene,identity_attack,insult,threat,sexual_explicit";
+    let original = "toxicity,severe_toxicity,obscene,threat,insult,identity_hate";
+    for (fixture, tokenizer, model, columns) in [
+        ("xlmr", "sentencepiece.bpe.model", "multilingual", unbiased),
+        ("albert-original", "spiece.model", "original-small", original),
+        ("albert-unbiased", "spiece.model", "unbiased-small", unbiased),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = dir.path();
+        let folder = repo_path("fixtures/models").join(fixture);
+        let flags: Vec<String> = vec![
+            "--checkpoint".into(),
+            folder.join("checkpoint.ckpt").display().to_string(),
+            "--hf-config".into(),
+            folder.join("config.json").display().to_string(),
+            "--tokenizer".into(),
+            folder.join(tokenizer).display().to_string(),
+        ];
+        let reference: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(folder.join("reference.json")).expect("reference.json"))
+                .expect("valid reference.json");
+        let names: Vec<&str> =
+            reference["detoxify_classes"].as_array().expect("names").iter().filter_map(|name| name.as_str()).collect();
+        // Texts that fit on one line; more than the first chunk of 8.
+        let texts: Vec<(usize, &str)> = reference["texts"]
+            .as_array()
+            .expect("texts")
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, text)| Some((idx, text.as_str()?)))
+            .filter(|(_, text)| !text.contains(['\n', '\r']))
+            .collect();
+        assert!(texts.len() > 60, "{fixture}: {} one-line texts", texts.len());
+        let input = dir.join("texts.txt");
+        let lines: Vec<&str> = texts.iter().map(|(_, text)| *text).collect();
+        std::fs::write(&input, lines.join("\n") + "\n").expect("write texts");
+        let mut args = vec!["predict"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend(["--input", input.to_str().expect("UTF-8 path")]);
+        let predicted = check_run(dir, &args, 0);
+        let rows: Vec<serde_json::Value> =
+            predicted.stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
+        assert_eq!(rows.len(), texts.len(), "{fixture}");
+        for (row, (text_idx, text)) in rows.iter().zip(&texts) {
+            assert_eq!(row["text"].as_str(), Some(*text), "{fixture}: output out of order");
+            for (class_idx, name) in names.iter().enumerate() {
+                let ours = row[*name].as_f64().unwrap_or_else(|| panic!("{fixture}: no {name} in {row}"));
+                let theirs = reference["probabilities"][*text_idx][class_idx].as_f64().expect("a probability");
+                assert!((ours - theirs).abs() <= 1e-5, "{fixture} text {text_idx} {name}: {ours} vs {theirs}");
+            }
+        }
+
+        let tweets = fixture_tweets();
+        let mut args = vec!["score", "--model", model, "--input", tweets.as_str()];
+        args.extend(flags.iter().map(String::as_str));
+        let score = check_run(dir, &args, 0);
+        assert!(score.stderr.contains(&format!("scored {FIXTURE_TEXTS} texts")), "{fixture}: {}", score.stderr);
+        let export = check_run(dir, &["export", "--model", model, "--format", "csv"], 0);
+        let mut lines = export.stdout.lines();
+        assert_eq!(lines.next(), Some(format!("status_id,user_id,status_text_id,{columns}").as_str()), "{fixture}");
+        assert_eq!(lines.count(), FIXTURE_STATUSES, "{fixture}");
+    }
+}
+
 #[test]
 fn memory_and_jsonl_runs_export_the_same_scores_as_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
