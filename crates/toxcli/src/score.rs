@@ -198,7 +198,6 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
             columns: Arc::new(columns),
             shard: args.shard,
             limit: args.limit,
-            batch_size,
             page_size: args.page_size.map_or(
                 match settings.spec {
                     StoreSpec::BigQuery { .. } => BIGQUERY_PAGE_TEXTS,
@@ -359,7 +358,6 @@ struct Pipeline {
     columns: Arc<Vec<usize>>,
     shard: Option<Shard>,
     limit: Option<u64>,
-    batch_size: usize,
     page_size: usize,
     cancel: Arc<AtomicBool>,
 }
@@ -382,10 +380,7 @@ impl Pipeline {
         let tokenizer = {
             let model = Arc::clone(&self.model);
             let cancel = Arc::clone(&self.cancel);
-            let batch_size = self.batch_size;
-            tokio::task::spawn_blocking(move || {
-                tokenize_pages(&model, batch_size, &cancel, page_receiver, &batch_sender)
-            })
+            tokio::task::spawn_blocking(move || tokenize_pages(&model, &cancel, page_receiver, &batch_sender))
         };
         // One thread per model worker: whole batches run side by side, each
         // on its own core.
@@ -522,12 +517,11 @@ async fn read_pages(
     }
 }
 
-/// The tokenizer: tokenizes each page (in parallel, on Rayon's pool), sorts
-/// it by token count and cuts it into batches, so that texts of similar
-/// length share a batch and little compute goes to padding.
+/// The tokenizer: tokenizes each page (in parallel, on Rayon's pool) and
+/// cuts it into batches by `Detoxify::plan_batches` (sorted by length, at
+/// most the batch size, within a token budget).
 fn tokenize_pages(
     model: &LoadedModel,
-    batch_size: usize,
     cancel: &AtomicBool,
     mut receiver: mpsc::Receiver<Vec<TextRow>>,
     sender: &mpsc::Sender<TextBatch>,
@@ -538,10 +532,10 @@ fn tokenize_pages(
         }
         let texts: Vec<&str> = page.iter().map(|row| row.status_text.as_str()).collect();
         let sequences = model.model.tokenizer().encode_batch(&texts).context("tokenizing texts")?;
-        let mut order: Vec<usize> = (0..page.len()).collect();
-        order.sort_by_key(|&idx| sequences[idx].len());
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let plan = model.model.plan_batches(&lengths);
         let mut sequences: Vec<Option<Vec<u32>>> = sequences.into_iter().map(Some).collect();
-        for chunk in order.chunks(batch_size) {
+        for chunk in &plan {
             let batch = TextBatch {
                 ids: chunk.iter().map(|&idx| page[idx].status_text_id).collect(),
                 sequences: chunk.iter().map(|&idx| sequences[idx].take().unwrap_or_default()).collect(),
