@@ -1,7 +1,7 @@
 //! `toxcli predict`: score texts given on the command line, in a file or on
 //! stdin, one JSON object per text on stdout, in input order.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -65,6 +65,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         }
         return out.flush().context("writing to stdout");
     }
+    // Typed at a terminal: every line is scored as soon as it is entered.
+    let interactive = args.input.is_none() && std::io::stdin().is_terminal();
+    let (first_chunk, next_chunks) = if interactive { (1, 1) } else { (FIRST_CHUNK, CHUNK) };
     let (reader, source): (Box<dyn BufRead>, String) = match &args.input {
         Some(path) => (
             Box::new(std::io::BufReader::new(
@@ -74,8 +77,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         ),
         None => (Box::new(std::io::stdin().lock()), "stdin".to_owned()),
     };
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let mut chunk_len = FIRST_CHUNK;
+    let mut chunk = Vec::with_capacity(next_chunks);
+    let mut chunk_len = first_chunk;
     for (line_idx, line) in reader.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading {source}"))?;
         let line = String::from_utf8(line)
@@ -84,7 +87,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         if chunk.len() == chunk_len {
             emit(&chunk)?;
             chunk.clear();
-            chunk_len = CHUNK;
+            chunk_len = next_chunks;
         }
     }
     if !chunk.is_empty() {
