@@ -20,9 +20,10 @@
 //!   `do_lower_case`), the precompiled normalizer; the same pre-tokenizer;
 //!   `[CLS] A [SEP]`.
 //!
-//! Both read `do_lower_case`, `keep_accents` and `add_prefix_space` from a
-//! `tokenizer_config.json` beside the model when there is one, with the
-//! defaults of xlm-roberta-base and albert-base-v2 otherwise.
+//! Settings come from a `tokenizer_config.json` beside the model when there
+//! is one (`add_prefix_space` for both; `do_lower_case` and `keep_accents`
+//! for ALBERT), with the defaults of xlm-roberta-base and albert-base-v2
+//! otherwise.
 //!
 //! The SentencePiece library itself tokenizes a few texts differently (some
 //! emoji sequences, Hangul, long repeated letters): Detoxify on transformers
