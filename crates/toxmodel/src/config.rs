@@ -215,7 +215,7 @@ impl EncoderConfig {
     }
 
     pub(crate) fn validate(&self, source_name: &str) -> Result<()> {
-        let problem = if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        let problem = if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             Some(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -229,7 +229,7 @@ impl EncoderConfig {
                 "inner_group_num {} is not supported (only 1, as in every released ALBERT)",
                 self.inner_group_num
             ))
-        } else if self.num_hidden_groups == 0 || self.num_hidden_layers % self.num_hidden_groups != 0 {
+        } else if self.num_hidden_groups == 0 || !self.num_hidden_layers.is_multiple_of(self.num_hidden_groups) {
             Some(format!(
                 "num_hidden_layers {} is not a multiple of num_hidden_groups {}",
                 self.num_hidden_layers, self.num_hidden_groups
@@ -238,7 +238,7 @@ impl EncoderConfig {
             Some("type_vocab_size must be positive".to_owned())
         } else if self.max_position_embeddings < 2 {
             Some("max_position_embeddings must be at least 2".to_owned())
-        } else if !(self.layer_norm_eps > 0.0) {
+        } else if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             Some("layer_norm_eps must be positive".to_owned())
         } else {
             None

@@ -125,11 +125,12 @@ impl Store for InMemory {
         let mut report = ImportReport::default();
         for tweet in tweets {
             let key = (tweet.status_id, tweet.status_text.clone());
-            if state.tweets.contains_key(&key) {
-                report.already_present += 1;
-            } else {
-                state.tweets.insert(key, (tweet.user_id, tweet.created_at));
-                report.inserted += 1;
+            match state.tweets.entry(key) {
+                std::collections::btree_map::Entry::Occupied(_) => report.already_present += 1,
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert((tweet.user_id, tweet.created_at));
+                    report.inserted += 1;
+                }
             }
         }
         Ok(report)

@@ -94,7 +94,7 @@ pub(crate) async fn token_source(credentials: &Credentials) -> Result<TokenSourc
             Ok(TokenSource { authenticator: Arc::clone(authenticator), key_project: None })
         }
         Credentials::ServiceAccountKeyFile(path) => {
-            let key = read_key(path).await.map_err(|error| refused(error))?;
+            let key = read_key(path).await.map_err(&refused)?;
             let key_project = key.project_id.clone();
             let auth = yup_oauth2::ServiceAccountAuthenticator::builder(key).build().await.map_err(|error| {
                 refused(format!("the service-account key in {} is unusable: {error}", path.display()))
