@@ -376,6 +376,12 @@ struct Variant {
 }
 
 impl Variant {
+    /// Keeps one run's measurement, after printing it.
+    fn record(&mut self, repeat: usize, n_texts: usize, run: Measurement) {
+        report_run(repeat, self.name, &run, n_texts);
+        self.runs.push(run);
+    }
+
     fn median_of(&self, value: impl Fn(&Measurement) -> Option<f64>) -> f64 {
         let mut values: Vec<f64> = self.runs.iter().filter_map(value).collect();
         median(&mut values)
@@ -478,53 +484,31 @@ fn compare_runs(paths: &Paths, options: &Options) -> Result<()> {
     let mut load_averages = vec![machine.load_average.clone()];
     let offline = [("HF_HUB_OFFLINE", "1")];
     for repeat in 1..=options.repeats {
-        let run =
-            measure("toxscore-predict", &paths.toxcli, &predict_args, &[], &paths.work.join("toxscore.jsonl"), paths)?;
-        report_run(repeat, predict.name, &run, n_texts);
-        predict.runs.push(run);
-        let run =
-            measure("toxscore-cold", &paths.toxcli, &cold_args, &[], &paths.work.join("toxscore-cold.jsonl"), paths)?;
-        report_run(repeat, toxscore_cold.name, &run, 1);
-        toxscore_cold.runs.push(run);
+        let toxcli = &paths.toxcli;
+        let predict_out = paths.work.join("toxscore.jsonl");
+        predict.record(repeat, n_texts, measure("toxscore-predict", toxcli, &predict_args, &[], &predict_out, paths)?);
+        let cold_out = paths.work.join("toxscore-cold.jsonl");
+        toxscore_cold.record(repeat, 1, measure("toxscore-cold", toxcli, &cold_args, &[], &cold_out, paths)?);
 
         for suffix in ["", "-wal", "-shm"] {
             let _ = fs::remove_file(paths.work.join(format!("score.db{suffix}")));
         }
-        let run = measure("toxscore-score", &paths.toxcli, &score_args, &[], &paths.work.join("score.stdout"), paths)?;
-        report_run(repeat, score.name, &run, n_texts);
-        score.runs.push(run);
+        let score_out = paths.work.join("score.stdout");
+        score.record(repeat, n_texts, measure("toxscore-score", toxcli, &score_args, &[], &score_out, paths)?);
 
         if let Some(python) = &options.python {
-            let run = measure(
-                "detoxify-arrival",
-                python,
-                &detoxify_args("arrival", &texts_path),
-                &offline,
-                &paths.work.join("detoxify-arrival.jsonl"),
-                paths,
-            )?;
-            report_run(repeat, as_run.name, &run, n_texts);
-            as_run.runs.push(run);
-            let run = measure(
-                "detoxify-sorted",
-                python,
-                &detoxify_args("sorted", &texts_path),
-                &offline,
-                &paths.work.join("detoxify-sorted.jsonl"),
-                paths,
-            )?;
-            report_run(repeat, sorted.name, &run, n_texts);
-            sorted.runs.push(run);
-            let run = measure(
-                "detoxify-cold",
-                python,
-                &detoxify_args("arrival", &cold_path),
-                &offline,
-                &paths.work.join("detoxify-cold.jsonl"),
-                paths,
-            )?;
-            report_run(repeat, detoxify_cold.name, &run, 1);
-            detoxify_cold.runs.push(run);
+            for (variant, label, order, input, texts) in [
+                (&mut as_run, "detoxify-arrival", "arrival", &texts_path, n_texts),
+                (&mut sorted, "detoxify-sorted", "sorted", &texts_path, n_texts),
+                (&mut detoxify_cold, "detoxify-cold", "arrival", &cold_path, 1),
+            ] {
+                let out = paths.work.join(format!("{label}.jsonl"));
+                variant.record(
+                    repeat,
+                    texts,
+                    measure(label, python, &detoxify_args(order, input), &offline, &out, paths)?,
+                );
+            }
         }
         load_averages.push(read_load_average());
     }

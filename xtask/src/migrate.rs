@@ -40,7 +40,9 @@ struct Request {
     endpoint: Option<String>,
 }
 
-fn parse_args(args: &[String], environment: Option<String>) -> Result<Option<Request>> {
+/// `store_var` and `dataset_var`: the values of `TOXSCORE_STORE` and
+/// `BIGQUERY_DATASET_NAME`, read by the caller.
+fn parse_args(args: &[String], store_var: Option<String>, dataset_var: Option<String>) -> Result<Option<Request>> {
     let mut store = None;
     let mut endpoint = None;
     let mut args = args.iter();
@@ -58,9 +60,9 @@ fn parse_args(args: &[String], environment: Option<String>) -> Result<Option<Req
             other => bail!("unknown argument {other:?}\n\n{HELP}"),
         }
     }
-    let given = store.or(environment.filter(|value| !value.trim().is_empty()));
+    let given = store.or(store_var.filter(|value| !value.trim().is_empty()));
     let given = given.map(|text| text.parse::<StoreSpec>()).transpose()?;
-    let store = StoreSpec::resolve(given, std::env::var(DATASET_VAR).ok().as_deref())?;
+    let store = StoreSpec::resolve(given, dataset_var.as_deref())?;
     if store.is_ephemeral() {
         bail!(
             "store memory: an in-memory store ends with this command; migrate sqlite:PATH or bigquery:PROJECT.DATASET"
@@ -70,7 +72,7 @@ fn parse_args(args: &[String], environment: Option<String>) -> Result<Option<Req
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let Some(request) = parse_args(args, std::env::var(STORE_VAR).ok())? else {
+    let Some(request) = parse_args(args, std::env::var(STORE_VAR).ok(), std::env::var(DATASET_VAR).ok())? else {
         print!("{HELP}");
         return Ok(());
     };
@@ -130,7 +132,11 @@ mod tests {
             store: store.parse().expect("valid store"),
             endpoint: endpoint.map(str::to_owned),
         });
-        assert_eq!(parse_args(&args(given), environment.map(str::to_owned)).expect("valid"), expected, "{given:?}");
+        assert_eq!(
+            parse_args(&args(given), environment.map(str::to_owned), None).expect("valid"),
+            expected,
+            "{given:?}"
+        );
     }
 
     #[test]
@@ -150,11 +156,11 @@ mod tests {
     #[test]
     fn bad_stores_are_errors_quoting_them() {
         for bad in ["postgres:x", "sqlite:", "bigquery:.d", "bigquery:my-project.a;DROP", "memory"] {
-            let error = parse_args(&args(&["--store", bad]), None).expect_err(bad);
+            let error = parse_args(&args(&["--store", bad]), None, None).expect_err(bad);
             assert!(error.to_string().contains(bad), "{error}");
         }
-        assert!(parse_args(&args(&["--bogus"]), None).is_err());
-        assert!(parse_args(&args(&["--store"]), None).unwrap_err().to_string().contains("--store needs a value"));
+        assert!(parse_args(&args(&["--bogus"]), None, None).is_err());
+        assert!(parse_args(&args(&["--store"]), None, None).unwrap_err().to_string().contains("--store needs a value"));
     }
 
     #[test]
@@ -178,7 +184,7 @@ mod tests {
             "TOXSCORE_BIGQUERY_EMULATOR is not set: run the tests with `cargo xtask test`, which starts the emulator",
         );
         let name = format!("bigquery:test-project.xtask_migrate_{}", std::process::id());
-        let request = parse_args(&args(&["--store", &name, "--bigquery-endpoint", &endpoint]), None)
+        let request = parse_args(&args(&["--store", &name, "--bigquery-endpoint", &endpoint]), None, None)
             .expect("valid")
             .expect("not help");
         let options = OpenOptions { bigquery_endpoint: request.endpoint.clone(), credentials: None };
