@@ -21,6 +21,10 @@ use anyhow::{Context, Result, bail};
 /// listens, for example `http://127.0.0.1:9050`.
 pub const EMULATOR_URL_VAR: &str = "TOXSCORE_BIGQUERY_EMULATOR";
 
+/// The environment variable naming the emulator's Python interpreter, whose
+/// virtual environment holds sqlglot (`scripts/bq_typecheck.py` runs on it).
+pub const EMULATOR_PYTHON_VAR: &str = "TOXSCORE_BIGQUERY_PYTHON";
+
 /// The project id the emulator is started with (any id works; requests name
 /// their project).
 const PROJECT: &str = "test-project";
@@ -54,6 +58,11 @@ impl Paths {
 
     fn executable(&self) -> PathBuf {
         self.venv.join("bin").join("bqemulator")
+    }
+
+    /// The virtual environment's Python.
+    pub fn python(&self) -> PathBuf {
+        self.venv.join("bin").join("python")
     }
 
     /// A file holding the requirements the venv was built from: when it equals

@@ -187,7 +187,7 @@ mod tests {
         let request = parse_args(&args(&["--store", &name, "--bigquery-endpoint", &endpoint]), None, None)
             .expect("valid")
             .expect("not help");
-        let options = OpenOptions { bigquery_endpoint: request.endpoint.clone(), credentials: None };
+        let options = OpenOptions { bigquery_endpoint: request.endpoint.clone(), ..OpenOptions::default() };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         let (first, second) = runtime.block_on(async {
             let store = request.store.open(&options).await.expect("open");

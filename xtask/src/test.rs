@@ -1,7 +1,8 @@
 //! `cargo xtask test [cargo test args]`: installs the BigQuery emulator if
 //! needed, starts it on loopback, runs
 //! `cargo test --release --workspace --all-features --no-fail-fast` with
-//! `TOXSCORE_BIGQUERY_EMULATOR` pointing at it, stops it by process id (also
+//! `TOXSCORE_BIGQUERY_EMULATOR` pointing at it (and `TOXSCORE_BIGQUERY_PYTHON`
+//! at its Python, which has sqlglot), stops it by process id (also
 //! when the tests fail) and exits with cargo's status.
 //!
 //! Extra arguments go to `cargo test` unchanged, for example
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::emulator::{EMULATOR_URL_VAR, Emulator, ensure_installed};
+use crate::emulator::{EMULATOR_PYTHON_VAR, EMULATOR_URL_VAR, Emulator, Paths, ensure_installed};
 
 pub fn run(args: &[String]) -> Result<()> {
     if args.iter().any(|arg| arg == "-h" || arg == "--help") && !args.iter().any(|arg| arg == "--") {
@@ -56,7 +57,12 @@ pub fn run(args: &[String]) -> Result<()> {
         command.arg("--workspace");
     }
     // --no-fail-fast: CI shows every failing test binary, not only the first.
-    command.args(["--all-features", "--no-fail-fast"]).args(args).env(EMULATOR_URL_VAR, emulator.url());
+    command
+        .args(["--all-features", "--no-fail-fast"])
+        .args(args)
+        .env(EMULATOR_URL_VAR, emulator.url())
+        // Its Python has sqlglot, which the BigQuery type checks use.
+        .env(EMULATOR_PYTHON_VAR, Paths::new(&root).python());
     let status = command.status().context("running cargo test");
     let tests_failed = !matches!(&status, Ok(status) if status.success());
     if tests_failed {

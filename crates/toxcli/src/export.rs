@@ -45,8 +45,14 @@ pub struct ExportArgs {
     pub model: String,
 
     /// The file to write [default: stdout]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "to_table")]
     pub output: Option<PathBuf>,
+
+    /// Write the rows into this table of the store instead (created, or
+    /// replaced if an earlier export made it; any other table of that name is
+    /// left alone). On BigQuery one CREATE TABLE AS SELECT: no row leaves it
+    #[arg(long, value_name = "NAME", conflicts_with = "format")]
+    pub to_table: Option<String>,
 
     /// The format [default: from the output's extension, else csv]
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -55,10 +61,19 @@ pub struct ExportArgs {
 
 /// Runs `toxcli export`.
 pub async fn run(settings: &StoreSettings, args: ExportArgs) -> anyhow::Result<()> {
-    let table = model_table(&args.model)?;
+    model_table(&args.model)?;
     let store = settings.open().await?;
+    let table = store.layout().score_table(&args.model)?;
+    if let Some(name) = &args.to_table {
+        let rows = store
+            .export_to_table(&table, name)
+            .await
+            .with_context(|| format!("exporting the scores of model {} to table {name}", table.model))?;
+        eprintln!("exported {rows} rows of model {} to table {name} of {}", table.model, settings.spec);
+        return Ok(());
+    }
     let format = args.format.unwrap_or_else(|| ExportFormat::guess(args.output.as_deref()));
-    let rows = export_to(store.as_ref(), table, args.output.as_deref(), format).await?;
+    let rows = export_to(store.as_ref(), &table, args.output.as_deref(), format).await?;
     if let Some(output) = &args.output {
         eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
     }
@@ -74,18 +89,14 @@ pub fn model_table(name: &str) -> anyhow::Result<&'static ModelTable> {
 /// number of rows.
 pub async fn export_to(
     store: &dyn Store,
-    table: &'static ModelTable,
+    table: &ModelTable,
     output: Option<&Path>,
     format: ExportFormat,
 ) -> anyhow::Result<u64> {
     match output {
         None => {
-            let stdout = std::io::stdout();
-            let mut writer = BufWriter::with_capacity(1 << 16, stdout.lock());
-            match write_rows(store, table, format, &mut writer).await {
-                Err(error) if is_broken_pipe(&error) => Ok(0),
-                other => other,
-            }
+            let mut writer = crate::output::stdout();
+            write_rows(store, table, format, &mut writer).await
         }
         Some(path) => {
             if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
@@ -118,7 +129,7 @@ pub async fn export_to(
 
 async fn write_file(
     store: &dyn Store,
-    table: &'static ModelTable,
+    table: &ModelTable,
     format: ExportFormat,
     path: &Path,
 ) -> anyhow::Result<u64> {
@@ -133,15 +144,9 @@ async fn write_file(
     Ok(rows)
 }
 
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
 async fn write_rows(
     store: &dyn Store,
-    table: &'static ModelTable,
+    table: &ModelTable,
     format: ExportFormat,
     writer: &mut dyn Write,
 ) -> anyhow::Result<u64> {
@@ -173,16 +178,18 @@ fn format_row(line: &mut String, format: ExportFormat, table: &ModelTable, row: 
     // `{}` on f64 prints the shortest text that reads back as the same value.
     match format {
         ExportFormat::Csv => {
-            let _ = write!(line, "{},{},{}", row.status_id, row.user_id, row.status_text_id);
+            let user_id = row.user_id.map(|id| id.to_string()).unwrap_or_default();
+            let _ = write!(line, "{},{user_id},{}", row.status_id, row.status_text_id);
             for score in &row.scores {
                 let _ = write!(line, ",{score}");
             }
         }
         ExportFormat::Jsonl => {
+            let user_id = row.user_id.map_or_else(|| "null".to_owned(), |id| id.to_string());
             let _ = write!(
                 line,
-                "{{\"status_id\":{},\"user_id\":{},\"status_text_id\":{}",
-                row.status_id, row.user_id, row.status_text_id
+                "{{\"status_id\":{},\"user_id\":{user_id},\"status_text_id\":{}",
+                row.status_id, row.status_text_id
             );
             for (column, score) in table.columns.iter().zip(&row.scores) {
                 if score.is_finite() {
@@ -206,7 +213,7 @@ mod tests {
         let table = model_table("original").expect("table");
         let row = toxstore::ExportRow {
             status_id: 5,
-            user_id: 7,
+            user_id: Some(7),
             status_text_id: 1,
             scores: vec![0.1, 0.25, 1e-7, 0.5, 1.0, 0.0],
         };

@@ -15,8 +15,6 @@ use crate::exit::InputError;
 use crate::store_spec::StoreSettings;
 use crate::tweets::{BadRow, ColumnMapping, Row, TweetFile, TweetFormat};
 
-/// Tweets handed to the store per call.
-const IMPORT_BATCH_ROWS: usize = 5_000;
 /// Bad rows printed one by one; the rest are only counted.
 const MAX_REPORTED_BAD_ROWS: u64 = 20;
 
@@ -28,30 +26,36 @@ pub struct TweetFileArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<TweetFormat>,
 
-    /// The column (JSON: key; a.b reaches into objects) holding the status id
-    #[arg(long, default_value = "status_id", value_name = "NAME")]
-    pub status_id_column: String,
-
-    /// The column holding the user id
-    #[arg(long, default_value = "user_id", value_name = "NAME")]
-    pub user_id_column: String,
-
-    /// The column holding the text
-    #[arg(long, default_value = "status_text", value_name = "NAME")]
-    pub text_column: String,
-
-    /// The column holding the creation time (optional unless named here)
-    /// [default: created_at]
-    #[arg(long, value_name = "NAME")]
-    pub created_at_column: Option<String>,
-
     /// Stop at the first bad row, before anything is imported (default: skip
     /// bad rows and report them)
     #[arg(long)]
     pub strict: bool,
 }
 
-impl TweetFileArgs {
+/// The column names of the tweets, in a file (`import`, `score --input`) or
+/// in a BigQuery table (`--tweets-table`). Global: they go before or after
+/// the command.
+#[derive(Debug, Clone, Args)]
+pub struct ColumnArgs {
+    /// The column (JSON: key; a.b reaches into objects) holding the status id
+    #[arg(long, global = true, default_value = "status_id", value_name = "NAME")]
+    pub status_id_column: String,
+
+    /// The column holding the user id
+    #[arg(long, global = true, default_value = "user_id", value_name = "NAME")]
+    pub user_id_column: String,
+
+    /// The column holding the text
+    #[arg(long, global = true, default_value = "status_text", value_name = "NAME")]
+    pub text_column: String,
+
+    /// The column holding the creation time (optional unless named here)
+    /// [default: created_at]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub created_at_column: Option<String>,
+}
+
+impl ColumnArgs {
     fn mapping(&self) -> ColumnMapping {
         ColumnMapping {
             status_id: self.status_id_column.clone(),
@@ -94,10 +98,10 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> anyhow::Result<(
             "note: the memory store lives only as long as this command; use `toxcli score --store memory --input FILE --export OUT` to import, score and export in one go"
         );
     }
-    check_header(&args.input, &args.file)?;
+    check_header(&args.input, &args.file, &settings.columns)?;
     let store = settings.open().await?;
     prepare_schema(store.as_ref()).await?;
-    let summary = import_file(store.as_ref(), &args.input, &args.file).await?;
+    let summary = import_file(store.as_ref(), &args.input, &args.file, &settings.columns).await?;
     eprintln!(
         "imported {}: {} rows read, {} new, {} already present, {} rejected",
         args.input.display(),
@@ -112,9 +116,9 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> anyhow::Result<(
 
 /// Opens the file and reads its header, so that an empty file or a missing
 /// column is reported before the store is touched.
-pub fn check_header(path: &Path, args: &TweetFileArgs) -> anyhow::Result<()> {
+pub fn check_header(path: &Path, args: &TweetFileArgs, columns: &ColumnArgs) -> anyhow::Result<()> {
     let format = args.format.unwrap_or_else(|| TweetFormat::guess(path));
-    TweetFile::open(path, format, &args.mapping())?;
+    TweetFile::open(path, format, &columns.mapping())?;
     Ok(())
 }
 
@@ -129,9 +133,14 @@ pub async fn prepare_schema(store: &dyn Store) -> anyhow::Result<()> {
 }
 
 /// Imports a tweets file into a migrated store.
-pub async fn import_file(store: &dyn Store, path: &Path, args: &TweetFileArgs) -> anyhow::Result<ImportSummary> {
+pub async fn import_file(
+    store: &dyn Store,
+    path: &Path,
+    args: &TweetFileArgs,
+    columns: &ColumnArgs,
+) -> anyhow::Result<ImportSummary> {
     let format = args.format.unwrap_or_else(|| TweetFormat::guess(path));
-    let mapping = args.mapping();
+    let mapping = columns.mapping();
     if args.strict {
         // A first pass finds the first bad row before anything is written.
         let path = path.to_owned();
@@ -143,7 +152,9 @@ pub async fn import_file(store: &dyn Store, path: &Path, args: &TweetFileArgs) -
 
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<Tweet>>(2);
     let reader_path = path.to_owned();
-    let reader = tokio::task::spawn_blocking(move || read_batches(&reader_path, format, &mapping, &sender));
+    let batch_rows = store.import_batch_rows();
+    let reader =
+        tokio::task::spawn_blocking(move || read_batches(&reader_path, format, &mapping, batch_rows, &sender));
 
     let mut summary = ImportSummary::default();
     let mut store_error = None;
@@ -214,18 +225,20 @@ fn read_batches(
     path: &Path,
     format: TweetFormat,
     mapping: &ColumnMapping,
+    batch_rows: usize,
     sender: &tokio::sync::mpsc::Sender<Vec<Tweet>>,
 ) -> Result<(u64, u64), InputError> {
     let mut rows = 0u64;
     let mut rejected = 0u64;
-    let mut batch = Vec::with_capacity(IMPORT_BATCH_ROWS);
+    let batch_rows = batch_rows.max(1);
+    let mut batch = Vec::with_capacity(batch_rows.min(1 << 16));
     for row in TweetFile::open(path, format, mapping)? {
         match row? {
             Row::Tweet(tweet) => {
                 rows += 1;
                 batch.push(tweet);
-                if batch.len() == IMPORT_BATCH_ROWS {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH_ROWS));
+                if batch.len() == batch_rows {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_rows.min(1 << 16)));
                     if sender.blocking_send(full).is_err() {
                         return Ok((rows, rejected));
                     }

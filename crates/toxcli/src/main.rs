@@ -13,6 +13,7 @@ mod import;
 mod migrate;
 mod model_args;
 mod models;
+mod output;
 mod predict;
 mod progress;
 mod score;
@@ -25,7 +26,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::exit::Exit;
-use crate::store_spec::{StoreSettings, StoreSpec};
+use crate::store_spec::{LayoutArgs, StoreSettings, StoreSpec};
 
 const ENVIRONMENT_HELP: &str = "\
 Environment variables (a flag given on the command line wins):
@@ -34,6 +35,9 @@ Environment variables (a flag given on the command line wins):
                                   (PROJECT.DATASET, or DATASET with the project from the credentials)
   GOOGLE_APPLICATION_CREDENTIALS  service-account key file for BigQuery (never printed)
   TOXSCORE_BIGQUERY_ENDPOINT      --bigquery-endpoint (a BigQuery emulator)
+  TOXSCORE_TWEETS_TABLE           --tweets-table: read tweets from a BigQuery table toxscore does not own
+  TOXSCORE_SCORE_TABLE            --score-table: [MODEL=]TABLE, a model's score table under another name
+  TOXSCORE_BIGQUERY_LOG           append every BigQuery statement and insert to this file (JSON lines)
   MODEL_NAME                      --model (score, export, predict)
   LIMIT                           score --limit
   BATCH_SIZE                      score --batch-size
@@ -68,6 +72,9 @@ struct Cli {
     #[arg(long, global = true, env = "TOXSCORE_BIGQUERY_ENDPOINT", value_name = "URL")]
     bigquery_endpoint: Option<String>,
 
+    #[command(flatten)]
+    layout: LayoutArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -76,8 +83,9 @@ struct Cli {
 enum Command {
     /// Import a tweets file (CSV or JSON lines) into the store.
     Import(import::ImportArgs),
-    /// Apply the schema migrations and de-duplicate the imported texts.
-    Migrate,
+    /// Apply the schema migrations, adopt the Python pipeline's tables, and
+    /// de-duplicate the imported texts.
+    Migrate(migrate::MigrateArgs),
     /// Score the texts not scored yet (with --input: import and migrate first).
     Score(score::ScoreArgs),
     /// Write one row per status id with its text's scores (CSV or JSON lines).
@@ -109,6 +117,8 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => Exit::Success.into(),
+        // The reader of our output went away (`| head`): nothing is wrong.
+        Err(error) if output::is_stdout_closed(&error) => Exit::Success.into(),
         Err(error) => {
             let code = exit::classify(&error);
             if code != Exit::Interrupted {
@@ -145,7 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => return predict::run(&args),
         _ => {}
     }
-    let settings = StoreSettings::resolve(cli.store, cli.bigquery_endpoint)?;
+    let settings = StoreSettings::resolve(cli.store, cli.bigquery_endpoint, &cli.layout)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("toxcli-io")
@@ -154,7 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Import(args) => import::run(&settings, args).await,
-            Command::Migrate => migrate::run(&settings).await,
+            Command::Migrate(args) => migrate::run(&settings, &args).await,
             Command::Score(args) => score::run(&settings, args).await,
             Command::Export(args) => export::run(&settings, args).await,
             Command::Status => status::run(&settings).await,

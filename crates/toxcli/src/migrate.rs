@@ -1,20 +1,56 @@
-//! `toxcli migrate`: apply the schema migrations, then de-duplicate the
-//! imported tweets into `status_texts` and `statuses_texts`.
+//! `toxcli migrate`: apply the schema migrations, adopt the tables the
+//! Python pipeline made (columns added, nothing rewritten), then
+//! de-duplicate the imported tweets into `status_texts` and `statuses_texts`.
+
+use std::io::Write;
 
 use anyhow::Context;
-use toxstore::{DedupReport, Store};
+use clap::Args;
+use toxstore::{DedupReport, MigrateOptions, Store};
 
 use crate::store_spec::StoreSettings;
 use crate::tweets::shorten;
 
+/// `toxcli migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Change nothing: print every statement a real run would send (on
+    /// stdout), after reading what is there
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// Runs `toxcli migrate`.
-pub async fn run(settings: &StoreSettings) -> anyhow::Result<()> {
+pub async fn run(settings: &StoreSettings, args: &MigrateArgs) -> anyhow::Result<()> {
     let store = settings.open().await?;
-    let report = store.migrate().await.context("applying the schema migrations")?;
+    let report = store
+        .migrate_with(MigrateOptions { dry_run: args.dry_run })
+        .await
+        .context("applying the schema migrations")?;
+    if args.dry_run {
+        let mut out = crate::output::stdout();
+        writeln!(out, "-- toxcli migrate --dry-run on {}: nothing was changed; a real run sends:", settings.spec)?;
+        for statement in &report.statements {
+            writeln!(out, "{};\n", statement.trim_end_matches(';'))?;
+        }
+        out.flush()?;
+        if report.applied.is_empty() {
+            eprintln!("schema: up to date ({} migrations applied before)", report.already_applied.len());
+        } else {
+            eprintln!("schema: would apply {}", report.applied.join(", "));
+        }
+        for adopted in &report.adopted {
+            eprintln!("adopt: {adopted}");
+        }
+        return Ok(());
+    }
     if report.applied.is_empty() {
         eprintln!("schema: up to date ({} migrations applied before)", report.already_applied.len());
     } else {
         eprintln!("schema: applied {}", report.applied.join(", "));
+    }
+    for adopted in &report.adopted {
+        eprintln!("adopted {adopted}");
     }
     refresh(store.as_ref()).await?;
     Ok(())
@@ -25,7 +61,20 @@ pub async fn refresh(store: &dyn Store) -> anyhow::Result<DedupReport> {
     let report = store.refresh_texts().await.context("de-duplicating the imported texts")?;
     eprintln!("texts: {} new distinct texts, {} new status ids", report.new_texts, report.new_statuses);
     print_conflicts(&report);
+    print_skipped(&report);
     Ok(report)
+}
+
+fn print_skipped(report: &DedupReport) {
+    if report.skipped_tweets == 0 {
+        return;
+    }
+    eprintln!(
+        "warning: {} tweets rows skipped: their status id is not a whole number (or is NULL), or their text is NULL; \
+         for example status ids {}",
+        report.skipped_tweets,
+        report.skipped_examples.iter().map(|id| shorten(id, 30)).collect::<Vec<_>>().join(", ")
+    );
 }
 
 fn print_conflicts(report: &DedupReport) {

@@ -30,11 +30,20 @@ pub struct ModelArgs {
     #[arg(long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
     /// CPU backend: flex (default) or ndarray, when compiled in.
-    #[arg(long, env = "TOXSCORE_BACKEND", default_value = "flex")]
-    pub backend: String,
+    #[arg(long, env = "TOXSCORE_BACKEND", default_value = "flex", value_parser = parse_backend)]
+    pub backend: CpuBackend,
     /// Never download: fail if the model is not cached.
     #[arg(long, env = "TOXSCORE_OFFLINE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub offline: bool,
+}
+
+/// Parses `--backend` while the arguments are parsed, so that a backend this
+/// build lacks is a usage error (exit 2) before any work starts.
+fn parse_backend(name: &str) -> Result<CpuBackend, String> {
+    CpuBackend::from_name(name).ok_or_else(|| {
+        let available: Vec<&str> = CpuBackend::available().into_iter().map(CpuBackend::name).collect();
+        format!("unknown backend {name:?}; this build has: {}", available.join(", "))
+    })
 }
 
 /// A loaded model with the score table its outputs go to.
@@ -43,7 +52,7 @@ pub struct LoadedModel {
     /// The model, shared between threads.
     pub model: Arc<Detoxify>,
     /// Its score table.
-    pub table: &'static ModelTable,
+    pub table: ModelTable,
     /// The checkpoint's SHA-256, stored beside every score.
     pub checkpoint_sha256: String,
 }
@@ -83,10 +92,7 @@ impl ModelArgs {
     /// As [`load`](Self::load), with `workers` batches run side by side
     /// (default: one per core).
     pub fn load_with_workers(&self, batch_size: usize, workers: Option<usize>) -> Result<LoadedModel> {
-        let backend = CpuBackend::from_name(&self.backend).with_context(|| {
-            let available: Vec<&str> = CpuBackend::available().into_iter().map(CpuBackend::name).collect();
-            format!("unknown --backend {:?}; this build has: {}", self.backend, available.join(", "))
-        })?;
+        let backend = self.backend;
         let (checkpoint, registered) = match &self.checkpoint {
             Some(path) => (path.clone(), None),
             None => {
@@ -131,6 +137,18 @@ impl ModelArgs {
                 registered.sha256_prefix
             );
         }
+        let ignored = model.ignored_tensors();
+        if !ignored.is_empty() {
+            // transformers ignores such tensors too, with a warning.
+            eprintln!(
+                "warning: {} holds {} tensors the {} architecture does not use, ignored: {}{}",
+                checkpoint.display(),
+                ignored.len(),
+                model.info().architecture.class_name(),
+                ignored.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                if ignored.len() > 3 { ", ..." } else { "" }
+            );
+        }
         let table = self.table_for(model.info())?;
         if table.columns.len() != model.class_names().len() {
             bail!(
@@ -144,7 +162,7 @@ impl ModelArgs {
         Ok(LoadedModel { model: Arc::new(model), table, checkpoint_sha256: sha256 })
     }
 
-    fn table_for(&self, info: &CheckpointInfo) -> Result<&'static ModelTable> {
+    fn table_for(&self, info: &CheckpointInfo) -> Result<ModelTable> {
         let name = match (&self.model, info.architecture) {
             (Some(name), _) => name.as_str(),
             (None, Architecture::XlmRoberta) => "multilingual",
@@ -153,6 +171,6 @@ impl ModelArgs {
             (None, Architecture::Albert) if info.num_classes == 6 => "original-small",
             (None, Architecture::Albert) => "unbiased-small",
         };
-        Ok(ModelTable::by_model(name)?)
+        Ok(ModelTable::by_model(name)?.clone())
     }
 }

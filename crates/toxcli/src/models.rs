@@ -1,6 +1,6 @@
 //! `toxcli models list | download NAME | verify NAME`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -32,18 +32,21 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
     let cache = model_cache();
     match command {
         ModelsCommand::List => {
-            println!("cache: {}", cache.root().display());
-            println!("{:<16}  {:<7}  {:<9}  {:<36}  base model", "model", "cached", "supported", "checkpoint");
+            let mut out = crate::output::stdout();
+            writeln!(out, "cache: {}", cache.root().display())?;
+            writeln!(out, "{:<16}  {:<7}  {:<9}  {:<36}  base model", "model", "cached", "supported", "checkpoint")?;
             for model in MODELS {
-                println!(
+                writeln!(
+                    out,
                     "{:<16}  {:<7}  {:<9}  {:<36}  {}",
                     model.name,
                     if cache.is_cached(model) { "yes" } else { "no" },
                     if model.architecture.is_some() { "yes" } else { "no" },
                     model.release_path,
                     model.base_model
-                );
+                )?;
             }
+            out.flush()?;
         }
         ModelsCommand::Download { name } => {
             let model = registry::find(&name)?;
@@ -61,12 +64,16 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
                 bar.finish_and_clear();
             }
             let sha256 = cache.verify(model).with_context(|| format!("verifying model {name}"))?;
-            println!("{}  {}", sha256, path.display());
+            let mut out = crate::output::stdout();
+            writeln!(out, "{}  {}", sha256, path.display())?;
+            out.flush()?;
         }
         ModelsCommand::Verify { name } => {
             let model = registry::find(&name)?;
             let sha256 = cache.verify(model).with_context(|| format!("verifying model {name}"))?;
-            println!("{}  {}  OK", sha256, cache.checkpoint_path(model).display());
+            let mut out = crate::output::stdout();
+            writeln!(out, "{}  {}  OK", sha256, cache.checkpoint_path(model).display())?;
+            out.flush()?;
         }
     }
     Ok(())

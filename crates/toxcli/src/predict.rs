@@ -1,7 +1,7 @@
 //! `toxcli predict`: score texts given on the command line, in a file or on
 //! stdin, one JSON object per text on stdout, in input order.
 
-use std::io::{BufRead, BufWriter, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -38,8 +38,7 @@ pub struct PredictArgs {
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let loaded = args.model.load(args.batch_size as usize)?;
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = crate::output::stdout();
     let mut emit = |texts: &[String]| -> Result<()> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let scores =

@@ -83,8 +83,10 @@ pub struct ScoreArgs {
     pub threads: Option<u32>,
 
     /// Score only shard K of N (texts whose id modulo N is K), so that N
-    /// workers share one store without overlap
-    #[arg(long, value_name = "K/N")]
+    /// workers share one store without overlap. Import and de-duplicate once
+    /// before starting the shards (`toxcli import`, then `toxcli migrate`):
+    /// not with --input
+    #[arg(long, value_name = "K/N", conflicts_with = "input")]
     pub shard: Option<Shard>,
 
     /// Unscored texts read per store query; each page is sorted by length
@@ -119,38 +121,36 @@ enum Ending {
 
 /// Runs `toxcli score`.
 pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()> {
-    if args.input.is_some() && args.shard.is_some() {
-        return Err(UsageError(
-            "--input with --shard: import and de-duplicate once (`toxcli import --input FILE`, then `toxcli migrate`), \
-             then start the shards without --input"
-                .to_owned(),
-        )
-        .into());
-    }
     if let Some(input) = &args.input {
-        import::check_header(input, &args.file)?;
+        import::check_header(input, &args.file, &settings.columns)?;
     }
     if let Some(threads) = args.threads {
         // Tokenizers and Burn's CPU backend both run on Rayon's global pool.
         // It can only be sized before its first use, which is now.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads as usize).build_global();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build_global()
+            .with_context(|| format!("starting {threads} threads (--threads)"))?;
     }
     let batch_size = args.batch_size as usize;
     let loaded = tokio::task::block_in_place(|| {
         args.model.load_with_workers(batch_size, args.threads.map(|threads| threads as usize))
     })
     .context(ModelLoad)?;
+    let mut loaded = loaded;
     let columns = column_indexes(&loaded)?;
-    let table = loaded.table;
     let _lock = match &settings.spec {
-        StoreSpec::Sqlite(database) => Some(lock_scoring(database, table.model, args.shard)?),
+        StoreSpec::Sqlite(database) => Some(lock_scoring(database, loaded.table.model, args.shard)?),
         StoreSpec::Memory | StoreSpec::BigQuery { .. } => None,
     };
 
     let store = settings.open().await?;
+    // The model's table in this store: `--score-table` may rename it.
+    loaded.table = store.layout().score_table(loaded.table.model)?;
+    let table = loaded.table.clone();
     if let Some(input) = &args.input {
         import::prepare_schema(store.as_ref()).await?;
-        let summary = import::import_file(store.as_ref(), input, &args.file).await?;
+        let summary = import::import_file(store.as_ref(), input, &args.file, &settings.columns).await?;
         eprintln!(
             "imported {}: {} rows read, {} new, {} already present, {} rejected",
             input.display(),
@@ -162,12 +162,30 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
         migrate::refresh(store.as_ref()).await?;
     }
 
-    let progress = store.progress().await.with_context(|| {
-        format!(
-            "reading the counts of {} (import tweets and run `toxcli migrate` first, or use --input)",
-            settings.spec
-        )
-    })?;
+    let read_progress = || async {
+        store.progress().await.with_context(|| {
+            format!(
+                "reading the counts of {} (import tweets and run `toxcli migrate` first, or use --input)",
+                settings.spec
+            )
+        })
+    };
+    let mut progress = read_progress().await?;
+    let not_deduplicated = progress.imported_statuses.saturating_sub(progress.statuses);
+    if not_deduplicated > 0 {
+        if let Some(shard) = args.shard {
+            // Shards run side by side, and two de-duplications must not.
+            eprintln!(
+                "warning: {not_deduplicated} imported status ids are not de-duplicated yet, so shard {}/{} leaves \
+                 their texts out; run `toxcli migrate` once, then the shards",
+                shard.index, shard.count
+            );
+        } else {
+            // As after `score --input`: what was imported is scored too.
+            migrate::refresh(store.as_ref()).await?;
+            progress = read_progress().await?;
+        }
+    }
     let remaining = progress.models.iter().find(|model| model.model == table.model).map_or(0, |model| model.remaining);
     let expected = match args.shard {
         Some(shard) => remaining.div_ceil(u64::from(shard.count)),
@@ -241,7 +259,7 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
     }
     if let Some(output) = &args.export {
         let format = args.export_format.unwrap_or_else(|| ExportFormat::guess(Some(output)));
-        let rows = export_to(store.as_ref(), table, Some(output), format).await?;
+        let rows = export_to(store.as_ref(), &table, Some(output), format).await?;
         eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
     }
     Ok(())
@@ -326,7 +344,7 @@ async fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
 /// model's outputs.
 fn column_indexes(loaded: &LoadedModel) -> anyhow::Result<Vec<usize>> {
     let names = loaded.model.all_class_names();
-    let table = loaded.table;
+    let table = &loaded.table;
     table
         .columns
         .iter()
@@ -370,7 +388,7 @@ impl Pipeline {
 
         let reader = tokio::spawn(read_pages(
             Arc::clone(&self.store),
-            self.model.table,
+            self.model.table.clone(),
             self.shard,
             self.limit,
             self.page_size,
@@ -467,7 +485,7 @@ impl Pipeline {
             return Ok(());
         }
         let batch =
-            ScoreBatch { table: self.model.table, checkpoint_sha256: &self.model.checkpoint_sha256, rows: pending };
+            ScoreBatch { table: &self.model.table, checkpoint_sha256: &self.model.checkpoint_sha256, rows: pending };
         self.store
             .write_scores(batch)
             .await
@@ -482,7 +500,7 @@ impl Pipeline {
 /// can run ahead of the writes.
 async fn read_pages(
     store: Arc<dyn Store>,
-    table: &'static ModelTable,
+    table: ModelTable,
     shard: Option<Shard>,
     limit: Option<u64>,
     page_size: usize,
@@ -503,7 +521,7 @@ async fn read_pages(
             return Ok(());
         }
         let page = store
-            .unscored_texts(table, UnscoredQuery { after, limit: wanted, shard })
+            .unscored_texts(&table, UnscoredQuery { after, limit: wanted, shard })
             .await
             .with_context(|| format!("reading unscored texts of model {}", table.model))?;
         let Some(last) = page.last() else {

@@ -50,6 +50,13 @@ pub struct DedupReport {
     /// The first conflicts in `(status_id, rejected)` order, at most
     /// [`MAX_CONFLICT_EXAMPLES`].
     pub conflict_examples: Vec<Conflict>,
+    /// Rows of a BigQuery tweets source left out because their status id
+    /// does not convert to INT64 or their text is NULL (the whole source, not
+    /// only this refresh's rows); always 0 elsewhere, where ids are typed.
+    pub skipped_tweets: u64,
+    /// The first skipped rows' status ids as text (`NULL` for a missing one),
+    /// at most [`MAX_CONFLICT_EXAMPLES`].
+    pub skipped_examples: Vec<String>,
 }
 
 /// A status id that appears with a text other than the one it is joined to.

@@ -81,12 +81,14 @@ const SQLITE: &[Migration] = &[
     migration!(1, "sqlite", "0001_tweets.sql"),
     migration!(2, "sqlite", "0002_status_texts.sql"),
     migration!(3, "sqlite", "0003_toxicity_scores.sql"),
+    migration!(4, "sqlite", "0004_exports.sql"),
 ];
 
 const BIGQUERY: &[Migration] = &[
     migration!(1, "bigquery", "0001_tweets.sql"),
     migration!(2, "bigquery", "0002_status_texts.sql"),
     migration!(3, "bigquery", "0003_toxicity_scores.sql"),
+    migration!(4, "bigquery", "0004_exports.sql"),
 ];
 
 /// Every migration of a dialect, in increasing version order.
@@ -286,7 +288,7 @@ mod tests {
     fn a_partly_migrated_store_applies_the_rest() {
         let plan = MigrationPlan::new(Dialect::Sqlite, &records(Dialect::Sqlite, 1)).expect("plan");
         assert_eq!(plan.applied.iter().map(|m| m.version).collect::<Vec<_>>(), [1]);
-        assert_eq!(plan.pending.iter().map(|m| m.version).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(plan.pending.iter().map(|m| m.version).collect::<Vec<_>>(), [2, 3, 4]);
     }
 
     #[test]
@@ -338,7 +340,7 @@ mod tests {
         }
         let all_sqlite: String = sqlite.iter().map(|m| m.sql).collect();
         let all_bigquery: String = bigquery.iter().map(|m| m.sql).collect();
-        for table in [TWEETS, STATUS_TEXTS, STATUSES_TEXTS].into_iter().chain(MODEL_TABLES.iter().map(|t| t.table)) {
+        for table in [TWEETS, STATUS_TEXTS, STATUSES_TEXTS].into_iter().chain(MODEL_TABLES.iter().map(|t| t.table.as_ref())) {
             assert!(all_sqlite.contains(&format!("CREATE TABLE {table} (")), "sqlite lacks {table}");
             assert!(
                 all_bigquery.contains(&format!("CREATE TABLE IF NOT EXISTS {{dataset}}.{table} (")),

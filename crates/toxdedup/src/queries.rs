@@ -5,7 +5,8 @@
 //! [`substitute_dataset`](crate::migrations::substitute_dataset). Numbers
 //! (`after`, `limit`, shard) are typed integers written into the text, so
 //! nothing a user types reaches the SQL unchecked; model tables must be
-//! entries of [`MODEL_TABLES`] (check with [`ModelTable::check_known`]).
+//! entries of [`MODEL_TABLES`](crate::MODEL_TABLES), possibly renamed (check
+//! with [`ModelTable::check_known`]).
 //!
 //! The semantics are those of [`Dedup`](crate::Dedup); the conformance suite
 //! of `toxstore` checks that every backend agrees with it.
@@ -15,7 +16,7 @@
 //! counts a `(status_id, status_text)` pair, a text and a score once.
 
 use crate::migrations::Dialect;
-use crate::schema::{MODEL_TABLES, ModelTable};
+use crate::schema::{ModelTable, TweetSource};
 
 /// The table name as written in a dialect: `name` or `{dataset}.name`.
 fn qualified(dialect: Dialect, name: &str) -> String {
@@ -23,6 +24,41 @@ fn qualified(dialect: Dialect, name: &str) -> String {
         Dialect::Sqlite => name.to_owned(),
         Dialect::BigQuery => format!("{{dataset}}.{name}"),
     }
+}
+
+/// The tweets as a dialect reads them: SQLite's own table, or BigQuery's
+/// typed view of the source ([`TweetSource::view`]).
+fn tweets(dialect: Dialect, source: &TweetSource) -> String {
+    match dialect {
+        Dialect::Sqlite => "tweets".to_owned(),
+        Dialect::BigQuery => source.view(),
+    }
+}
+
+/// BigQuery: one row, `skipped`: the rows of the tweets source that every
+/// read leaves out, because their status id is NULL or does not convert to
+/// INT64 (`SAFE_CAST`), or their text is NULL.
+pub fn skipped_tweets(source: &TweetSource) -> String {
+    format!(
+        "SELECT COUNT(*) AS skipped FROM {} WHERE {}",
+        source.table_sql(),
+        skipped_condition(source)
+    )
+}
+
+/// BigQuery: column `status_id` (as text, NULL for a NULL id): the first
+/// `limit` of the rows [`skipped_tweets`] counts.
+pub fn skipped_tweet_examples(source: &TweetSource, limit: usize) -> String {
+    format!(
+        "SELECT CAST(`{id}` AS STRING) AS status_id FROM {table} WHERE {condition} LIMIT {limit}",
+        id = source.status_id,
+        table = source.table_sql(),
+        condition = skipped_condition(source)
+    )
+}
+
+fn skipped_condition(source: &TweetSource) -> String {
+    format!("SAFE_CAST(`{id}` AS INT64) IS NULL OR `{text}` IS NULL", id = source.status_id, text = source.status_text)
 }
 
 /// What the affected-row count of a [`RefreshStatement`] measures.
@@ -58,7 +94,9 @@ pub struct RefreshStatement {
 ///   refreshes must not run at the same time.
 ///
 /// After them, read [`conflict_count`] and [`conflict_examples`].
-pub fn refresh(dialect: Dialect) -> Vec<RefreshStatement> {
+/// On BigQuery the tweets come from `source` (see [`TweetSource::view`]);
+/// SQLite reads its own `tweets`.
+pub fn refresh(dialect: Dialect, source: &TweetSource) -> Vec<RefreshStatement> {
     let statement = |sql: &str, affects| RefreshStatement { sql: sql.to_owned(), affects };
     match dialect {
         Dialect::Sqlite => vec![
@@ -109,11 +147,14 @@ WHERE status_texts.status_text_id = c.status_text_id",
             // The status ids not yet joined, each with its smallest text
             // (BigQuery compares strings by code point, which is UTF-8 byte
             // order).
-            let unjoined = "SELECT tw.status_id, MIN(tw.status_text) AS status_text
-    FROM {dataset}.tweets AS tw
-    LEFT JOIN {dataset}.statuses_texts AS j ON j.status_id = tw.status_id
+            let unjoined = format!(
+                "SELECT tw.status_id, MIN(tw.status_text) AS status_text
+    FROM {} AS tw
+    LEFT JOIN {{dataset}}.statuses_texts AS j ON j.status_id = tw.status_id
     WHERE j.status_id IS NULL
-    GROUP BY tw.status_id";
+    GROUP BY tw.status_id",
+                source.view()
+            );
             vec![
                 statement(
                     &format!(
@@ -158,21 +199,23 @@ WHERE t.status_text_id = c.status_text_id AND t.status_count <> c.n_statuses",
 /// pairs of `tweets` minus its distinct status ids. After a refresh every
 /// status id is joined to one of its pairs' texts, so this counts the pairs
 /// whose text lost, [`DedupReport::conflicts`](crate::DedupReport::conflicts).
-pub fn conflict_count(dialect: Dialect) -> String {
+pub fn conflict_count(dialect: Dialect, source: &TweetSource) -> String {
     match dialect {
         // `tweets` holds each pair once (UNIQUE), and its index makes the
         // DISTINCT an index scan.
         Dialect::Sqlite => "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts FROM tweets".to_owned(),
-        Dialect::BigQuery => "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts
-FROM (SELECT DISTINCT status_id, status_text FROM {dataset}.tweets)"
-            .to_owned(),
+        Dialect::BigQuery => format!(
+            "SELECT COUNT(*) - COUNT(DISTINCT status_id) AS conflicts
+FROM (SELECT DISTINCT status_id, status_text FROM {})",
+            source.view()
+        ),
     }
 }
 
 /// Columns `status_id`, `kept`, `rejected`: the first `limit` conflicts in
 /// `(status_id, rejected)` order, [`DedupReport::conflict_examples`](crate::DedupReport::conflict_examples).
-pub fn conflict_examples(dialect: Dialect, limit: usize) -> String {
-    let tweets = qualified(dialect, "tweets");
+pub fn conflict_examples(dialect: Dialect, limit: usize, source: &TweetSource) -> String {
+    let tweets = tweets(dialect, source);
     let joins = qualified(dialect, "statuses_texts");
     let texts = qualified(dialect, "status_texts");
     format!(
@@ -219,7 +262,7 @@ pub fn unscored(
     shard: Option<(u32, u32)>,
 ) -> String {
     let texts = qualified(dialect, "status_texts");
-    let scores = qualified(dialect, table.table);
+    let scores = qualified(dialect, &table.table);
     let mut conditions = vec!["s.status_text_id IS NULL".to_owned()];
     if let Some(after) = after {
         conditions.push(format!("t.status_text_id > {after}"));
@@ -242,9 +285,11 @@ LIMIT {limit}"
 }
 
 /// One row: `statuses` (distinct status ids joined), `texts` (distinct
-/// texts), then `scored_<table>` for each of [`MODEL_TABLES`] in order
-/// (distinct texts with a score). Remaining is `texts - scored`.
-pub fn progress(dialect: Dialect) -> String {
+/// texts), `imported_statuses` (distinct status ids in `tweets`: more than
+/// `statuses` when tweets were imported and not de-duplicated yet), then `scored_<table>`
+/// (distinct texts with a score), for each of `tables` in order. Remaining
+/// is `texts - scored`.
+pub fn progress(dialect: Dialect, source: &TweetSource, tables: &[ModelTable]) -> String {
     let count = |column: &str, table: &str| match dialect {
         Dialect::Sqlite => format!("(SELECT COUNT(*) FROM {table})"),
         Dialect::BigQuery => format!("(SELECT COUNT(DISTINCT {column}) FROM {})", qualified(dialect, table)),
@@ -252,9 +297,10 @@ pub fn progress(dialect: Dialect) -> String {
     let mut columns = vec![
         format!("{} AS statuses", count("status_id", "statuses_texts")),
         format!("{} AS texts", count("status_text_id", "status_texts")),
+        format!("(SELECT COUNT(DISTINCT status_id) FROM {}) AS imported_statuses", tweets(dialect, source)),
     ];
-    for model in MODEL_TABLES {
-        columns.push(format!("{} AS scored_{}", count("status_text_id", model.table), model.table));
+    for model in tables {
+        columns.push(format!("{} AS scored_{}", count("status_text_id", &model.table), model.table));
     }
     format!("SELECT\n  {}", columns.join(",\n  "))
 }
@@ -264,7 +310,24 @@ pub fn progress(dialect: Dialect) -> String {
 /// increasing status id order. `user_id` comes from the `tweets` row whose
 /// text was joined (the smallest on ties). On BigQuery the latest
 /// `scored_at` of a text wins.
-pub fn export(dialect: Dialect, table: &ModelTable) -> String {
+pub fn export(dialect: Dialect, table: &ModelTable, source: &TweetSource) -> String {
+    format!("{}\nORDER BY j.status_id", export_select(dialect, table, source))
+}
+
+/// The statement that writes [`export`]'s rows into table `name` of the
+/// store (unordered): SQLite `CREATE TABLE name AS ...` (the caller drops a
+/// table it created before, in the same transaction), BigQuery `CREATE OR
+/// REPLACE TABLE {dataset}.name AS ...`. `name` must be a plain identifier
+/// ([`is_plain_identifier`](crate::schema::is_plain_identifier)).
+pub fn export_to_table(dialect: Dialect, table: &ModelTable, source: &TweetSource, name: &str) -> String {
+    let select = export_select(dialect, table, source);
+    match dialect {
+        Dialect::Sqlite => format!("CREATE TABLE {name} AS\n{select}"),
+        Dialect::BigQuery => format!("CREATE OR REPLACE TABLE {{dataset}}.{name} AS\n{select}"),
+    }
+}
+
+fn export_select(dialect: Dialect, table: &ModelTable, source: &TweetSource) -> String {
     let score_columns: String = table.columns.iter().map(|column| format!(", s.{column}")).collect();
     match dialect {
         Dialect::Sqlite => format!(
@@ -274,23 +337,23 @@ pub fn export(dialect: Dialect, table: &ModelTable) -> String {
   j.status_text_id AS status_text_id{score_columns}
 FROM statuses_texts AS j
 JOIN {scores} AS s ON s.status_text_id = j.status_text_id
-JOIN status_texts AS t ON t.status_text_id = j.status_text_id
-ORDER BY j.status_id",
+JOIN status_texts AS t ON t.status_text_id = j.status_text_id",
             scores = table.table
         ),
         Dialect::BigQuery => format!(
             "SELECT j.status_id AS status_id, u.user_id AS user_id, j.status_text_id AS status_text_id{score_columns}
 FROM (SELECT DISTINCT status_id, status_text_id FROM {{dataset}}.statuses_texts) AS j
 JOIN (SELECT * FROM {{dataset}}.{scores} WHERE TRUE
-      QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id ORDER BY scored_at DESC, checkpoint_sha256) = 1) AS s
+      QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id
+                                 ORDER BY scored_at DESC NULLS LAST, checkpoint_sha256 NULLS LAST) = 1) AS s
   ON s.status_text_id = j.status_text_id
 JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts) AS t
   ON t.status_text_id = j.status_text_id
-JOIN (SELECT status_id, status_text, MIN(user_id) AS user_id
-      FROM {{dataset}}.tweets GROUP BY status_id, status_text) AS u
-  ON u.status_id = j.status_id AND u.status_text = t.status_text
-ORDER BY j.status_id",
-            scores = table.table
+LEFT JOIN (SELECT status_id, status_text, MIN(user_id) AS user_id
+      FROM {view} AS tw GROUP BY status_id, status_text) AS u
+  ON u.status_id = j.status_id AND u.status_text = t.status_text",
+            scores = table.table,
+            view = source.view()
         ),
     }
 }
@@ -299,6 +362,7 @@ ORDER BY j.status_id",
 mod tests {
     use super::*;
     use crate::migrations::substitute_dataset;
+    use crate::schema::MODEL_TABLES;
 
     #[test]
     fn unscored_writes_the_page_conditions() {
@@ -317,14 +381,14 @@ mod tests {
     #[test]
     fn bigquery_sql_names_every_table_with_the_dataset() {
         let table = &MODEL_TABLES[1];
-        let mut all: Vec<String> = refresh(Dialect::BigQuery).into_iter().map(|s| s.sql).collect();
+        let mut all: Vec<String> = refresh(Dialect::BigQuery, &TweetSource::default()).into_iter().map(|s| s.sql).collect();
         all.extend([
-            conflict_count(Dialect::BigQuery),
-            conflict_examples(Dialect::BigQuery, 5),
+            conflict_count(Dialect::BigQuery, &TweetSource::default()),
+            conflict_examples(Dialect::BigQuery, 5, &TweetSource::default()),
             unscored(Dialect::BigQuery, table, Some(1), 1, None),
             text_page(Dialect::BigQuery, Some(3), 7),
-            progress(Dialect::BigQuery),
-            export(Dialect::BigQuery, table),
+            progress(Dialect::BigQuery, &TweetSource::default(), MODEL_TABLES),
+            export(Dialect::BigQuery, table, &TweetSource::default()),
         ]);
         let names = ["tweets", "status_texts", "statuses_texts", "toxicity_scores_"];
         for sql in &all {
@@ -334,19 +398,19 @@ mod tests {
                 }
             }
         }
-        for sql in refresh(Dialect::Sqlite).into_iter().map(|s| s.sql) {
+        for sql in refresh(Dialect::Sqlite, &TweetSource::default()).into_iter().map(|s| s.sql) {
             assert!(!sql.contains("{dataset}"), "{sql}");
         }
     }
 
     #[test]
     fn progress_and_export_list_the_model_columns() {
-        let sql = progress(Dialect::Sqlite);
+        let sql = progress(Dialect::Sqlite, &TweetSource::default(), MODEL_TABLES);
         for model in MODEL_TABLES {
             assert!(sql.contains(&format!("AS scored_{}", model.table)), "{sql}");
         }
         let table = &MODEL_TABLES[0];
-        let sql = export(Dialect::BigQuery, table);
+        let sql = export(Dialect::BigQuery, table, &TweetSource::default());
         assert!(sql.contains("s.toxicity, s.severe_toxicity, s.obscene, s.threat, s.insult, s.identity_hate"), "{sql}");
     }
 }

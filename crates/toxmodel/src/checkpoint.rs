@@ -86,13 +86,18 @@ impl Checkpoint {
         self.tensors.keys().map(String::as_str)
     }
 
-    /// Reads one f32 tensor, checking its shape.
+    /// Reads one floating-point tensor as f32, checking its shape.
+    ///
+    /// float16, bfloat16 and float64 tensors are converted, as transformers
+    /// copies any floating state_dict into its float32 parameters; the model
+    /// computes in f32 whatever the file stores.
     pub fn read_f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
         let tensor = self
             .tensors
             .get(name)
             .ok_or_else(|| Error::MissingTensor { path: self.path.clone(), name: name.to_owned() })?;
-        if tensor.dtype() != DType::F32 || tensor.shape() != expected {
+        let is_float = matches!(tensor.dtype(), DType::F32 | DType::F16 | DType::BF16 | DType::F64);
+        if !is_float || tensor.shape() != expected {
             return Err(Error::TensorShape {
                 path: self.path.clone(),
                 name: name.to_owned(),
@@ -106,7 +111,23 @@ impl Checkpoint {
             problem: format!("cannot read tensor {name}"),
             source: Some(Box::new(source)),
         })?;
-        Ok(bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect())
+        // The reader returns native-endian bytes.
+        Ok(match tensor.dtype() {
+            DType::F16 => {
+                bytes.chunks_exact(2).map(|pair| half::f16::from_ne_bytes([pair[0], pair[1]]).to_f32()).collect()
+            }
+            DType::BF16 => {
+                bytes.chunks_exact(2).map(|pair| half::bf16::from_ne_bytes([pair[0], pair[1]]).to_f32()).collect()
+            }
+            DType::F64 => bytes
+                .chunks_exact(8)
+                .map(|chunk| f64::from_ne_bytes(chunk.try_into().expect("chunks_exact gives 8 bytes")) as f32)
+                .collect(),
+            _ => bytes
+                .chunks_exact(4)
+                .map(|chunk| f32::from_ne_bytes(chunk.try_into().expect("chunks_exact gives 4 bytes")))
+                .collect(),
+        })
     }
 }
 
@@ -149,34 +170,99 @@ fn parse_info(path: &Path, config: &PickleValue) -> Result<CheckpointInfo> {
             return Err(Error::checkpoint(path, "config.arch.args.num_classes is missing or not a positive integer"));
         }
     };
-    let names = |key: &str, required: bool| -> Result<Vec<String>> {
-        match lookup(config, &["dataset", "args", key]) {
-            Some(PickleValue::List(items)) => items
-                .iter()
-                .map(|item| match item {
-                    PickleValue::String(name) => Ok(rename_class(name)),
-                    _ => Err(Error::checkpoint(path, format!("config.dataset.args.{key} holds a non-string"))),
-                })
-                .collect(),
-            None if !required => Ok(Vec::new()),
-            _ => Err(Error::checkpoint(path, format!("config.dataset.args.{key} is missing or not a list"))),
+    let class_names = output_names(path, config, num_classes)?;
+    Ok(CheckpointInfo { architecture, base_model, num_classes, class_names: class_names.names, named_classes: class_names.named })
+}
+
+/// The names of a checkpoint's outputs, and how many of them Detoxify returns.
+struct OutputNames {
+    names: Vec<String>,
+    named: usize,
+}
+
+/// Names the outputs as Detoxify does, and names the rest.
+///
+/// Detoxify reads `config.dataset.args.classes` (renamed), and `predict`
+/// returns the first `len(classes)` outputs under those names; it never reads
+/// `identity_classes`. So:
+/// - `classes` must be a list of strings no longer than `num_classes`: a
+///   longer one makes Detoxify's `predict` fail with an IndexError, and two
+///   names equal after renaming make its dict silently drop an output;
+/// - the outputs after them are named by `identity_classes` when that is a
+///   list of distinct strings that fits them exactly (the released 16-output
+///   models), and `output_<index>` otherwise (index counted from 0 over all
+///   outputs), for `--all-outputs`.
+fn output_names(path: &Path, config: &PickleValue, num_classes: usize) -> Result<OutputNames> {
+    let classes_key = "config.dataset.args.classes";
+    let mut names = match lookup(config, &["dataset", "args", "classes"]) {
+        Some(PickleValue::List(items)) => items
+            .iter()
+            .map(|item| match item {
+                PickleValue::String(name) => Ok(rename_class(name)),
+                other => Err(Error::checkpoint(
+                    path,
+                    format!("{classes_key} holds {}, not a class name (a string)", describe(other)),
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        Some(other) => {
+            return Err(Error::checkpoint(path, format!("{classes_key} is {}, not a list of class names", describe(other))));
         }
+        None => return Err(Error::checkpoint(path, format!("{classes_key} is missing"))),
     };
-    // Detoxify names its outputs by `classes`; the 16-output models list the
-    // 9 identity outputs separately in `identity_classes`, after them.
-    let named = names("classes", true)?;
-    let mut classes = named.clone();
-    classes.extend(names("identity_classes", false)?);
-    if named.is_empty() || classes.len() != num_classes {
+    if names.len() > num_classes {
         return Err(Error::checkpoint(
             path,
             format!(
-                "config.dataset.args lists {} class names (classes + identity_classes) but num_classes is {num_classes}",
-                classes.len()
+                "{classes_key} lists {} class names but config.arch.args.num_classes is {num_classes}: \
+                 Detoxify's predict fails on it (IndexError)",
+                names.len()
             ),
         ));
     }
-    Ok(CheckpointInfo { architecture, base_model, num_classes, class_names: classes, named_classes: named.len() })
+    if let Some(duplicate) = first_duplicate(&names) {
+        return Err(Error::checkpoint(
+            path,
+            format!(
+                "{classes_key} names two outputs {duplicate:?} (after Detoxify's renaming of toxic, severe_toxic \
+                 and identity_hate): Detoxify would return only one of them"
+            ),
+        ));
+    }
+    let named = names.len();
+    let identity: Option<Vec<String>> = match lookup(config, &["dataset", "args", "identity_classes"]) {
+        Some(PickleValue::List(items)) => items
+            .iter()
+            .map(|item| match item {
+                PickleValue::String(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    };
+    match identity {
+        Some(identity) if named + identity.len() == num_classes && first_duplicate(&[names.clone(), identity.clone()].concat()).is_none() => {
+            names.extend(identity);
+        }
+        _ => names.extend((named..num_classes).map(|index| format!("output_{index}"))),
+    }
+    Ok(OutputNames { names, named })
+}
+
+fn first_duplicate(names: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    names.iter().find(|name| !seen.insert(name.as_str())).map(String::as_str)
+}
+
+/// A short description of a pickled value, for error messages.
+fn describe(value: &PickleValue) -> String {
+    match value {
+        PickleValue::String(text) => format!("the string {text:?}"),
+        PickleValue::Int(number) => format!("the number {number}"),
+        PickleValue::List(_) => "a list".to_owned(),
+        PickleValue::Dict(_) => "a dict".to_owned(),
+        _ => "a value of another type".to_owned(),
+    }
 }
 
 fn lookup<'a>(mut value: &'a PickleValue, keys: &[&str]) -> Option<&'a PickleValue> {

@@ -35,7 +35,7 @@ pub enum Error {
         name: String,
     },
     /// A tensor has a shape (or type) other than the architecture needs.
-    #[error("{path}: tensor {name} has shape {found:?} ({dtype}), expected {expected:?} (F32)")]
+    #[error("{path}: tensor {name} has shape {found:?} ({dtype}), expected {expected:?} (a floating-point type)")]
     TensorShape {
         /// The checkpoint file.
         path: PathBuf,
@@ -47,17 +47,6 @@ pub enum Error {
         dtype: String,
         /// The shape the configuration implies.
         expected: Vec<usize>,
-    },
-    /// The checkpoint holds tensors that the architecture does not use: a
-    /// sign that it belongs to another architecture or configuration.
-    #[error("{path}: {count} unexpected tensors in the state_dict, for example {examples}")]
-    UnexpectedTensors {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// How many.
-        count: usize,
-        /// A few names.
-        examples: String,
     },
     /// The checkpoint names an architecture this crate does not implement.
     #[error("{path}: unknown model_name {model_name:?} in config.arch.args; supported: {supported}")]

@@ -180,6 +180,7 @@ pub struct Detoxify {
     all_names: Arc<[String]>,
     named_names: Arc<[String]>,
     named_indexes: Vec<usize>,
+    ignored_tensors: Vec<String>,
 }
 
 impl Detoxify {
@@ -190,7 +191,25 @@ impl Detoxify {
         let architecture = info.architecture;
         let config = match &options.hf_config {
             Some(path) => EncoderConfig::from_file(path)?,
-            None => EncoderConfig::builtin(architecture),
+            None if names_base_model(&info.base_model, architecture.base_model()) => {
+                EncoderConfig::builtin(architecture)
+            }
+            None => {
+                // Detoxify fetches `model_type`'s config from the hub; toxscore
+                // has only the base models' configs built in, and guessing
+                // another model's shape would score with the wrong one.
+                return Err(Error::InvalidConfig {
+                    source_name: checkpoint_path.display().to_string(),
+                    problem: format!(
+                        "config.arch.args.model_type is {:?}, whose Hugging Face config toxscore does not have \
+                         built in (it has {} for {}): pass that model's config.json (--hf-config, or \
+                         Detoxify's huggingface_config_path)",
+                        info.base_model,
+                        architecture.base_model(),
+                        architecture.class_name()
+                    ),
+                });
+            }
         };
         let tokenizer_path = match &options.tokenizer {
             Some(path) => path.clone(),
@@ -202,7 +221,8 @@ impl Detoxify {
             .device
             .clone()
             .unwrap_or_else(|| CpuBackend::available().first().map(|backend| backend.device()).unwrap_or_default());
-        let classifier = loader::load_classifier(&checkpoint, architecture, &config, info.num_classes, &device)?;
+        let loader::Loaded { classifier, ignored_tensors } =
+            loader::load_classifier(&checkpoint, architecture, &config, info.num_classes, &device)?;
         let spec = BatchSpec::new(architecture, &config, tokenizer.pad_token_id());
         let named_indexes: Vec<usize> = (0..info.named_classes).collect();
         let named_names: Arc<[String]> = named_indexes.iter().map(|&idx| info.class_names[idx].clone()).collect();
@@ -218,7 +238,16 @@ impl Detoxify {
             device,
             batch_size: options.batch_size.unwrap_or(32).max(1),
             workers: worker_pools(options.workers)?,
+            ignored_tensors,
         })
+    }
+
+    /// The checkpoint's tensors that the architecture does not use (buffers
+    /// such as `position_ids` aside), sorted. transformers ignores such
+    /// tensors with a warning, and so does this crate; a caller should
+    /// show them, since they may mean the checkpoint is not what it seems.
+    pub fn ignored_tensors(&self) -> &[String] {
+        &self.ignored_tensors
     }
 
     /// What the checkpoint declares (architecture, base model, classes).
@@ -397,6 +426,14 @@ impl Detoxify {
     }
 }
 
+/// Whether a checkpoint's `model_type` names a base model: the hub name
+/// itself (`bert-base-uncased`), with an organisation (`google-bert/bert-base-uncased`,
+/// the hub's current name), or a local folder of that name.
+fn names_base_model(model_type: &str, base_model: &str) -> bool {
+    let model_type = model_type.trim_end_matches('/');
+    model_type == base_model || model_type.rsplit('/').next() == Some(base_model)
+}
+
 /// The token budget of a batch, per text of the batch size: 64 tokens, the
 /// 95th percentile of a tweet. A batch of 32 tweets fits; 32 texts of 512
 /// tokens go in batches of 4.
@@ -440,7 +477,16 @@ fn worker_pools(workers: Option<usize>) -> Result<Vec<rayon::ThreadPool>> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::plan_batches;
+    use super::{names_base_model, plan_batches};
+
+    #[test]
+    fn model_types_name_base_models_with_or_without_an_organisation() {
+        assert!(names_base_model("bert-base-uncased", "bert-base-uncased"));
+        assert!(names_base_model("google-bert/bert-base-uncased", "bert-base-uncased"));
+        assert!(names_base_model("/models/bert-base-uncased/", "bert-base-uncased"));
+        assert!(!names_base_model("bert-base-cased", "bert-base-uncased"));
+        assert!(!names_base_model("bert-base-uncased-finetuned", "bert-base-uncased"));
+    }
 
     proptest! {
         /// Every text in exactly one batch; batches sorted by length, at most

@@ -30,8 +30,11 @@
 //! | `albert.pooler.*`, `classifier.*`                                | `head.dense`, `head.out_proj`  |
 //!
 //! Buffers (`*.embeddings.position_ids`, `*.embeddings.token_type_ids`) are
-//! ignored; any other tensor left over is an error, since it means the
-//! checkpoint belongs to another architecture. PyTorch stores a Linear weight
+//! ignored silently. Any other tensor left over is ignored too, as
+//! transformers' `from_pretrained` ignores unexpected keys, and is reported
+//! to the caller, who warns ([`crate::Detoxify::ignored_tensors`]). A tensor
+//! the architecture needs and the file lacks is an error: transformers would
+//! initialise it at random and Detoxify would score with it. PyTorch stores a Linear weight
 //! as `[out, in]`; Burn's [`Linear`] wants `[in, out]`, so weights are
 //! transposed here, once, at load time.
 
@@ -44,20 +47,26 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Architecture, EncoderConfig};
 use crate::model::{ClassificationHead, Embeddings, Layer, SequenceClassifier};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Buffers that some checkpoints carry and inference never reads.
 const IGNORED_SUFFIXES: &[&str] = &[".embeddings.position_ids", ".embeddings.token_type_ids"];
 
-/// Reads every tensor of the architecture, checks shapes, and reports any
-/// tensor left unused.
+/// A loaded classifier and the names of the checkpoint's tensors it did not
+/// use (buffers excepted), sorted.
+pub(crate) struct Loaded {
+    pub(crate) classifier: SequenceClassifier,
+    pub(crate) ignored_tensors: Vec<String>,
+}
+
+/// Reads every tensor of the architecture and checks its shape.
 pub(crate) fn load_classifier(
     checkpoint: &Checkpoint,
     architecture: Architecture,
     config: &EncoderConfig,
     num_classes: usize,
     device: &Device,
-) -> Result<SequenceClassifier> {
+) -> Result<Loaded> {
     let mut loader = Loader { checkpoint, config, device, used: BTreeSet::new() };
     let p = architecture.prefix();
     let hidden = config.hidden_size;
@@ -108,8 +117,8 @@ pub(crate) fn load_classifier(
         out_proj: loader.linear(out_proj, hidden, num_classes)?,
     };
 
-    loader.check_all_used()?;
-    Ok(SequenceClassifier { embeddings, embedding_projection, layers, head })
+    let ignored_tensors = loader.unused();
+    Ok(Loaded { classifier: SequenceClassifier { embeddings, embedding_projection, layers, head }, ignored_tensors })
 }
 
 /// The checkpoint names of one encoder layer's parts (one weight set, for ALBERT).
@@ -224,24 +233,17 @@ impl Loader<'_> {
         Ok(layer_norm)
     }
 
-    fn check_all_used(&self) -> Result<()> {
-        let unused: Vec<&str> = self
+    /// The tensors not read, buffers excepted, sorted.
+    fn unused(&self) -> Vec<String> {
+        let mut unused: Vec<String> = self
             .checkpoint
             .tensor_names()
             .filter(|name| !self.used.contains(*name))
             .filter(|name| !IGNORED_SUFFIXES.iter().any(|suffix| name.ends_with(suffix)))
+            .map(str::to_owned)
             .collect();
-        if unused.is_empty() {
-            return Ok(());
-        }
-        let mut examples: Vec<&str> = unused.clone();
-        examples.sort_unstable();
-        examples.truncate(3);
-        Err(Error::UnexpectedTensors {
-            path: self.checkpoint.path().to_owned(),
-            count: unused.len(),
-            examples: examples.join(", "),
-        })
+        unused.sort_unstable();
+        unused
     }
 }
 

@@ -68,16 +68,16 @@ use sha2::{Digest, Sha256};
 use toxdedup::dedup::MAX_CONFLICT_EXAMPLES;
 use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan, bootstrap_sql, substitute_dataset};
 use toxdedup::queries::{self, Affects};
-use toxdedup::schema::{MIGRATIONS, TWEETS};
+use toxdedup::schema::{EXPORTS, MIGRATIONS, STATUS_TEXTS, STATUSES_TEXTS, TWEETS};
 use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 pub use auth::Credentials;
-pub use rest::RetryPolicy;
-use rest::{InsertRow, QueryPage, Rest};
+pub use rest::{RequestLog, RetryPolicy};
+use rest::{Column, InsertRow, QueryPage, Rest};
 
 use crate::{
-    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch, Store, TextCount,
-    TextId, TextRow, Tweet, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result,
+    ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "bigquery";
@@ -89,6 +89,20 @@ const MAX_TIMESTAMP_MICROS: i64 = 253_402_300_799_999_999;
 /// Status ids per existence check of an import: one query per 10,000
 /// tweets (an array parameter of about 200 KB).
 const IMPORT_CHECK_IDS: usize = 10_000;
+
+/// From this many new rows in one import call on, the rows go in one load
+/// job (free, atomic, no streaming buffer) rather than streaming inserts
+/// (billed per byte, visible at once, best-effort de-duplication). BigQuery
+/// allows 1,500 load jobs per table a day, so callers should send large
+/// batches (`toxcli import` sends 200,000 rows a call).
+pub const LOAD_JOB_MIN_ROWS: usize = 1_000;
+
+/// Tweets per import call ([`Store::import_batch_rows`]): 67M tweets in 340
+/// load jobs, each about 40 MB of JSON.
+const IMPORT_BATCH_ROWS: usize = 200_000;
+
+/// The columns toxscore adds to a score table the Python pipeline made.
+const BOOKKEEPING_COLUMNS: [(&str, &str); 2] = [("checkpoint_sha256", "STRING"), ("scored_at", "TIMESTAMP")];
 
 /// How to reach a dataset.
 #[derive(Debug, Clone)]
@@ -114,6 +128,10 @@ pub struct BigQueryConfig {
     pub request_timeout: Duration,
     /// Rows per page of the export, which holds one page in memory at a time.
     pub export_page_rows: u32,
+    /// The dataset's tables, when the Python pipeline made them.
+    pub layout: Layout,
+    /// Where every statement and insert is recorded, if anywhere.
+    pub request_log: Option<RequestLog>,
 }
 
 impl BigQueryConfig {
@@ -129,7 +147,21 @@ impl BigQueryConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(120),
             export_page_rows: 10_000,
+            layout: Layout::default(),
+            request_log: None,
         }
+    }
+
+    /// Sets the layout: renamed score tables, a tweets table elsewhere.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Records every statement and insert in `log`, one JSON object a line.
+    pub fn with_request_log(mut self, log: RequestLog) -> Self {
+        self.request_log = Some(log);
+        self
     }
 
     /// A configuration for an emulator at `endpoint` (for example
@@ -181,6 +213,9 @@ pub struct BigQuery {
     dataset: String,
     location: Option<String>,
     export_page_rows: u32,
+    layout: Layout,
+    /// `tables.get` answers, by table: the insert checks read them.
+    columns: std::sync::Mutex<std::collections::HashMap<String, Vec<Column>>>,
 }
 
 impl BigQuery {
@@ -193,6 +228,7 @@ impl BigQuery {
     /// endpoint; [`Error::Unauthenticated`] for unreadable credentials.
     pub async fn connect(config: BigQueryConfig) -> Result<Self> {
         names::dataset(&config.dataset)?;
+        config.layout.validate()?;
         if let Some(project) = &config.project {
             names::project(project)?;
         }
@@ -224,13 +260,16 @@ impl BigQuery {
             config.credentials.hint(),
             config.retry,
             config.request_timeout,
-        )?;
+        )?
+        .with_log(config.request_log);
         Ok(Self {
             rest,
             project,
             dataset: config.dataset,
             location: config.location,
             export_page_rows: config.export_page_rows.max(1),
+            layout: config.layout,
+            columns: std::sync::Mutex::default(),
         })
     }
 
@@ -281,12 +320,19 @@ impl BigQuery {
     /// is rare outside a re-import.
     async fn existing_pairs(&self, status_ids: &BTreeSet<i64>) -> Result<BTreeSet<(i64, String)>> {
         // The ids travel as an array parameter: no SQL text grows with them.
+        // `tweets` may be the Python pipeline's, with STRING ids: SAFE_CAST
+        // types the comparison for both (BigQuery refuses STRING = INT64).
         let ids_query = |columns: &str| {
-            self.sql(&format!("SELECT DISTINCT {columns} FROM {{dataset}}.{TWEETS} WHERE status_id IN UNNEST(@ids)"))
+            self.sql(&format!(
+                "SELECT DISTINCT {columns} FROM {{dataset}}.{TWEETS} WHERE SAFE_CAST(status_id AS INT64) IN UNNEST(@ids)"
+            ))
         };
         let page = self
             .rest
-            .query_all(&ids_query("status_id AS status_id")?, &[rest::int64_array("ids", status_ids.iter().copied())])
+            .query_all(
+                &ids_query("SAFE_CAST(status_id AS INT64) AS status_id")?,
+                &[rest::int64_array("ids", status_ids.iter().copied())],
+            )
             .await?;
         let present: Vec<i64> = page.rows.iter().map(|row| int(row, 0, "status_id")).collect::<Result<_>>()?;
         let mut pairs = BTreeSet::new();
@@ -296,7 +342,7 @@ impl BigQuery {
         let page = self
             .rest
             .query_all(
-                &ids_query("status_id AS status_id, status_text AS status_text")?,
+                &ids_query("SAFE_CAST(status_id AS INT64) AS status_id, status_text AS status_text")?,
                 &[rest::int64_array("ids", present)],
             )
             .await?;
@@ -306,16 +352,199 @@ impl BigQuery {
         Ok(pairs)
     }
 
+    /// A table's columns (`tables.get`, cached), `None` if it does not exist.
+    async fn columns_of(&self, table: &str) -> Result<Option<Vec<Column>>> {
+        if let Some(columns) = self.columns.lock().ok().and_then(|cache| cache.get(table).cloned()) {
+            return Ok(Some(columns));
+        }
+        let columns = self.rest.table_columns(None, &self.dataset, table).await?;
+        if let (Some(columns), Ok(mut cache)) = (&columns, self.columns.lock()) {
+            cache.insert(table.to_owned(), columns.clone());
+        }
+        Ok(columns)
+    }
+
+    fn forget_columns(&self) {
+        if let Ok(mut cache) = self.columns.lock() {
+            cache.clear();
+        }
+    }
+
+    /// Checks that `table` has every field the rows name, before they are
+    /// sent: BigQuery refuses a row with an unknown field (the emulator drops
+    /// the field silently), and toxscore would rather say which column is
+    /// missing, once, than have every row refused.
+    async fn check_insert_fields(&self, table: &str, fields: &[&str]) -> Result<()> {
+        let Some(columns) = self.columns_of(table).await? else {
+            return Err(Error::NotFound { what: format!("table {}.{table} (run migrate first)", self.dataset), source: None });
+        };
+        let missing: Vec<&str> =
+            fields.iter().copied().filter(|field| !columns.iter().any(|column| column.name == *field)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Schema {
+            table: format!("{}.{table}", self.dataset),
+            problem: format!(
+                "it has no column {} for the rows toxscore writes (its columns: {}); `toxcli migrate` adds \
+                 toxscore's bookkeeping columns to score tables it adopts",
+                missing.join(", "),
+                columns.iter().map(|column| column.name.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
+    /// Adopts the score tables that exist without toxscore's bookkeeping
+    /// columns (the Python pipeline's), and checks that every table the
+    /// layout reads has the columns and types toxscore needs.
+    async fn adopt(&self, dry_run: bool, report: &mut MigrateReport) -> Result<()> {
+        let schema_error = |table: &str, problem: String| Error::Schema { table: format!("{}.{table}", self.dataset), problem };
+        for table in self.layout.all_score_tables() {
+            let renamed = !MODEL_TABLES.contains(&table);
+            let Some(columns) = self.rest.table_columns(None, &self.dataset, &table.table).await? else {
+                if renamed {
+                    return Err(schema_error(
+                        &table.table,
+                        format!("it does not exist; --score-table names an existing score table of model {}", table.model),
+                    ));
+                }
+                // Created by a pending migration (in a dry run).
+                continue;
+            };
+            let type_of = |name: &str| columns.iter().find(|column| column.name == name).map(Column::sql_type);
+            match type_of("status_text_id") {
+                Some("INT64") => {}
+                found => {
+                    return Err(schema_error(
+                        &table.table,
+                        format!("status_text_id must be INT64, found {}", found.unwrap_or("no such column")),
+                    ));
+                }
+            }
+            for class in table.columns {
+                match type_of(class) {
+                    Some("FLOAT64" | "NUMERIC" | "BIGNUMERIC") => {}
+                    found => {
+                        return Err(schema_error(
+                            &table.table,
+                            format!(
+                                "model {}'s class column {class} must be FLOAT64, found {} (its classes: {})",
+                                table.model,
+                                found.unwrap_or("no such column"),
+                                table.columns.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            let missing: Vec<(&str, &str)> =
+                BOOKKEEPING_COLUMNS.iter().copied().filter(|(name, _)| type_of(name).is_none()).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            for (name, column_type) in &missing {
+                // One column per statement: the emulator takes no more.
+                let statement = format!(
+                    "ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {name} {column_type}",
+                    self.dataset, table.table
+                );
+                if !dry_run {
+                    self.rest.query(&statement, None).await?;
+                }
+                report.statements.push(statement);
+            }
+            if !dry_run {
+                // The emulator's tables.get (and its insertAll) do not see
+                // columns added by DDL until the schema is patched too; on
+                // BigQuery the columns are there already and nothing is sent.
+                let current = self.rest.table_columns(None, &self.dataset, &table.table).await?.unwrap_or_default();
+                let unseen: Vec<(&str, &str)> = missing
+                    .iter()
+                    .copied()
+                    .filter(|(name, _)| !current.iter().any(|column| column.name == *name))
+                    .collect();
+                if !unseen.is_empty() {
+                    self.rest.add_nullable_columns(&self.dataset, &table.table, &current, &unseen).await?;
+                }
+            }
+            report.adopted.push(format!(
+                "{}.{}: {} NULLABLE {} (rows scored before toxscore keep NULL there, and count as older than any toxscore row)",
+                self.dataset,
+                table.table,
+                if dry_run { "would add" } else { "added" },
+                missing.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(" and ")
+            ));
+        }
+        self.forget_columns();
+        self.check_tweets_source().await?;
+        for (table, column) in [(STATUSES_TEXTS, "status_id"), (STATUSES_TEXTS, "status_text_id"), (STATUS_TEXTS, "status_text_id")] {
+            if let Some(columns) = self.rest.table_columns(None, &self.dataset, table).await? {
+                let found = columns.iter().find(|c| c.name == column).map(Column::sql_type);
+                if found != Some("INT64") {
+                    return Err(schema_error(table, format!("{column} must be INT64, found {}", found.unwrap_or("no such column"))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the tweets source has the mapped columns, with ids that
+    /// are INT64 or STRING (read with `SAFE_CAST`).
+    async fn check_tweets_source(&self) -> Result<()> {
+        let source = &self.layout.tweets;
+        let (project, dataset, table) = match &source.table {
+            Some(table) => (table.project.as_deref(), table.dataset.as_str(), table.table.as_str()),
+            None => (None, self.dataset.as_str(), TWEETS),
+        };
+        let name = match project {
+            Some(project) => format!("{project}.{dataset}.{table}"),
+            None => format!("{dataset}.{table}"),
+        };
+        let Some(columns) = self.rest.table_columns(project, dataset, table).await? else {
+            if source.table.is_some() {
+                return Err(Error::NotFound { what: format!("tweets table {name} (--tweets-table)"), source: None });
+            }
+            // toxscore's own, created by a pending migration (in a dry run).
+            return Ok(());
+        };
+        let mut checks = vec![
+            (&source.status_id, &["INT64", "STRING"][..], "--status-id-column"),
+            (&source.user_id, &["INT64", "STRING"][..], "--user-id-column"),
+            (&source.status_text, &["STRING"][..], "--text-column"),
+        ];
+        if let Some(created_at) = &source.created_at {
+            checks.push((created_at, &["TIMESTAMP"][..], "--created-at-column"));
+        }
+        for (column, types, flag) in checks {
+            let found = columns.iter().find(|c| &c.name == column).map(Column::sql_type);
+            if !found.is_some_and(|found| types.contains(&found)) {
+                return Err(Error::Schema {
+                    table: name.clone(),
+                    problem: format!(
+                        "column {column} must be {}, found {} (name the right column with {flag}; its columns: {})",
+                        types.join(" or "),
+                        found.unwrap_or("no such column"),
+                        columns.iter().map(|c| format!("{} {}", c.name, c.sql_type())).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// One page of the export, and where the next one is.
     async fn export_page(
         &self,
-        table: &'static ModelTable,
+        table: &ModelTable,
         next: Option<rest::NextPage>,
     ) -> Result<(Vec<ExportRow>, Option<rest::NextPage>)> {
         let page = match next {
             None => {
                 self.rest
-                    .query(&self.sql(&queries::export(Dialect::BigQuery, table))?, Some(self.export_page_rows))
+                    .query(
+                        &self.sql(&queries::export(Dialect::BigQuery, table, &self.layout.tweets))?,
+                        Some(self.export_page_rows),
+                    )
                     .await?
             }
             Some(next) => self.rest.next_page(&next, Some(self.export_page_rows)).await?,
@@ -327,7 +556,7 @@ impl BigQuery {
             .map(|row| {
                 Ok(ExportRow {
                     status_id: int(row, 0, "status_id")?,
-                    user_id: int(row, 1, "user_id")?,
+                    user_id: optional_int(row, 1, "user_id")?,
                     status_text_id: int(row, 2, "status_text_id")?,
                     scores: (0..n_columns)
                         .map(|column| float(row, 3 + column, table.columns[column]))
@@ -341,21 +570,44 @@ impl BigQuery {
 
 #[async_trait]
 impl Store for BigQuery {
-    async fn migrate(&self) -> Result<MigrateReport> {
-        self.rest.create_dataset(&self.dataset, self.location.as_deref()).await?;
-        self.rest.query(&self.sql(bootstrap_sql(Dialect::BigQuery))?, None).await?;
-        let records = self.applied_migrations().await?;
-        let plan = MigrationPlan::new(Dialect::BigQuery, &records)?;
-        let mut report = MigrateReport {
-            applied: Vec::new(),
-            already_applied: plan.applied.iter().map(|migration| migration.name.to_owned()).collect(),
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn migrate_with(&self, options: MigrateOptions) -> Result<MigrateReport> {
+        let dry_run = options.dry_run;
+        let mut report = MigrateReport::default();
+        let bootstrap = self.sql(bootstrap_sql(Dialect::BigQuery))?;
+        let records = if dry_run {
+            // Read only: a dataset or migrations table that is not there yet
+            // has no records.
+            match self.applied_migrations().await {
+                Ok(records) => records,
+                Err(Error::NotFound { .. }) => {
+                    report.statements.push(format!("-- datasets.insert {}.{} (if missing)", self.project, self.dataset));
+                    report.statements.push(bootstrap);
+                    Vec::new()
+                }
+                Err(error) => return Err(error),
+            }
+        } else {
+            self.rest.create_dataset(&self.dataset, self.location.as_deref()).await?;
+            self.rest.query(&bootstrap, None).await?;
+            self.applied_migrations().await?
         };
+        let plan = MigrationPlan::new(Dialect::BigQuery, &records)?;
+        report.already_applied = plan.applied.iter().map(|migration| migration.name.to_owned()).collect();
         for migration in plan.pending {
             // BigQuery has no transactions around DDL; the files use
             // `CREATE TABLE IF NOT EXISTS`, so a migration cut in the middle
-            // is completed by the next call.
+            // is completed by the next call, and a table the Python pipeline
+            // made is left as it is (adopted below).
             for statement in migration.statements() {
-                self.rest.query(&self.sql(statement)?, None).await?;
+                let statement = self.sql(statement)?;
+                if !dry_run {
+                    self.rest.query(&statement, None).await?;
+                }
+                report.statements.push(statement);
             }
             let record = AppliedMigration::of(migration);
             // Embedded file names and hex checksums: checked anyway, as they
@@ -365,23 +617,40 @@ impl Store for BigQuery {
                 return Err(Error::InvalidInput { what: format!("migration file name {:?}", record.name) });
             }
             // DML, not a streaming insert, so the record is visible at once.
-            self.rest
-                .query(
-                    &self.sql(&format!(
-                        "INSERT INTO {{dataset}}.{MIGRATIONS} (version, name, checksum, applied_at) \
-                         VALUES ({}, '{}', '{}', CURRENT_TIMESTAMP())",
-                        record.version, record.name, record.checksum
-                    ))?,
-                    None,
-                )
-                .await?;
+            let insert = self.sql(&format!(
+                "INSERT INTO {{dataset}}.{MIGRATIONS} (version, name, checksum, applied_at) \
+                 VALUES ({}, '{}', '{}', CURRENT_TIMESTAMP())",
+                record.version, record.name, record.checksum
+            ))?;
+            if !dry_run {
+                self.rest.query(&insert, None).await?;
+            }
+            report.statements.push(insert);
             report.applied.push(migration.name.to_owned());
+        }
+        self.adopt(dry_run, &mut report).await?;
+        if dry_run {
+            for statement in queries::refresh(Dialect::BigQuery, &self.layout.tweets) {
+                report.statements.push(self.sql(&statement.sql)?);
+            }
         }
         Ok(report)
     }
 
+    fn import_batch_rows(&self) -> usize {
+        IMPORT_BATCH_ROWS
+    }
+
     async fn import_tweets(&self, tweets: &[Tweet]) -> Result<ImportReport> {
         validate::tweets(tweets)?;
+        if let Some(table) = &self.layout.tweets.table {
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "the tweets are read from {table} (--tweets-table), which toxscore never writes to; \
+                     import into a dataset's own tweets table instead"
+                ),
+            });
+        }
         for (index, tweet) in tweets.iter().enumerate() {
             if let Some(micros) = tweet.created_at
                 && !(MIN_TIMESTAMP_MICROS..=MAX_TIMESTAMP_MICROS).contains(&micros)
@@ -404,10 +673,10 @@ impl Store for BigQuery {
             }
         }
         let mut report = ImportReport { inserted: 0, already_present: (tweets.len() - unique.len()) as u64 };
+        let mut rows = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(IMPORT_CHECK_IDS) {
             let ids: BTreeSet<i64> = chunk.iter().map(|tweet| tweet.status_id).collect();
             let existing = self.existing_pairs(&ids).await?;
-            let mut rows = Vec::with_capacity(chunk.len());
             for tweet in chunk {
                 if existing.contains(&(tweet.status_id, tweet.status_text.clone())) {
                     report.already_present += 1;
@@ -415,15 +684,41 @@ impl Store for BigQuery {
                     rows.push(tweet_row(tweet));
                 }
             }
-            self.rest.insert_all(&self.dataset, TWEETS, &rows).await?;
-            report.inserted += rows.len() as u64;
         }
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let fields = ["status_id", "user_id", "status_text", "created_at"];
+        self.check_insert_fields(TWEETS, &fields).await?;
+        if rows.len() >= LOAD_JOB_MIN_ROWS {
+            let mut ndjson = Vec::with_capacity(rows.len() * 160);
+            for row in &rows {
+                serde_json::to_writer(&mut ndjson, &row.json).map_err(|error| Error::Backend {
+                    backend: BACKEND,
+                    what: "encoding tweets as JSON".to_owned(),
+                    source: Some(Box::new(error)),
+                })?;
+                ndjson.push(b'\n');
+            }
+            // The same rows into the same table make the same job id: a
+            // retried call finds its job instead of loading twice.
+            let mut hasher = Sha256::new();
+            hasher.update(format!("{}.{}.{TWEETS}\n", self.project, self.dataset));
+            hasher.update(&ndjson);
+            let job_id = format!("toxscore_import_{}", &hex::encode(hasher.finalize())[..48]);
+            self.rest.record(json!({ "load": format!("{}.{}.{TWEETS}", self.project, self.dataset), "fields": fields }));
+            self.rest.load_ndjson(&self.dataset, TWEETS, &job_id, &ndjson).await?;
+        } else {
+            self.rest.insert_all(&self.dataset, TWEETS, &rows).await?;
+        }
+        report.inserted += rows.len() as u64;
         Ok(report)
     }
 
     async fn refresh_texts(&self) -> Result<DedupReport> {
         let mut report = DedupReport::default();
-        for statement in queries::refresh(Dialect::BigQuery) {
+        let source = &self.layout.tweets;
+        for statement in queries::refresh(Dialect::BigQuery, source) {
             let page = self.rest.query(&self.sql(&statement.sql)?, None).await?;
             let affected = page.affected_rows.unwrap_or(0);
             match statement.affects {
@@ -432,13 +727,14 @@ impl Store for BigQuery {
                 Affects::Nothing => {}
             }
         }
-        let page = self.query_all(&queries::conflict_count(Dialect::BigQuery)).await?;
+        let page = self.query_all(&queries::conflict_count(Dialect::BigQuery, source)).await?;
         report.conflicts = match page.rows.first() {
             Some(row) => u64::try_from(int(row, 0, "conflicts")?).unwrap_or(0),
             None => 0,
         };
         if report.conflicts > 0 {
-            let page = self.query_all(&queries::conflict_examples(Dialect::BigQuery, MAX_CONFLICT_EXAMPLES)).await?;
+            let page =
+                self.query_all(&queries::conflict_examples(Dialect::BigQuery, MAX_CONFLICT_EXAMPLES, source)).await?;
             report.conflict_examples = page
                 .rows
                 .iter()
@@ -450,6 +746,16 @@ impl Store for BigQuery {
                     })
                 })
                 .collect::<Result<_>>()?;
+        }
+        let page = self.query_all(&queries::skipped_tweets(source)).await?;
+        report.skipped_tweets = match page.rows.first() {
+            Some(row) => u64::try_from(int(row, 0, "skipped")?).unwrap_or(0),
+            None => 0,
+        };
+        if report.skipped_tweets > 0 {
+            let page = self.query_all(&queries::skipped_tweet_examples(source, MAX_CONFLICT_EXAMPLES)).await?;
+            report.skipped_examples =
+                page.rows.iter().map(|row| row.first().cloned().flatten().unwrap_or_else(|| "NULL".to_owned())).collect();
         }
         Ok(report)
     }
@@ -469,7 +775,7 @@ impl Store for BigQuery {
             .collect()
     }
 
-    async fn unscored_texts(&self, table: &'static ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
+    async fn unscored_texts(&self, table: &ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
         validate::model_table(table)?;
         let shard = query.shard.map(|shard| (shard.index, shard.count));
         let page =
@@ -490,6 +796,10 @@ impl Store for BigQuery {
         if batch.rows.is_empty() {
             return Ok(());
         }
+        let mut fields = vec!["status_text_id"];
+        fields.extend(batch.table.columns.iter().copied());
+        fields.extend(BOOKKEEPING_COLUMNS.iter().map(|(name, _)| *name));
+        self.check_insert_fields(&batch.table.table, &fields).await?;
         let scored_at = format_timestamp(next_timestamp_micros());
         let rows: Vec<InsertRow> = batch
             .rows
@@ -508,11 +818,12 @@ impl Store for BigQuery {
                 }
             })
             .collect();
-        self.rest.insert_all(&self.dataset, batch.table.table, &rows).await
+        self.rest.insert_all(&self.dataset, &batch.table.table, &rows).await
     }
 
     async fn progress(&self) -> Result<Progress> {
-        let page = self.query_all(&queries::progress(Dialect::BigQuery)).await?;
+        let tables = self.layout.all_score_tables();
+        let page = self.query_all(&queries::progress(Dialect::BigQuery, &self.layout.tweets, &tables)).await?;
         let row = page.rows.first().ok_or_else(|| Error::Backend {
             backend: BACKEND,
             what: "the progress query returned no row".to_owned(),
@@ -523,18 +834,65 @@ impl Store for BigQuery {
         };
         let statuses = count(0, "statuses")?;
         let texts = count(1, "texts")?;
-        let models = MODEL_TABLES
+        let imported_statuses = count(2, "imported_statuses")?;
+        let models = tables
             .iter()
             .enumerate()
             .map(|(index, table)| {
-                let scored = count(2 + index, table.table)?;
+                let scored = count(3 + index, &table.table)?;
                 Ok(ModelProgress { model: table.model.to_owned(), scored, remaining: texts.saturating_sub(scored) })
             })
             .collect::<Result<_>>()?;
-        Ok(Progress { statuses, texts, models })
+        Ok(Progress { statuses, texts, imported_statuses, models })
     }
 
-    fn export(&self, table: &'static ModelTable) -> BoxStream<'_, Result<ExportRow>> {
+    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64> {
+        validate::model_table(table)?;
+        validate::export_table_name(name)?;
+        let is_source = self.layout.tweets.table.as_ref().is_some_and(|source| {
+            source.dataset == self.dataset
+                && source.project.as_deref().is_none_or(|project| project == self.project)
+                && source.table == name
+        });
+        let is_own = is_source
+            || toxdedup::schema::is_fixed_table(name)
+            || self.layout.all_score_tables().iter().chain(MODEL_TABLES).any(|known| known.table == name);
+        if is_own {
+            return Err(Error::AlreadyExists { what: format!("table {}.{name} (one the scores are read from)", self.dataset) });
+        }
+        let recorded = {
+            let sql = self.sql(&format!("SELECT COUNT(*) AS n FROM {{dataset}}.{EXPORTS} WHERE table_name = @name"))?;
+            let page = self.rest.query_all(&sql, &[rest::string_parameter("name", name)]).await?;
+            page.rows.first().map(|row| int(row, 0, "n")).transpose()?.unwrap_or(0) > 0
+        };
+        if !recorded {
+            if self.rest.table_columns(None, &self.dataset, name).await?.is_some() {
+                return Err(Error::AlreadyExists {
+                    what: format!(
+                        "table {}.{name} (not made by an export, so it is left alone: choose another name)",
+                        self.dataset
+                    ),
+                });
+            }
+            // Recorded before it is created: a crash in between leaves a
+            // record of a table that does not exist, which the next export
+            // of that name creates.
+            let insert = self.sql(&format!(
+                "INSERT INTO {{dataset}}.{EXPORTS} (table_name, model, created_at) VALUES (@name, @model, CURRENT_TIMESTAMP())"
+            ))?;
+            self.rest
+                .query_with(&insert, None, &[rest::string_parameter("name", name), rest::string_parameter("model", table.model)])
+                .await?;
+        }
+        let create = self.sql(&queries::export_to_table(Dialect::BigQuery, table, &self.layout.tweets, name))?;
+        self.rest.query(&create, None).await?;
+        // COUNT(*) of a table is answered from its metadata: free.
+        let page = self.query_all(&format!("SELECT COUNT(*) AS n FROM {{dataset}}.{name}")).await?;
+        let rows = page.rows.first().map(|row| int(row, 0, "n")).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(rows).unwrap_or(0))
+    }
+
+    fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
         if let Err(error) = validate::model_table(table) {
             return stream::once(async move { Err(error) }).boxed();
         }
@@ -669,6 +1027,14 @@ fn int(row: &[Option<String>], index: usize, column: &str) -> Result<i64> {
                 .map(|float| float as i64)
         })
         .ok_or_else(|| bad_value(column, row))
+}
+
+fn optional_int(row: &[Option<String>], index: usize, column: &str) -> Result<Option<i64>> {
+    match row.get(index) {
+        Some(None) => Ok(None),
+        Some(Some(_)) => int(row, index, column).map(Some),
+        None => Err(bad_value(column, row)),
+    }
 }
 
 fn float(row: &[Option<String>], index: usize, column: &str) -> Result<f64> {

@@ -25,6 +25,15 @@ pub enum Error {
         /// What is wrong, naming the input.
         what: String,
     },
+    /// A table's columns do not fit what toxscore reads or writes: a column
+    /// missing, or of another type.
+    #[error("table {table}: {problem}")]
+    Schema {
+        /// The table, as `dataset.table`.
+        table: String,
+        /// What does not fit, and what to do.
+        problem: String,
+    },
     /// A migration problem reported by `toxdedup` (edited or unknown migration).
     #[error(transparent)]
     Migration(#[from] toxdedup::Error),

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod bigquery;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
 pub mod memory;
@@ -38,7 +39,58 @@ pub use error::{Error, Result};
 pub use memory::InMemory;
 pub use spec::StoreSpec;
 pub use sqlite::Sqlite;
-pub use toxdedup::{DedupReport, ModelTable};
+pub use toxdedup::schema::{TableRef, TweetSource};
+pub use toxdedup::{DedupReport, MODEL_TABLES, ModelTable};
+
+/// How a store's tables are laid out where they are not toxscore's own:
+/// the dataset the Python pipeline left behind.
+///
+/// The default is toxscore's layout: its own `tweets` table and the score
+/// tables of [`MODEL_TABLES`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Where the tweets are read (BigQuery only: SQLite and memory read their
+    /// own `tweets`).
+    pub tweets: TweetSource,
+    /// Score tables under other names (`toxicity_scores_original_ckpt`), at
+    /// most one per model; the other models keep their default tables.
+    pub score_tables: Vec<ModelTable>,
+}
+
+impl Layout {
+    /// The score table of a model: its renamed table, else its default one.
+    pub fn score_table(&self, model: &str) -> Result<ModelTable> {
+        if let Some(table) = self.score_tables.iter().find(|table| table.model == model) {
+            return Ok(table.clone());
+        }
+        Ok(ModelTable::by_model(model)?.clone())
+    }
+
+    /// Every model's score table, in [`MODEL_TABLES`] order.
+    pub fn all_score_tables(&self) -> Vec<ModelTable> {
+        MODEL_TABLES
+            .iter()
+            .map(|default| {
+                self.score_tables.iter().find(|table| table.model == default.model).unwrap_or(default).clone()
+            })
+            .collect()
+    }
+
+    /// Checks the names (tables and columns are written into SQL) and that
+    /// no model has two tables.
+    pub fn validate(&self) -> Result<()> {
+        self.tweets.validate()?;
+        for (index, table) in self.score_tables.iter().enumerate() {
+            validate::model_table(table)?;
+            if self.score_tables[..index].iter().any(|other| other.model == table.model) {
+                return Err(Error::InvalidInput {
+                    what: format!("model {} is given two score tables", table.model),
+                });
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Text ids are INT64 in every backend.
 pub type TextId = i64;
@@ -144,7 +196,7 @@ pub struct ScoreRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoreBatch<'a> {
     /// The model's score table.
-    pub table: &'static ModelTable,
+    pub table: &'a ModelTable,
     /// The SHA-256 (hex) of the checkpoint that produced the scores.
     pub checkpoint_sha256: &'a str,
     /// The rows.
@@ -160,13 +212,27 @@ pub struct ImportReport {
     pub already_present: u64,
 }
 
-/// What `migrate` did.
+/// How to migrate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// Change nothing: only read what is there, and list in
+    /// [`MigrateReport::statements`] what a real run would send.
+    pub dry_run: bool,
+}
+
+/// What `migrate` did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrateReport {
     /// File names of the migrations applied by this call.
     pub applied: Vec<String>,
     /// File names of the migrations that were already applied.
     pub already_applied: Vec<String>,
+    /// What was done to tables toxscore did not create (columns added to a
+    /// score table the Python pipeline made), one sentence each.
+    pub adopted: Vec<String>,
+    /// Every statement sent that changes something, in order (in a dry run:
+    /// every statement a real run would send, the de-duplication's included).
+    pub statements: Vec<String>,
 }
 
 /// Counts for the `status` command.
@@ -176,6 +242,10 @@ pub struct Progress {
     pub statuses: u64,
     /// Distinct texts (rows of `status_texts`).
     pub texts: u64,
+    /// Distinct status ids in `tweets`. More than [`statuses`](Self::statuses)
+    /// when tweets were imported and not de-duplicated yet
+    /// ([`Store::refresh_texts`] joins them).
+    pub imported_statuses: u64,
     /// One entry per model table, in `toxdedup::MODEL_TABLES` order.
     pub models: Vec<ModelProgress>,
 }
@@ -196,8 +266,9 @@ pub struct ModelProgress {
 pub struct ExportRow {
     /// The tweet.
     pub status_id: i64,
-    /// Its author.
-    pub user_id: i64,
+    /// Its author; `None` when a BigQuery source's user id is NULL or not a
+    /// number.
+    pub user_id: Option<i64>,
     /// Its text's id.
     pub status_text_id: TextId,
     /// The model's class columns, in [`ModelTable::columns`] order.
@@ -249,11 +320,30 @@ pub struct ExportRow {
 ///   [`Error::Unavailable`]: the operation may be retried as a whole.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Applies the pending schema migrations.
-    async fn migrate(&self) -> Result<MigrateReport>;
+    /// The tables this store reads and writes.
+    fn layout(&self) -> &Layout;
+
+    /// Applies the pending schema migrations, then adopts the tables of the
+    /// layout that toxscore did not create: a score table without
+    /// `checkpoint_sha256` or `scored_at` gets them as NULLABLE columns, and
+    /// nothing else of it changes; a table whose columns do not fit (a
+    /// missing class column, a text id that is not INT64) is an
+    /// [`Error::Schema`]. With [`MigrateOptions::dry_run`] nothing changes.
+    async fn migrate_with(&self, options: MigrateOptions) -> Result<MigrateReport>;
+
+    /// [`migrate_with`](Self::migrate_with) the default options.
+    async fn migrate(&self) -> Result<MigrateReport> {
+        self.migrate_with(MigrateOptions::default()).await
+    }
 
     /// Imports a batch of tweets into `tweets`.
     async fn import_tweets(&self, tweets: &[Tweet]) -> Result<ImportReport>;
+
+    /// How many tweets an [`import_tweets`](Self::import_tweets) call should
+    /// carry: 5,000 by default; BigQuery wants larger calls, each a load job.
+    fn import_batch_rows(&self) -> usize {
+        5_000
+    }
 
     /// Brings `status_texts` and `statuses_texts` up to date with `tweets`.
     async fn refresh_texts(&self) -> Result<DedupReport>;
@@ -263,7 +353,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn text_page(&self, after: Option<TextId>, limit: usize) -> Result<Vec<TextCount>>;
 
     /// Reads a page of texts the model has not scored.
-    async fn unscored_texts(&self, table: &'static ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>>;
+    async fn unscored_texts(&self, table: &ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>>;
 
     /// Writes a batch of scores.
     async fn write_scores(&self, batch: ScoreBatch<'_>) -> Result<()>;
@@ -273,5 +363,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Streams one row per status id whose text the model has scored, in
     /// increasing status id order, without holding the export in memory.
-    fn export(&self, table: &'static ModelTable) -> BoxStream<'_, Result<ExportRow>>;
+    fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>>;
+
+    /// Writes the rows of [`export`](Self::export) into a table of the store
+    /// named `name` (`status_id, user_id, status_text_id`, then the class
+    /// columns), inside the store: on BigQuery with one `CREATE TABLE AS
+    /// SELECT`, so no row leaves it. Returns the number of rows.
+    ///
+    /// A table of that name that an earlier export created is replaced; any
+    /// other table of that name is never touched: that is an
+    /// [`Error::AlreadyExists`].
+    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64>;
 }

@@ -12,11 +12,11 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan};
-use toxdedup::{Dedup, DedupReport, MODEL_TABLES, ModelTable};
+use toxdedup::{Dedup, DedupReport, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch, Store, TextCount,
-    TextId, TextRow, Tweet, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result,
+    ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "memory";
@@ -25,6 +25,7 @@ const BACKEND: &str = "memory";
 #[derive(Debug, Default)]
 pub struct InMemory {
     state: Mutex<State>,
+    layout: Layout,
 }
 
 /// The tables.
@@ -38,9 +39,11 @@ struct State {
     tweets: BTreeMap<(i64, String), (i64, Option<i64>)>,
     /// `status_texts` and `statuses_texts`.
     dedup: Dedup,
-    /// One score table per entry of `MODEL_TABLES`, in its order: text id to
-    /// the class scores.
-    scores: Vec<BTreeMap<TextId, Vec<f64>>>,
+    /// The score tables by name (those of `MODEL_TABLES`, and any renamed
+    /// one once written to): text id to the class scores.
+    scores: BTreeMap<String, BTreeMap<TextId, Vec<f64>>>,
+    /// Tables written by `export_to_table`, by name.
+    exports: BTreeMap<String, Vec<ExportRow>>,
 }
 
 impl State {
@@ -55,20 +58,38 @@ impl State {
         Ok(self)
     }
 
+    /// A score table's rows; a table never written to is empty.
     fn scores(&self, table: &ModelTable) -> &BTreeMap<TextId, Vec<f64>> {
-        &self.scores[model_index(table)]
+        static EMPTY: BTreeMap<TextId, Vec<f64>> = BTreeMap::new();
+        self.scores.get(table.table.as_ref()).unwrap_or(&EMPTY)
     }
-}
-
-/// The index of a known model table in `MODEL_TABLES`.
-fn model_index(table: &ModelTable) -> usize {
-    MODEL_TABLES.iter().position(|known| known == table).expect("model tables are checked before use")
 }
 
 impl InMemory {
     /// An empty, unmigrated store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Uses renamed score tables. The tweets are always the store's own.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad layout or another tweets source.
+    pub fn with_layout(mut self, layout: Layout) -> Result<Self> {
+        layout.validate()?;
+        if !layout.tweets.is_own_table() || layout.tweets != crate::TweetSource::default() {
+            return Err(Error::InvalidInput {
+                what: "the in-memory store reads its own tweets: a tweets table elsewhere is for BigQuery".to_owned(),
+            });
+        }
+        self.layout = layout;
+        Ok(self)
+    }
+
+    /// The store's own table names, which an export never takes.
+    fn is_own_table(&self, name: &str) -> bool {
+        let fixed = [toxdedup::schema::TWEETS, toxdedup::schema::STATUS_TEXTS, toxdedup::schema::STATUSES_TEXTS, toxdedup::schema::MIGRATIONS];
+        fixed.contains(&name) || self.layout.all_score_tables().iter().any(|table| table.table == name)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
@@ -80,7 +101,7 @@ impl InMemory {
     }
 
     /// Every export row of `table`, read under one lock.
-    fn export_rows(&self, table: &'static ModelTable) -> Result<Vec<ExportRow>> {
+    fn export_rows(&self, table: &ModelTable) -> Result<Vec<ExportRow>> {
         validate::model_table(table)?;
         let mut state = self.lock()?;
         let state = state.migrated()?;
@@ -91,11 +112,7 @@ impl InMemory {
                 continue;
             };
             let text = state.dedup.text(text_id).expect("joined texts exist");
-            let user_id = state
-                .tweets
-                .get(&(status_id, text.to_owned()))
-                .map(|(user_id, _)| *user_id)
-                .expect("a joined text has a tweets row");
+            let user_id = state.tweets.get(&(status_id, text.to_owned())).map(|(user_id, _)| *user_id);
             rows.push(ExportRow { status_id, user_id, status_text_id: text_id, scores: scores.clone() });
         }
         Ok(rows)
@@ -104,16 +121,21 @@ impl InMemory {
 
 #[async_trait]
 impl Store for InMemory {
-    async fn migrate(&self) -> Result<MigrateReport> {
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn migrate_with(&self, options: MigrateOptions) -> Result<MigrateReport> {
         let mut state = self.lock()?;
         let plan = MigrationPlan::new(Dialect::Sqlite, &state.migrations)?;
         let report = MigrateReport {
             applied: plan.pending.iter().map(|m| m.name.to_owned()).collect(),
             already_applied: plan.applied.iter().map(|m| m.name.to_owned()).collect(),
+            adopted: Vec::new(),
+            statements: Vec::new(),
         };
-        state.migrations.extend(plan.pending.iter().map(|m| AppliedMigration::of(m)));
-        if state.scores.len() != MODEL_TABLES.len() {
-            state.scores = vec![BTreeMap::new(); MODEL_TABLES.len()];
+        if !options.dry_run {
+            state.migrations.extend(plan.pending.iter().map(|m| AppliedMigration::of(m)));
         }
         Ok(report)
     }
@@ -159,7 +181,7 @@ impl Store for InMemory {
             .collect())
     }
 
-    async fn unscored_texts(&self, table: &'static ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
+    async fn unscored_texts(&self, table: &ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
         validate::model_table(table)?;
         let mut state = self.lock()?;
         let state = state.migrated()?;
@@ -186,7 +208,7 @@ impl Store for InMemory {
                 });
             }
         }
-        let scores = &mut state.scores[model_index(batch.table)];
+        let scores = state.scores.entry(batch.table.table.to_string()).or_default();
         for row in batch.rows {
             scores.insert(row.status_text_id, row.scores.clone());
         }
@@ -197,10 +219,22 @@ impl Store for InMemory {
         let mut state = self.lock()?;
         let state = state.migrated()?;
         let texts = state.dedup.n_texts() as u64;
+        // `tweets` is ordered by status id: count the runs.
+        let mut imported_statuses = 0u64;
+        let mut previous = None;
+        for (status_id, _) in state.tweets.keys() {
+            if previous != Some(*status_id) {
+                imported_statuses += 1;
+                previous = Some(*status_id);
+            }
+        }
         Ok(Progress {
             statuses: state.dedup.n_statuses() as u64,
             texts,
-            models: MODEL_TABLES
+            imported_statuses,
+            models: self
+                .layout
+                .all_score_tables()
                 .iter()
                 .map(|table| {
                     let scored = state.scores(table).len() as u64;
@@ -210,7 +244,18 @@ impl Store for InMemory {
         })
     }
 
-    fn export(&self, table: &'static ModelTable) -> BoxStream<'_, Result<ExportRow>> {
+    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64> {
+        validate::export_table_name(name)?;
+        if self.is_own_table(name) {
+            return Err(Error::AlreadyExists { what: format!("table {name} (one of the store's own)") });
+        }
+        let rows = self.export_rows(table)?;
+        let count = rows.len() as u64;
+        self.lock()?.exports.insert(name.to_owned(), rows);
+        Ok(count)
+    }
+
+    fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
         // The rows are read on the first poll, then handed out one by one.
         stream::once(async move { self.export_rows(table) })
             .flat_map(|rows| match rows {
@@ -231,7 +276,7 @@ mod tests {
         let store = InMemory::new();
         store.migrate().await.expect("migrate");
         let rows = [ScoreRow { status_text_id: 99, scores: vec![0.5; 6] }];
-        let batch = ScoreBatch { table: &MODEL_TABLES[0], checkpoint_sha256: "ab", rows: &rows };
+        let batch = ScoreBatch { table: &toxdedup::MODEL_TABLES[0], checkpoint_sha256: "ab", rows: &rows };
         let error = store.write_scores(batch).await.expect_err("unknown text");
         assert!(matches!(error, Error::InvalidInput { .. }), "{error}");
         assert!(error.to_string().contains("99"), "{error}");

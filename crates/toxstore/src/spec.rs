@@ -134,7 +134,7 @@ impl StoreSpec {
     /// file's folder must exist.
     pub async fn open(&self, options: &OpenOptions) -> crate::Result<Arc<dyn Store>> {
         match self {
-            StoreSpec::Memory => Ok(Arc::new(crate::InMemory::new())),
+            StoreSpec::Memory => Ok(Arc::new(crate::InMemory::new().with_layout(options.layout.clone())?)),
             StoreSpec::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
                     && !parent.is_dir()
@@ -143,7 +143,7 @@ impl StoreSpec {
                         what: format!("store {self}: the folder {} does not exist", parent.display()),
                     });
                 }
-                Ok(Arc::new(crate::Sqlite::open(path)?))
+                Ok(Arc::new(crate::Sqlite::open(path)?.with_layout(options.layout.clone())?))
             }
             StoreSpec::BigQuery { project, dataset } => {
                 let endpoint = options.bigquery_endpoint.as_deref();
@@ -153,9 +153,18 @@ impl StoreSpec {
                     (None, Some(_)) => Credentials::StaticToken("emulator".to_owned()),
                     (None, None) => Credentials::ApplicationDefault,
                 };
-                let mut config = BigQueryConfig::new(project.clone(), dataset, credentials);
+                let mut config =
+                    BigQueryConfig::new(project.clone(), dataset, credentials).with_layout(options.layout.clone());
                 if let Some(endpoint) = endpoint {
                     config = config.with_endpoint(endpoint);
+                }
+                if let Some(path) = &options.request_log {
+                    let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|error| {
+                        crate::Error::InvalidInput {
+                            what: format!("the BigQuery request log {}: {error}", path.display()),
+                        }
+                    })?;
+                    config = config.with_request_log(crate::bigquery::RequestLog::new(file));
                 }
                 Ok(Arc::new(BigQuery::connect(config).await?))
             }
@@ -177,7 +186,16 @@ pub struct OpenOptions {
     /// endpoint (emulators ignore it), else Google's application default
     /// credentials.
     pub credentials: Option<PathBuf>,
+    /// The tables, where they are not toxscore's own (a dataset the Python
+    /// pipeline made).
+    pub layout: crate::Layout,
+    /// BigQuery: a file that every statement and insert is appended to, one
+    /// JSON object a line (the caller reads [`REQUEST_LOG_VAR`]).
+    pub request_log: Option<PathBuf>,
 }
+
+/// The variable naming [`OpenOptions::request_log`].
+pub const REQUEST_LOG_VAR: &str = "TOXSCORE_BIGQUERY_LOG";
 
 impl OpenOptions {
     /// From the values of `--bigquery-endpoint` / [`ENDPOINT_VAR`] and
@@ -187,6 +205,8 @@ impl OpenOptions {
         OpenOptions {
             bigquery_endpoint: endpoint.filter(|url| !url.trim().is_empty()),
             credentials: credentials.filter(|path| !path.as_os_str().is_empty()),
+            layout: crate::Layout::default(),
+            request_log: None,
         }
     }
 }

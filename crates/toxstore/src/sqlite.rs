@@ -32,8 +32,8 @@ use toxdedup::queries::{self, Affects};
 use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, MigrateReport, ModelProgress, Progress, Result, ScoreBatch, ScoreRow, Store,
-    TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result,
+    ScoreBatch, ScoreRow, Store, TextCount, TextId, TextRow, Tweet, TweetSource, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "sqlite";
@@ -59,6 +59,9 @@ const EXPORT_CHANNEL_ROWS: usize = 4096;
 pub struct Sqlite {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
+    /// Always toxscore's own layout: renamed tables are for BigQuery
+    /// datasets that the Python pipeline made.
+    layout: Layout,
 }
 
 impl Sqlite {
@@ -67,7 +70,24 @@ impl Sqlite {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_owned();
         let connection = open_connection(&path, false)?;
-        Ok(Self { path, connection: Arc::new(Mutex::new(connection)) })
+        Ok(Self { path, connection: Arc::new(Mutex::new(connection)), layout: Layout::default() })
+    }
+
+    /// Checks that a layout is toxscore's own, the only one an SQLite file
+    /// has.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for renamed score tables or another tweets
+    /// table.
+    pub fn with_layout(self, layout: Layout) -> Result<Self> {
+        if layout != Layout::default() {
+            return Err(Error::InvalidInput {
+                what: "an SQLite store has toxscore's own tables: --tweets-table and --score-table are for \
+                       BigQuery datasets made by the Python pipeline"
+                    .to_owned(),
+            });
+        }
+        Ok(self)
     }
 
     /// The file.
@@ -162,7 +182,10 @@ fn count(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-fn migrate_blocking(connection: &mut Connection) -> Result<MigrateReport> {
+fn migrate_blocking(connection: &mut Connection, options: MigrateOptions) -> Result<MigrateReport> {
+    if options.dry_run {
+        return migrate_dry_run(connection);
+    }
     connection.execute_batch(bootstrap_sql(Dialect::Sqlite)).map_err(sql("creating the migrations table"))?;
     let mut report = MigrateReport::default();
     let mut first = true;
@@ -172,17 +195,7 @@ fn migrate_blocking(connection: &mut Connection) -> Result<MigrateReport> {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql("starting a migration"))?;
-        let records = {
-            let mut statement = transaction
-                .prepare("SELECT version, name, checksum FROM toxscore_migrations ORDER BY version")
-                .map_err(sql("reading the migrations table"))?;
-            let rows = statement
-                .query_map([], |row| {
-                    Ok(AppliedMigration { version: row.get(0)?, name: row.get(1)?, checksum: row.get(2)? })
-                })
-                .map_err(sql("reading the migrations table"))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql("reading the migrations table"))?
-        };
+        let records = applied_migrations(&transaction)?;
         let plan = MigrationPlan::new(Dialect::Sqlite, &records)?;
         if first {
             report.already_applied = plan.applied.iter().map(|m| m.name.to_owned()).collect();
@@ -202,8 +215,41 @@ fn migrate_blocking(connection: &mut Connection) -> Result<MigrateReport> {
             .map_err(sql("recording a migration"))?;
         transaction.commit().map_err(sql("committing a migration"))?;
         report.applied.push(migration.name.to_owned());
+        report.statements.push(migration.sql.trim().to_owned());
     }
     Ok(report)
+}
+
+/// What [`migrate_blocking`] would do, read without writing.
+fn migrate_dry_run(connection: &mut Connection) -> Result<MigrateReport> {
+    let has_records: bool = connection
+        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'toxscore_migrations')", [], |row| row.get(0))
+        .map_err(sql("reading the migrations table"))?;
+    let mut report = MigrateReport::default();
+    let records = if has_records {
+        applied_migrations(connection)?
+    } else {
+        report.statements.push(bootstrap_sql(Dialect::Sqlite).to_owned());
+        Vec::new()
+    };
+    let plan = MigrationPlan::new(Dialect::Sqlite, &records)?;
+    report.already_applied = plan.applied.iter().map(|m| m.name.to_owned()).collect();
+    for migration in plan.pending {
+        report.applied.push(migration.name.to_owned());
+        report.statements.push(migration.sql.trim().to_owned());
+    }
+    report.statements.extend(queries::refresh(Dialect::Sqlite, &TweetSource::default()).into_iter().map(|s| s.sql));
+    Ok(report)
+}
+
+fn applied_migrations(connection: &Connection) -> Result<Vec<AppliedMigration>> {
+    let mut statement = connection
+        .prepare("SELECT version, name, checksum FROM toxscore_migrations ORDER BY version")
+        .map_err(sql("reading the migrations table"))?;
+    let rows = statement
+        .query_map([], |row| Ok(AppliedMigration { version: row.get(0)?, name: row.get(1)?, checksum: row.get(2)? }))
+        .map_err(sql("reading the migrations table"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql("reading the migrations table"))
 }
 
 fn import_blocking(connection: &mut Connection, tweets: &[Tweet]) -> Result<ImportReport> {
@@ -240,7 +286,7 @@ fn refresh_in_transaction(connection: &mut Connection) -> Result<DedupReport> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql("starting the de-duplication"))?;
     let mut report = DedupReport::default();
-    for statement in queries::refresh(Dialect::Sqlite) {
+    for statement in queries::refresh(Dialect::Sqlite, &TweetSource::default()) {
         let changed = transaction.execute(&statement.sql, []).map_err(sql("de-duplicating texts"))? as u64;
         match statement.affects {
             Affects::NewTexts => report.new_texts += changed,
@@ -249,12 +295,12 @@ fn refresh_in_transaction(connection: &mut Connection) -> Result<DedupReport> {
         }
     }
     let conflicts: i64 = transaction
-        .query_row(&queries::conflict_count(Dialect::Sqlite), [], |row| row.get(0))
+        .query_row(&queries::conflict_count(Dialect::Sqlite, &TweetSource::default()), [], |row| row.get(0))
         .map_err(sql("counting conflicts"))?;
     report.conflicts = count(conflicts);
     if report.conflicts > 0 {
         let mut statement = transaction
-            .prepare(&queries::conflict_examples(Dialect::Sqlite, MAX_CONFLICT_EXAMPLES))
+            .prepare(&queries::conflict_examples(Dialect::Sqlite, MAX_CONFLICT_EXAMPLES, &TweetSource::default()))
             .map_err(sql("reading conflicts"))?;
         let rows = statement
             .query_map([], |row| Ok(Conflict { status_id: row.get(0)?, kept: row.get(1)?, rejected: row.get(2)? }))
@@ -278,7 +324,7 @@ fn text_page_blocking(connection: &mut Connection, after: Option<TextId>, limit:
 
 fn unscored_blocking(
     connection: &mut Connection,
-    table: &'static ModelTable,
+    table: &ModelTable,
     query: UnscoredQuery,
 ) -> Result<Vec<TextRow>> {
     let shard = query.shard.map(|shard| (shard.index, shard.count));
@@ -293,7 +339,7 @@ fn unscored_blocking(
 
 fn write_scores_blocking(
     connection: &mut Connection,
-    table: &'static ModelTable,
+    table: &ModelTable,
     checkpoint_sha256: &str,
     rows: &[ScoreRow],
 ) -> Result<()> {
@@ -340,30 +386,64 @@ ON CONFLICT (status_text_id) DO UPDATE SET {updates}checkpoint_sha256 = excluded
 
 fn progress_blocking(connection: &mut Connection) -> Result<Progress> {
     connection
-        .query_row(&queries::progress(Dialect::Sqlite), [], |row| {
+        .query_row(&queries::progress(Dialect::Sqlite, &TweetSource::default(), MODEL_TABLES), [], |row| {
             let statuses = count(row.get(0)?);
             let texts = count(row.get(1)?);
+            let imported_statuses = count(row.get(2)?);
             let mut models = Vec::with_capacity(MODEL_TABLES.len());
             for (index, table) in MODEL_TABLES.iter().enumerate() {
-                let scored = count(row.get(index + 2)?);
+                let scored = count(row.get(index + 3)?);
                 models.push(ModelProgress {
                     model: table.model.to_owned(),
                     scored,
                     remaining: texts.saturating_sub(scored),
                 });
             }
-            Ok(Progress { statuses, texts, models })
+            Ok(Progress { statuses, texts, imported_statuses, models })
         })
         .map_err(sql("counting progress"))
 }
 
+/// Writes the export into table `name` in one transaction: a table an
+/// earlier export created (recorded in `toxscore_exports`) is replaced, any
+/// other table of that name is left alone.
+fn export_to_table_blocking(connection: &mut Connection, table: &ModelTable, name: &str) -> Result<u64> {
+    let transaction =
+        connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an export"))?;
+    let exists: bool = transaction
+        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?1 COLLATE NOCASE)", [name], |row| row.get(0))
+        .map_err(sql("looking up the export table"))?;
+    if exists {
+        let ours: bool = transaction
+            .query_row("SELECT EXISTS (SELECT 1 FROM toxscore_exports WHERE table_name = ?1)", [name], |row| row.get(0))
+            .map_err(sql("reading toxscore_exports"))?;
+        if !ours {
+            return Err(Error::AlreadyExists {
+                what: format!("table {name} (not made by an export, so it is left alone: choose another name)"),
+            });
+        }
+        transaction.execute_batch(&format!("DROP TABLE {name}")).map_err(sql("replacing the export table"))?;
+    }
+    transaction
+        .execute_batch(&queries::export_to_table(Dialect::Sqlite, table, &TweetSource::default(), name))
+        .map_err(sql("writing the export table"))?;
+    transaction
+        .execute("INSERT OR REPLACE INTO toxscore_exports (table_name, model) VALUES (?1, ?2)", params![name, table.model])
+        .map_err(sql("recording the export table"))?;
+    let rows: i64 = transaction
+        .query_row(&format!("SELECT COUNT(*) FROM {name}"), [], |row| row.get(0))
+        .map_err(sql("counting the export table"))?;
+    transaction.commit().map_err(sql("committing the export table"))?;
+    Ok(count(rows))
+}
+
 /// Reads the export on its own read-only connection and sends it row by row;
 /// stops early when the consumer goes away.
-fn export_blocking(path: &Path, table: &'static ModelTable, sender: &tokio::sync::mpsc::Sender<Result<ExportRow>>) {
+fn export_blocking(path: &Path, table: &ModelTable, sender: &tokio::sync::mpsc::Sender<Result<ExportRow>>) {
     let result = (|| -> Result<()> {
         let connection = open_connection(path, true)?;
         let mut statement =
-            connection.prepare(&queries::export(Dialect::Sqlite, table)).map_err(sql("exporting scores"))?;
+            connection.prepare(&queries::export(Dialect::Sqlite, table, &TweetSource::default())).map_err(sql("exporting scores"))?;
         let mut rows = statement.query([]).map_err(sql("exporting scores"))?;
         let n_columns = table.columns.len();
         while let Some(row) = rows.next().map_err(sql("exporting scores"))? {
@@ -389,8 +469,12 @@ fn export_blocking(path: &Path, table: &'static ModelTable, sender: &tokio::sync
 
 #[async_trait]
 impl Store for Sqlite {
-    async fn migrate(&self) -> Result<MigrateReport> {
-        self.blocking(migrate_blocking).await
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    async fn migrate_with(&self, options: MigrateOptions) -> Result<MigrateReport> {
+        self.blocking(move |connection| migrate_blocking(connection, options)).await
     }
 
     async fn import_tweets(&self, tweets: &[Tweet]) -> Result<ImportReport> {
@@ -407,24 +491,36 @@ impl Store for Sqlite {
         self.blocking(move |connection| text_page_blocking(connection, after, limit)).await
     }
 
-    async fn unscored_texts(&self, table: &'static ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
+    async fn unscored_texts(&self, table: &ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
         validate::model_table(table)?;
-        self.blocking(move |connection| unscored_blocking(connection, table, query)).await
+        let table = table.clone();
+        self.blocking(move |connection| unscored_blocking(connection, &table, query)).await
     }
 
     async fn write_scores(&self, batch: ScoreBatch<'_>) -> Result<()> {
         validate::score_batch(&batch)?;
-        let table = batch.table;
+        let table = batch.table.clone();
         let checkpoint_sha256 = batch.checkpoint_sha256.to_owned();
         let rows = batch.rows.to_vec();
-        self.blocking(move |connection| write_scores_blocking(connection, table, &checkpoint_sha256, &rows)).await
+        self.blocking(move |connection| write_scores_blocking(connection, &table, &checkpoint_sha256, &rows)).await
     }
 
     async fn progress(&self) -> Result<Progress> {
         self.blocking(progress_blocking).await
     }
 
-    fn export(&self, table: &'static ModelTable) -> BoxStream<'_, Result<ExportRow>> {
+    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64> {
+        validate::model_table(table)?;
+        validate::export_table_name(name)?;
+        if toxdedup::schema::is_fixed_table(name) || MODEL_TABLES.iter().any(|known| known.table == name) {
+            return Err(Error::AlreadyExists { what: format!("table {name} (one of toxscore's own)") });
+        }
+        let table = table.clone();
+        let name = name.to_owned();
+        self.blocking(move |connection| export_to_table_blocking(connection, &table, &name)).await
+    }
+
+    fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
         let path = self.path.clone();
         // The reader starts on the first poll, so that `export` itself needs
         // no runtime.
@@ -433,7 +529,8 @@ impl Store for Sqlite {
             if let Err(error) = validate::model_table(table) {
                 return stream::iter([Err(error)]).left_stream();
             }
-            tokio::task::spawn_blocking(move || export_blocking(&path, table, &sender));
+            let table = table.clone();
+            tokio::task::spawn_blocking(move || export_blocking(&path, &table, &sender));
             stream::poll_fn(move |context| receiver.poll_recv(context)).right_stream()
         })
         .flatten()

@@ -59,3 +59,17 @@ pub(crate) fn score_batch(batch: &ScoreBatch<'_>) -> Result<()> {
     }
     Ok(())
 }
+
+/// The name of a table `export_to_table` creates: a plain identifier, as it
+/// is written into SQL.
+pub(crate) fn export_table_name(name: &str) -> Result<()> {
+    if toxdedup::schema::is_plain_identifier(name) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            what: format!(
+                "export table {name:?}: expected letters, digits and _, not starting with a digit, at most 128 characters"
+            ),
+        })
+    }
+}

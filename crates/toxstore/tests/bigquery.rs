@@ -82,7 +82,7 @@ async fn export_streams_pages_in_order_and_counts_duplicates_once() {
     let status_ids: Vec<i64> = exported.iter().map(|row| row.status_id).collect();
     assert_eq!(status_ids, (78..=100).collect::<Vec<_>>(), "every status id once, in order, across 6 pages");
     for row in &exported {
-        assert_eq!(row.user_id, 100 - row.status_id);
+        assert_eq!(row.user_id, Some(100 - row.status_id));
         assert_eq!(row.scores, vec![row.status_text_id as f64 / 16.0; table.columns.len()]);
     }
     let progress = store.progress().await.expect("progress");

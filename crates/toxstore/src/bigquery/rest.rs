@@ -13,6 +13,7 @@
 //! still provides authentication (its `Authenticator` trait, over
 //! yup-oauth2).
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,15 @@ pub(crate) fn int64_array(name: &str, values: impl IntoIterator<Item = i64>) -> 
     })
 }
 
+/// A named `STRING` query parameter (`@name` in the SQL).
+pub(crate) fn string_parameter(name: &str, value: &str) -> Value {
+    json!({
+        "name": name,
+        "parameterType": { "type": "STRING" },
+        "parameterValue": { "value": value },
+    })
+}
+
 /// One row to stream.
 #[derive(Debug, Clone)]
 pub(crate) struct InsertRow {
@@ -160,6 +170,55 @@ struct JobError {
     message: String,
 }
 
+/// A request body.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Json(&'a Value),
+    Raw { content_type: &'a str, bytes: &'a [u8] },
+}
+
+/// A column of a table's schema, as `tables.get` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    /// `INTEGER`/`INT64`, `STRING`, `FLOAT`/`FLOAT64`, `TIMESTAMP`... as the
+    /// API spells it (the legacy names).
+    pub(crate) field_type: String,
+    /// `NULLABLE`, `REQUIRED` or `REPEATED`.
+    pub(crate) mode: String,
+}
+
+impl Column {
+    /// The type in GoogleSQL's spelling: `INT64`, `FLOAT64`, `BOOL`...
+    pub(crate) fn sql_type(&self) -> &str {
+        match self.field_type.as_str() {
+            "INTEGER" => "INT64",
+            "FLOAT" => "FLOAT64",
+            "BOOLEAN" => "BOOL",
+            other => other,
+        }
+    }
+}
+
+/// Where every statement and insert the client sends is recorded, one JSON
+/// object a line (`toxcli` sets it from `TOXSCORE_BIGQUERY_LOG`): for
+/// checking them against the tables' real types, which the emulator does not.
+#[derive(Clone)]
+pub struct RequestLog(Arc<std::sync::Mutex<Box<dyn std::io::Write + Send>>>);
+
+impl RequestLog {
+    /// A log written to `writer` (a file, say).
+    pub fn new(writer: impl std::io::Write + Send + 'static) -> Self {
+        RequestLog(Arc::new(std::sync::Mutex::new(Box::new(writer))))
+    }
+}
+
+impl std::fmt::Debug for RequestLog {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("RequestLog")
+    }
+}
+
 /// The REST client of one project.
 pub(crate) struct Rest {
     http: reqwest::Client,
@@ -170,6 +229,7 @@ pub(crate) struct Rest {
     /// What to check when the credentials are refused.
     credentials_hint: String,
     retry: RetryPolicy,
+    log: Option<RequestLog>,
 }
 
 impl std::fmt::Debug for Rest {
@@ -204,14 +264,152 @@ impl Rest {
                 what: "building the HTTP client".to_owned(),
                 source: Some(Box::new(error)),
             })?;
-        Ok(Self { http, base_url, project, authenticator, credentials_hint, retry })
+        Ok(Self { http, base_url, project, authenticator, credentials_hint, retry, log: None })
+    }
+
+    /// Records every statement and insert in `log`.
+    pub(crate) fn with_log(mut self, log: Option<RequestLog>) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Appends one record to the request log, if there is one. A log that
+    /// cannot be written is not worth failing the work for: it is dropped.
+    pub(crate) fn record(&self, entry: Value) {
+        if let Some(log) = &self.log
+            && let Ok(mut writer) = log.0.lock()
+        {
+            let _ = writeln!(writer, "{entry}").and_then(|()| writer.flush());
+        }
+    }
+
+    /// `tables.get`: the table's columns, or `None` when it does not exist.
+    /// `project` defaults to the client's.
+    pub(crate) async fn table_columns(
+        &self,
+        project: Option<&str>,
+        dataset: &str,
+        table: &str,
+    ) -> Result<Option<Vec<Column>>> {
+        let url = self.project_url(project.unwrap_or(&self.project), &["datasets", dataset, "tables", table]);
+        let response = match self.call(Method::GET, url, None, &format!("reading the schema of {dataset}.{table}")).await {
+            Ok(response) => response,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        Ok(Some(parse_columns(&response)))
+    }
+
+    /// `tables.patch` with the table's whole schema: the columns it has,
+    /// then `added` (NULLABLE). BigQuery adds NULLABLE columns this way
+    /// without touching the data; toxscore calls it only when an `ALTER
+    /// TABLE ... ADD COLUMN` did not show in `tables.get` (the emulator's
+    /// metadata does not follow its DDL).
+    pub(crate) async fn add_nullable_columns(
+        &self,
+        dataset: &str,
+        table: &str,
+        current: &[Column],
+        added: &[(&str, &str)],
+    ) -> Result<()> {
+        let mut fields: Vec<Value> = current
+            .iter()
+            .map(|column| json!({ "name": column.name, "type": column.field_type, "mode": column.mode }))
+            .collect();
+        fields.extend(added.iter().map(|(name, field_type)| json!({ "name": name, "type": field_type, "mode": "NULLABLE" })));
+        let body = json!({ "schema": { "fields": fields } });
+        let url = self.url(&["datasets", dataset, "tables", table]);
+        self.call(Method::PATCH, url, Some(&body), &format!("adding columns to {dataset}.{table}")).await.map(|_| ())
+    }
+
+    /// Appends newline-delimited JSON rows to `dataset.table` with one load
+    /// job (a multipart upload): free, and atomic (all rows or none).
+    ///
+    /// The job id is derived from the data, so an upload resent after a lost
+    /// answer finds the job it started (409) instead of loading twice.
+    pub(crate) async fn load_ndjson(&self, dataset: &str, table: &str, job_id: &str, ndjson: &[u8]) -> Result<()> {
+        let what = format!("loading rows into {dataset}.{table}");
+        let configuration = json!({
+            "jobReference": { "projectId": self.project, "jobId": job_id },
+            "configuration": { "load": {
+                "destinationTable": { "projectId": self.project, "datasetId": dataset, "tableId": table },
+                "sourceFormat": "NEWLINE_DELIMITED_JSON",
+                "writeDisposition": "WRITE_APPEND",
+                "createDisposition": "CREATE_NEVER",
+                "ignoreUnknownValues": false,
+                "maxBadRecords": 0,
+            }},
+        });
+        let boundary = format!("toxscore-{:032x}", rand::rng().random::<u128>());
+        let mut body = Vec::with_capacity(ndjson.len() + 1024);
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{configuration}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(ndjson);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut url = self.base_url.clone();
+        let upload_path = format!("/upload{}", self.base_url.path().trim_end_matches('/'));
+        url.set_path(&upload_path);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.push("projects").push(&self.project).push("jobs");
+        }
+        url.query_pairs_mut().append_pair("uploadType", "multipart");
+        let content_type = format!("multipart/related; boundary={boundary}");
+        let mut job = match self
+            .call_with(Method::POST, url, Some(Body::Raw { content_type: &content_type, bytes: &body }), &what)
+            .await
+        {
+            Ok(job) => job,
+            // The job exists: a resent upload, or the same rows loaded before.
+            Err(Error::AlreadyExists { .. }) => self.job(job_id, None).await?,
+            Err(error) => return Err(error),
+        };
+        let started = Instant::now();
+        loop {
+            if let Err(failure) = job_errors(&job) {
+                return Err(match failure {
+                    Failure::Fatal(error) => error,
+                    Failure::Retry { message, source, .. } => {
+                        Error::Unavailable { backend: BACKEND, what: format!("{what}: {message}"), source }
+                    }
+                });
+            }
+            let state = job.get("status").and_then(|status| string_field(status, "state"));
+            if state.as_deref() == Some("DONE") {
+                return Ok(());
+            }
+            if started.elapsed() > QUERY_DEADLINE {
+                return Err(Error::Unavailable {
+                    backend: BACKEND,
+                    what: format!("{what}: the load job did not complete"),
+                    source: None,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let location = job.get("jobReference").and_then(|reference| string_field(reference, "location"));
+            job = self.job(job_id, location.as_deref()).await?;
+        }
+    }
+
+    /// `jobs.get`.
+    async fn job(&self, job_id: &str, location: Option<&str>) -> Result<Value> {
+        let mut url = self.url(&["jobs", job_id]);
+        if let Some(location) = location {
+            url.query_pairs_mut().append_pair("location", location);
+        }
+        self.call(Method::GET, url, None, "reading a job's status").await
     }
 
     /// `base/projects/<project>/<segments...>`, each segment escaped.
     fn url(&self, segments: &[&str]) -> Url {
+        self.project_url(&self.project, segments)
+    }
+
+    /// The same for another project.
+    fn project_url(&self, project: &str, segments: &[&str]) -> Url {
         let mut url = self.base_url.clone();
         if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().push("projects").push(&self.project).extend(segments);
+            path.pop_if_empty().push("projects").push(project).extend(segments);
         }
         url
     }
@@ -293,6 +491,7 @@ impl Rest {
             body["parameterMode"] = json!("NAMED");
             body["queryParameters"] = json!(parameters);
         }
+        self.record(json!({ "query": sql, "parameters": parameters }));
         let started = Instant::now();
         let mut response = self.call(Method::POST, self.url(&["queries"]), Some(&body), "running a query").await?;
         loop {
@@ -380,6 +579,11 @@ impl Rest {
     /// invalid fail the call at once. Either way the error names the rows:
     /// no row is dropped silently.
     pub(crate) async fn insert_all(&self, dataset: &str, table: &str, rows: &[InsertRow]) -> Result<()> {
+        if self.log.is_some() {
+            let fields: std::collections::BTreeSet<&str> =
+                rows.iter().filter_map(|row| row.json.as_object()).flat_map(|object| object.keys().map(String::as_str)).collect();
+            self.record(json!({ "insert": format!("{}.{dataset}.{table}", self.project), "fields": fields }));
+        }
         let mut batches = Vec::new();
         let mut start = 0;
         while start < rows.len() {
@@ -499,6 +703,11 @@ impl Rest {
 
     /// One REST call with the retry policy: JSON in, JSON out.
     async fn call(&self, method: Method, url: Url, body: Option<&Value>, what: &str) -> Result<Value> {
+        self.call_with(method, url, body.map(Body::Json), what).await
+    }
+
+    /// [`call`](Self::call) with any body.
+    async fn call_with(&self, method: Method, url: Url, body: Option<Body<'_>>, what: &str) -> Result<Value> {
         let mut last: Option<(String, Option<BoxError>)> = None;
         let mut retry_after = None;
         for attempt in 1..=self.retry.attempts() {
@@ -509,7 +718,7 @@ impl Rest {
                 }
                 tokio::time::sleep(wait).await;
             }
-            match self.call_once(method.clone(), url.clone(), body).await {
+            match self.call_once(method.clone(), url.clone(), body.clone()).await {
                 Ok(value) => return Ok(value),
                 Err(Failure::Fatal(error)) => return Err(error),
                 Err(Failure::Retry { message, retry_after: asked, source }) => {
@@ -526,7 +735,7 @@ impl Rest {
         })
     }
 
-    async fn call_once(&self, method: Method, url: Url, body: Option<&Value>) -> std::result::Result<Value, Failure> {
+    async fn call_once(&self, method: Method, url: Url, body: Option<Body<'_>>) -> std::result::Result<Value, Failure> {
         let token = match tokio::time::timeout(TOKEN_TIMEOUT, self.authenticator.access_token()).await {
             Ok(Ok(token)) => token,
             Ok(Err(error)) => {
@@ -549,8 +758,12 @@ impl Rest {
         };
 
         let mut request = self.http.request(method, url).bearer_auth(&token);
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(Body::Json(value)) => request = request.json(value),
+            Some(Body::Raw { content_type, bytes }) => {
+                request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes.to_vec());
+            }
+            None => {}
         }
         let response = match request.send().await {
             Ok(response) => response,
@@ -666,6 +879,25 @@ fn job_errors(response: &Value) -> std::result::Result<(), Failure> {
         },
         _ => Error::Backend { backend: BACKEND, what: format!("query failed: {error}"), source: Some(Box::new(error)) },
     }))
+}
+
+/// The top-level columns of a `tables.get` answer.
+fn parse_columns(response: &Value) -> Vec<Column> {
+    response
+        .get("schema")
+        .and_then(|schema| schema.get("fields"))
+        .and_then(Value::as_array)
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|field| Column {
+                    name: string_field(field, "name").unwrap_or_default(),
+                    field_type: string_field(field, "type").unwrap_or_default().to_ascii_uppercase(),
+                    mode: string_field(field, "mode").unwrap_or_else(|| "NULLABLE".to_owned()).to_ascii_uppercase(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn job_reference(response: &Value) -> Result<JobReference> {

@@ -4,6 +4,8 @@
 //! The BigQuery test needs the emulator: `cargo xtask test` starts it and sets
 //! `TOXSCORE_BIGQUERY_EMULATOR`; without it that test fails (it never skips).
 
+mod pipeline;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -707,7 +709,7 @@ fn usage_and_model_errors_have_their_exit_codes() {
     check(&["--store", "bigquery:my-project.bad`name", "status"], 2, "only letters, digits and underscores");
     check(&["--store", "sqlite:no/such/folder/x.db", "status"], 2, "does not exist");
     check(&["score", "--shard", "2/2"], 2, "the index must be below the count");
-    check(&["score", "--shard", "0/2", "--input", &tweets], 2, "--input with --shard");
+    check(&["score", "--shard", "0/2", "--input", &tweets], 2, "cannot be used with");
     check(&["score", "--batch-size", "0"], 2, "--batch-size");
     check(&["export", "--model", "nope"], 2, "unknown model \"nope\"");
     check(&["import", "--input", "no-such-file.csv"], 3, "cannot open no-such-file.csv");
