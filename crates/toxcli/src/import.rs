@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use toxstore::{Store, Tweet};
 
-use crate::exit::InputError;
+use crate::exit::{InputError, UsageError};
 use crate::store_spec::StoreSettings;
 use crate::tweets::{BadRow, ColumnMapping, Row, TweetFile, TweetFormat};
 
@@ -97,6 +97,13 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> anyhow::Result<(
         eprintln!(
             "note: the memory store lives only as long as this command; use `toxcli score --store memory --input FILE --export OUT` to import, score and export in one go"
         );
+    }
+    if let Some(table) = &settings.options.layout.tweets.table {
+        return Err(UsageError(format!(
+            "--tweets-table {table} is read-only: toxscore never writes to it; import into the dataset's own \
+             tweets table (without --tweets-table)"
+        ))
+        .into());
     }
     check_header(&args.input, &args.file, &settings.columns)?;
     let store = settings.open().await?;

@@ -360,10 +360,17 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     let max_pipeline_id = emulator.count(&format!("SELECT MAX(status_text_id) FROM {dataset}.status_texts"));
     let tweets_before = emulator.query(&format!("SELECT * FROM {dataset}.tweets ORDER BY status_id, status_text"));
     let joins_before = emulator.count(&format!("SELECT COUNT(*) FROM {dataset}.statuses_texts"));
-    let scores_before = score_rows(&emulator, &dataset, "toxicity_scores_original_ckpt")
-        .iter()
-        .map(|(id, values, _)| (*id, values.clone()))
-        .collect::<Vec<_>>();
+    let scores_before: Vec<(i64, Vec<String>)> = emulator
+        .query(&format!(
+            "SELECT status_text_id, toxicity, severe_toxicity, obscene, threat, insult, identity_hate \
+             FROM {dataset}.toxicity_scores_original_ckpt ORDER BY status_text_id"
+        ))
+        .into_iter()
+        .map(|row| {
+            let id = row[0].as_deref().expect("id").parse().expect("a number");
+            (id, row[1..].iter().map(|value| value.clone().unwrap_or_default()).collect())
+        })
+        .collect();
 
     // A dry run reads, prints and changes nothing.
     let dry = bigquery_run(dir, &dataset, &log, &[score_table, "migrate", "--dry-run"], 0);
@@ -462,11 +469,38 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     }
     assert_eq!(emulator.count(&format!("SELECT COUNT(*) FROM {dataset}.user_made")), 1);
 
+    // Tweets imported into the pipeline's own `tweets` (STRING ids): a small
+    // file streams, a large one goes in a load job; importing it again adds
+    // nothing; `score` joins and scores the new texts.
+    let mut csv = String::from("status_id,user_id,status_text,created_at\n");
+    for idx in 0..1_500 {
+        csv.push_str(&format!("{},{},imported text {idx},2020-02-0{} 10:00:00\n", 50_000_000 + idx, 7 + idx % 13, 1 + idx % 9));
+    }
+    std::fs::write(dir.join("more.csv"), csv).expect("write more.csv");
+    let fixture = super::fixture_tweets();
+    let small = bigquery_run(dir, &dataset, &log, &["import", "--input", &fixture], 0);
+    assert!(small.stderr.contains("61 new"), "{}", small.stderr);
+    let large = bigquery_run(dir, &dataset, &log, &["import", "--input", "more.csv"], 0);
+    assert!(large.stderr.contains("1500 new"), "{}", large.stderr);
+    let again = bigquery_run(dir, &dataset, &log, &["import", "--input", "more.csv"], 0);
+    assert!(again.stderr.contains("0 new, 1500 already present"), "{}", again.stderr);
+    let mut args = vec![score_table];
+    args.extend(score_args(&[], &flags));
+    let more = bigquery_run(dir, &dataset, &log, &args, 0);
+    assert!(more.stderr.contains("scored 1548 texts"), "{}", more.stderr);
+    let imported: Vec<String> = emulator
+        .query(&format!("SELECT user_id FROM {dataset}.tweets WHERE status_id = '50000007'"))
+        .into_iter()
+        .map(|row| row[0].clone().unwrap_or_default())
+        .collect();
+    assert_eq!(imported, ["14"], "the load job wrote the STRING column as digits");
+
     // Every statement is type-correct for BigQuery, and every insert names
     // only columns its table has. The check itself fails once a SAFE_CAST
     // is removed from what was sent.
     let (code, output) = typecheck(dir, &emulator, &[&dataset], &log, str::to_owned);
     assert_eq!(code, 0, "{output}");
+    eprintln!("{output}");
     let (code, output) = typecheck(dir, &emulator, &[&dataset], &log, without_first_safe_cast);
     assert_eq!(code, 1, "removing a SAFE_CAST went unnoticed:\n{output}");
     assert!(output.contains("STRING"), "{output}");
@@ -517,7 +551,7 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
     assert_eq!(export.lines().count(), 1 + 40 + 6 + 1, "{export}");
     assert!(export.lines().any(|line| line.starts_with("42,,")), "a user id that is no number exports empty:\n{export}");
     // The source is read-only: toxcli never writes to it.
-    let import = call(with(&["import", "--input", &super::fixture_tweets()]), 3);
+    let import = call(with(&["import", "--input", &super::fixture_tweets()]), 2);
     assert!(import.stderr.contains("never writes to"), "{}", import.stderr);
     let wrong = call(vec!["--tweets-table".into(), table.clone(), "migrate".into()], 4);
     assert!(wrong.stderr.contains("--status-id-column"), "{}", wrong.stderr);
@@ -539,7 +573,7 @@ fn spawn_bigquery_score(dir: &Path, dataset: &str, log: &Path, extra: &[&str]) -
     let flags = model_flags();
     let mut args = vec!["--score-table=toxicity_scores_original_ckpt"];
     args.extend(score_args(extra, &flags));
-    args.extend(["--page-size", "400"]);
+    args.extend(["--page-size", "400", "--threads", "1"]);
     bigquery(dir, dataset, log, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn toxcli")
 }
 
@@ -597,7 +631,8 @@ fn kill_9_at_random_points_on_bigquery_then_resume_scores_every_text_once() {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = temp.path();
     let log = PathBuf::from("/dev/null");
-    let n_texts = 1_500;
+    // Enough texts for several commits of up to 1,024 scores per run.
+    let n_texts = 9_000;
     let reference = adopted(&emulator, dir, "killref", &log, n_texts);
     let mut run = spawn_bigquery_score(dir, &reference, &log, &[]);
     assert!(run.wait().expect("the reference run").success());
@@ -609,7 +644,7 @@ fn kill_9_at_random_points_on_bigquery_then_resume_scores_every_text_once() {
     let mut kills = 0;
     for _ in 0..4 {
         random = random.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let threshold = our_scores(&emulator, &dataset) + (random >> 33) % 250;
+        let threshold = our_scores(&emulator, &dataset) + (random >> 33) % 1500;
         let mut child = spawn_bigquery_score(dir, &dataset, &log, &[]);
         if wait_for_scores(&mut child, &emulator, &dataset, threshold) {
             child.kill().expect("SIGKILL the scorer");
