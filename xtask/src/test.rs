@@ -72,8 +72,19 @@ pub fn run(args: &[String]) -> Result<()> {
     emulator.stop();
     let status = status?;
     eprintln!("xtask: cargo test finished in {:.1} s with {status}", step.elapsed().as_secs_f64());
+    // The BigQuery type checker's own tests (Python, on the emulator's venv,
+    // which has sqlglot): it must keep failing on what BigQuery refuses.
+    let checker = Command::new(Paths::new(&root).python())
+        .arg(root.join("scripts").join("test_bq_typecheck.py"))
+        .current_dir(&root)
+        .status()
+        .context("running scripts/test_bq_typecheck.py")?;
+    eprintln!("xtask: scripts/test_bq_typecheck.py finished with {checker}");
     if !status.success() {
         std::process::exit(status.code().unwrap_or(1));
+    }
+    if !checker.success() {
+        std::process::exit(checker.code().unwrap_or(1));
     }
     Ok(())
 }

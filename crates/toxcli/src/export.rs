@@ -127,12 +127,7 @@ pub async fn export_to(
     }
 }
 
-async fn write_file(
-    store: &dyn Store,
-    table: &ModelTable,
-    format: ExportFormat,
-    path: &Path,
-) -> anyhow::Result<u64> {
+async fn write_file(store: &dyn Store, table: &ModelTable, format: ExportFormat, path: &Path) -> anyhow::Result<u64> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
     let rows = write_rows(store, table, format, &mut writer).await?;

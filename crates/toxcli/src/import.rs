@@ -160,8 +160,7 @@ pub async fn import_file(
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<Tweet>>(2);
     let reader_path = path.to_owned();
     let batch_rows = store.import_batch_rows();
-    let reader =
-        tokio::task::spawn_blocking(move || read_batches(&reader_path, format, &mapping, batch_rows, &sender));
+    let reader = tokio::task::spawn_blocking(move || read_batches(&reader_path, format, &mapping, batch_rows, &sender));
 
     let mut summary = ImportSummary::default();
     let mut store_error = None;

@@ -23,10 +23,8 @@ pub struct MigrateArgs {
 /// Runs `toxcli migrate`.
 pub async fn run(settings: &StoreSettings, args: &MigrateArgs) -> anyhow::Result<()> {
     let store = settings.open().await?;
-    let report = store
-        .migrate_with(MigrateOptions { dry_run: args.dry_run })
-        .await
-        .context("applying the schema migrations")?;
+    let report =
+        store.migrate_with(MigrateOptions { dry_run: args.dry_run }).await.context("applying the schema migrations")?;
     if args.dry_run {
         let mut out = crate::output::stdout();
         writeln!(out, "-- toxcli migrate --dry-run on {}: nothing was changed; a real run sends:", settings.spec)?;

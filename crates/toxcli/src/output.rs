@@ -29,7 +29,11 @@ pub fn stdout() -> Stdout {
 }
 
 fn mark(error: io::Error) -> io::Error {
-    if error.kind() == io::ErrorKind::BrokenPipe { io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed) } else { error }
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        error
+    }
 }
 
 impl Write for Stdout {

@@ -21,7 +21,10 @@ pub async fn run(settings: &StoreSettings) -> anyhow::Result<()> {
     writeln!(out, "status ids: {}", progress.statuses)?;
     let waiting = progress.imported_statuses.saturating_sub(progress.statuses);
     if waiting > 0 {
-        writeln!(out, "imported, not de-duplicated yet: {waiting} status ids (`toxcli migrate` or `toxcli score` joins them)")?;
+        writeln!(
+            out,
+            "imported, not de-duplicated yet: {waiting} status ids (`toxcli migrate` or `toxcli score` joins them)"
+        )?;
     }
     writeln!(out, "distinct texts: {}", progress.texts)?;
     writeln!(out)?;

@@ -46,8 +46,8 @@ impl LayoutArgs {
         let tweets = match &self.tweets_table {
             None => TweetSource::default(),
             Some(name) => {
-                let table = TableRef::parse(name.trim())
-                    .map_err(|error| UsageError(format!("--tweets-table: {error}")))?;
+                let table =
+                    TableRef::parse(name.trim()).map_err(|error| UsageError(format!("--tweets-table: {error}")))?;
                 TweetSource {
                     table: Some(table),
                     status_id: self.columns.status_id_column.clone(),

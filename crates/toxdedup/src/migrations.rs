@@ -340,7 +340,9 @@ mod tests {
         }
         let all_sqlite: String = sqlite.iter().map(|m| m.sql).collect();
         let all_bigquery: String = bigquery.iter().map(|m| m.sql).collect();
-        for table in [TWEETS, STATUS_TEXTS, STATUSES_TEXTS].into_iter().chain(MODEL_TABLES.iter().map(|t| t.table.as_ref())) {
+        for table in
+            [TWEETS, STATUS_TEXTS, STATUSES_TEXTS].into_iter().chain(MODEL_TABLES.iter().map(|t| t.table.as_ref()))
+        {
             assert!(all_sqlite.contains(&format!("CREATE TABLE {table} (")), "sqlite lacks {table}");
             assert!(
                 all_bigquery.contains(&format!("CREATE TABLE IF NOT EXISTS {{dataset}}.{table} (")),

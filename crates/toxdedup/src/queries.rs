@@ -39,11 +39,7 @@ fn tweets(dialect: Dialect, source: &TweetSource) -> String {
 /// read leaves out, because their status id is NULL or does not convert to
 /// INT64 (`SAFE_CAST`), or their text is NULL.
 pub fn skipped_tweets(source: &TweetSource) -> String {
-    format!(
-        "SELECT COUNT(*) AS skipped FROM {} WHERE {}",
-        source.table_sql(),
-        skipped_condition(source)
-    )
+    format!("SELECT COUNT(*) AS skipped FROM {} WHERE {}", source.table_sql(), skipped_condition(source))
 }
 
 /// BigQuery: column `status_id` (as text, NULL for a NULL id): the first
@@ -381,7 +377,8 @@ mod tests {
     #[test]
     fn bigquery_sql_names_every_table_with_the_dataset() {
         let table = &MODEL_TABLES[1];
-        let mut all: Vec<String> = refresh(Dialect::BigQuery, &TweetSource::default()).into_iter().map(|s| s.sql).collect();
+        let mut all: Vec<String> =
+            refresh(Dialect::BigQuery, &TweetSource::default()).into_iter().map(|s| s.sql).collect();
         all.extend([
             conflict_count(Dialect::BigQuery, &TweetSource::default()),
             conflict_examples(Dialect::BigQuery, 5, &TweetSource::default()),

@@ -51,9 +51,21 @@ pub const UNBIASED_COLUMNS: &[&str] =
 pub const MODEL_TABLES: &[ModelTable] = &[
     ModelTable { model: "original", table: Cow::Borrowed("toxicity_scores_original"), columns: ORIGINAL_COLUMNS },
     ModelTable { model: "unbiased", table: Cow::Borrowed("toxicity_scores_unbiased"), columns: UNBIASED_COLUMNS },
-    ModelTable { model: "multilingual", table: Cow::Borrowed("toxicity_scores_multilingual"), columns: UNBIASED_COLUMNS },
-    ModelTable { model: "original-small", table: Cow::Borrowed("toxicity_scores_original_small"), columns: ORIGINAL_COLUMNS },
-    ModelTable { model: "unbiased-small", table: Cow::Borrowed("toxicity_scores_unbiased_small"), columns: UNBIASED_COLUMNS },
+    ModelTable {
+        model: "multilingual",
+        table: Cow::Borrowed("toxicity_scores_multilingual"),
+        columns: UNBIASED_COLUMNS,
+    },
+    ModelTable {
+        model: "original-small",
+        table: Cow::Borrowed("toxicity_scores_original_small"),
+        columns: ORIGINAL_COLUMNS,
+    },
+    ModelTable {
+        model: "unbiased-small",
+        table: Cow::Borrowed("toxicity_scores_unbiased_small"),
+        columns: UNBIASED_COLUMNS,
+    },
 ];
 
 impl ModelTable {
@@ -282,7 +294,8 @@ mod tests {
         for bad in ["", "x; DROP TABLE tweets", "a.b", "a`b", "1abc", "tab le", &"x".repeat(129)] {
             assert!(original.with_table(bad).is_err(), "{bad:?}");
         }
-        let forged = ModelTable { model: "original", table: Cow::Borrowed("x; DROP TABLE tweets"), columns: ORIGINAL_COLUMNS };
+        let forged =
+            ModelTable { model: "original", table: Cow::Borrowed("x; DROP TABLE tweets"), columns: ORIGINAL_COLUMNS };
         assert!(forged.check_known().is_err());
         let forged = ModelTable { model: "x", table: Cow::Borrowed("x"), columns: &[] };
         assert!(forged.check_known().is_err());

@@ -171,7 +171,13 @@ fn parse_info(path: &Path, config: &PickleValue) -> Result<CheckpointInfo> {
         }
     };
     let class_names = output_names(path, config, num_classes)?;
-    Ok(CheckpointInfo { architecture, base_model, num_classes, class_names: class_names.names, named_classes: class_names.named })
+    Ok(CheckpointInfo {
+        architecture,
+        base_model,
+        num_classes,
+        class_names: class_names.names,
+        named_classes: class_names.named,
+    })
 }
 
 /// The names of a checkpoint's outputs, and how many of them Detoxify returns.
@@ -206,7 +212,10 @@ fn output_names(path: &Path, config: &PickleValue, num_classes: usize) -> Result
             })
             .collect::<Result<Vec<_>>>()?,
         Some(other) => {
-            return Err(Error::checkpoint(path, format!("{classes_key} is {}, not a list of class names", describe(other))));
+            return Err(Error::checkpoint(
+                path,
+                format!("{classes_key} is {}, not a list of class names", describe(other)),
+            ));
         }
         None => return Err(Error::checkpoint(path, format!("{classes_key} is missing"))),
     };
@@ -241,7 +250,10 @@ fn output_names(path: &Path, config: &PickleValue, num_classes: usize) -> Result
         _ => None,
     };
     match identity {
-        Some(identity) if named + identity.len() == num_classes && first_duplicate(&[names.clone(), identity.clone()].concat()).is_none() => {
+        Some(identity)
+            if named + identity.len() == num_classes
+                && first_duplicate(&[names.clone(), identity.clone()].concat()).is_none() =>
+        {
             names.extend(identity);
         }
         _ => names.extend((named..num_classes).map(|index| format!("output_{index}"))),

@@ -44,10 +44,10 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::Result;
 use crate::checkpoint::Checkpoint;
 use crate::config::{Architecture, EncoderConfig};
 use crate::model::{ClassificationHead, Embeddings, Layer, SequenceClassifier};
-use crate::Result;
 
 /// Buffers that some checkpoints carry and inference never reads.
 const IGNORED_SUFFIXES: &[&str] = &[".embeddings.position_ids", ".embeddings.token_type_ids"];

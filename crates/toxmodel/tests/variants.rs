@@ -172,10 +172,7 @@ fn layouts_detoxify_cannot_score_are_refused_naming_the_key() {
 #[test]
 fn a_model_type_without_a_built_in_config_needs_its_config_json() {
     let variants = fixtures().join("models/variants");
-    let options = LoadOptions {
-        tokenizer: Some(fixtures().join("models/bert")),
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions { tokenizer: Some(fixtures().join("models/bert")), ..LoadOptions::default() };
     // The tiny fixture's shape is not bert-base's, so loading it with the
     // built-in config fails on a shape: which shows the config was chosen.
     let error = Detoxify::load(&variants.join("bert_hub_model_type.ckpt"), &options).expect_err("a tiny model");

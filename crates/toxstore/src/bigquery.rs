@@ -72,12 +72,12 @@ use toxdedup::schema::{EXPORTS, MIGRATIONS, STATUS_TEXTS, STATUSES_TEXTS, TWEETS
 use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 pub use auth::Credentials;
-pub use rest::{RequestLog, RetryPolicy};
 use rest::{Column, InsertRow, QueryPage, Rest};
+pub use rest::{RequestLog, RetryPolicy};
 
 use crate::{
-    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result,
-    ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
+    Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "bigquery";
@@ -376,7 +376,10 @@ impl BigQuery {
     /// missing, once, than have every row refused.
     async fn check_insert_fields(&self, table: &str, fields: &[&str]) -> Result<()> {
         let Some(columns) = self.columns_of(table).await? else {
-            return Err(Error::NotFound { what: format!("table {}.{table} (run migrate first)", self.dataset), source: None });
+            return Err(Error::NotFound {
+                what: format!("table {}.{table} (run migrate first)", self.dataset),
+                source: None,
+            });
         };
         let missing: Vec<&str> =
             fields.iter().copied().filter(|field| !columns.iter().any(|column| column.name == *field)).collect();
@@ -398,14 +401,18 @@ impl BigQuery {
     /// columns (the Python pipeline's), and checks that every table the
     /// layout reads has the columns and types toxscore needs.
     async fn adopt(&self, dry_run: bool, report: &mut MigrateReport) -> Result<()> {
-        let schema_error = |table: &str, problem: String| Error::Schema { table: format!("{}.{table}", self.dataset), problem };
+        let schema_error =
+            |table: &str, problem: String| Error::Schema { table: format!("{}.{table}", self.dataset), problem };
         for table in self.layout.all_score_tables() {
             let renamed = !MODEL_TABLES.contains(&table);
             let Some(columns) = self.rest.table_columns(None, &self.dataset, &table.table).await? else {
                 if renamed {
                     return Err(schema_error(
                         &table.table,
-                        format!("it does not exist; --score-table names an existing score table of model {}", table.model),
+                        format!(
+                            "it does not exist; --score-table names an existing score table of model {}",
+                            table.model
+                        ),
                     ));
                 }
                 // Created by a pending migration (in a dry run).
@@ -477,11 +484,16 @@ impl BigQuery {
         }
         self.forget_columns();
         self.check_tweets_source().await?;
-        for (table, column) in [(STATUSES_TEXTS, "status_id"), (STATUSES_TEXTS, "status_text_id"), (STATUS_TEXTS, "status_text_id")] {
+        for (table, column) in
+            [(STATUSES_TEXTS, "status_id"), (STATUSES_TEXTS, "status_text_id"), (STATUS_TEXTS, "status_text_id")]
+        {
             if let Some(columns) = self.rest.table_columns(None, &self.dataset, table).await? {
                 let found = columns.iter().find(|c| c.name == column).map(Column::sql_type);
                 if found != Some("INT64") {
-                    return Err(schema_error(table, format!("{column} must be INT64, found {}", found.unwrap_or("no such column"))));
+                    return Err(schema_error(
+                        table,
+                        format!("{column} must be INT64, found {}", found.unwrap_or("no such column")),
+                    ));
                 }
             }
         }
@@ -584,7 +596,9 @@ impl Store for BigQuery {
             match self.applied_migrations().await {
                 Ok(records) => records,
                 Err(Error::NotFound { .. }) => {
-                    report.statements.push(format!("-- datasets.insert {}.{} (if missing)", self.project, self.dataset));
+                    report
+                        .statements
+                        .push(format!("-- datasets.insert {}.{} (if missing)", self.project, self.dataset));
                     report.statements.push(bootstrap);
                     Vec::new()
                 }
@@ -706,7 +720,8 @@ impl Store for BigQuery {
             hasher.update(format!("{}.{}.{TWEETS}\n", self.project, self.dataset));
             hasher.update(&ndjson);
             let job_id = format!("toxscore_import_{}", &hex::encode(hasher.finalize())[..48]);
-            self.rest.record(json!({ "load": format!("{}.{}.{TWEETS}", self.project, self.dataset), "fields": fields }));
+            self.rest
+                .record(json!({ "load": format!("{}.{}.{TWEETS}", self.project, self.dataset), "fields": fields }));
             self.rest.load_ndjson(&self.dataset, TWEETS, &job_id, &ndjson).await?;
         } else {
             self.rest.insert_all(&self.dataset, TWEETS, &rows).await?;
@@ -754,8 +769,11 @@ impl Store for BigQuery {
         };
         if report.skipped_tweets > 0 {
             let page = self.query_all(&queries::skipped_tweet_examples(source, MAX_CONFLICT_EXAMPLES)).await?;
-            report.skipped_examples =
-                page.rows.iter().map(|row| row.first().cloned().flatten().unwrap_or_else(|| "NULL".to_owned())).collect();
+            report.skipped_examples = page
+                .rows
+                .iter()
+                .map(|row| row.first().cloned().flatten().unwrap_or_else(|| "NULL".to_owned()))
+                .collect();
         }
         Ok(report)
     }
@@ -858,7 +876,9 @@ impl Store for BigQuery {
             || toxdedup::schema::is_fixed_table(name)
             || self.layout.all_score_tables().iter().chain(MODEL_TABLES).any(|known| known.table == name);
         if is_own {
-            return Err(Error::AlreadyExists { what: format!("table {}.{name} (one the scores are read from)", self.dataset) });
+            return Err(Error::AlreadyExists {
+                what: format!("table {}.{name} (one the scores are read from)", self.dataset),
+            });
         }
         let recorded = {
             let sql = self.sql(&format!("SELECT COUNT(*) AS n FROM {{dataset}}.{EXPORTS} WHERE table_name = @name"))?;
@@ -881,7 +901,11 @@ impl Store for BigQuery {
                 "INSERT INTO {{dataset}}.{EXPORTS} (table_name, model, created_at) VALUES (@name, @model, CURRENT_TIMESTAMP())"
             ))?;
             self.rest
-                .query_with(&insert, None, &[rest::string_parameter("name", name), rest::string_parameter("model", table.model)])
+                .query_with(
+                    &insert,
+                    None,
+                    &[rest::string_parameter("name", name), rest::string_parameter("model", table.model)],
+                )
                 .await?;
         }
         let create = self.sql(&queries::export_to_table(Dialect::BigQuery, table, &self.layout.tweets, name))?;

@@ -315,7 +315,8 @@ pub async fn conflicting_texts_are_reported_and_resolved(store: &dyn Store) {
         .map(|t| ScoreRow { status_text_id: t.status_text_id, scores: scores_for(table, t.status_text_id, 0) })
         .collect();
     write(store, table, &rows).await;
-    let exported: Vec<(i64, Option<i64>)> = export(store, table).await.iter().map(|row| (row.status_id, row.user_id)).collect();
+    let exported: Vec<(i64, Option<i64>)> =
+        export(store, table).await.iter().map(|row| (row.status_id, row.user_id)).collect();
     assert_eq!(exported, [(7, Some(71)), (8, Some(80)), (9, Some(90))]);
 }
 

@@ -83,9 +83,7 @@ impl Layout {
         for (index, table) in self.score_tables.iter().enumerate() {
             validate::model_table(table)?;
             if self.score_tables[..index].iter().any(|other| other.model == table.model) {
-                return Err(Error::InvalidInput {
-                    what: format!("model {} is given two score tables", table.model),
-                });
+                return Err(Error::InvalidInput { what: format!("model {} is given two score tables", table.model) });
             }
         }
         Ok(())

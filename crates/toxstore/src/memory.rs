@@ -15,8 +15,8 @@ use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan};
 use toxdedup::{Dedup, DedupReport, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result,
-    ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
+    Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "memory";
@@ -88,7 +88,12 @@ impl InMemory {
 
     /// The store's own table names, which an export never takes.
     fn is_own_table(&self, name: &str) -> bool {
-        let fixed = [toxdedup::schema::TWEETS, toxdedup::schema::STATUS_TEXTS, toxdedup::schema::STATUSES_TEXTS, toxdedup::schema::MIGRATIONS];
+        let fixed = [
+            toxdedup::schema::TWEETS,
+            toxdedup::schema::STATUS_TEXTS,
+            toxdedup::schema::STATUSES_TEXTS,
+            toxdedup::schema::MIGRATIONS,
+        ];
         fixed.contains(&name) || self.layout.all_score_tables().iter().any(|table| table.table == name)
     }
 

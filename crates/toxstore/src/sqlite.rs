@@ -32,8 +32,8 @@ use toxdedup::queries::{self, Affects};
 use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result,
-    ScoreBatch, ScoreRow, Store, TextCount, TextId, TextRow, Tweet, TweetSource, UnscoredQuery, validate,
+    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
+    ScoreRow, Store, TextCount, TextId, TextRow, Tweet, TweetSource, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "sqlite";
@@ -223,7 +223,9 @@ fn migrate_blocking(connection: &mut Connection, options: MigrateOptions) -> Res
 /// What [`migrate_blocking`] would do, read without writing.
 fn migrate_dry_run(connection: &mut Connection) -> Result<MigrateReport> {
     let has_records: bool = connection
-        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'toxscore_migrations')", [], |row| row.get(0))
+        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'toxscore_migrations')", [], |row| {
+            row.get(0)
+        })
         .map_err(sql("reading the migrations table"))?;
     let mut report = MigrateReport::default();
     let records = if has_records {
@@ -322,11 +324,7 @@ fn text_page_blocking(connection: &mut Connection, after: Option<TextId>, limit:
     rows.collect::<rusqlite::Result<_>>().map_err(sql("reading status_texts"))
 }
 
-fn unscored_blocking(
-    connection: &mut Connection,
-    table: &ModelTable,
-    query: UnscoredQuery,
-) -> Result<Vec<TextRow>> {
+fn unscored_blocking(connection: &mut Connection, table: &ModelTable, query: UnscoredQuery) -> Result<Vec<TextRow>> {
     let shard = query.shard.map(|shard| (shard.index, shard.count));
     let mut statement = connection
         .prepare(&queries::unscored(Dialect::Sqlite, table, query.after, query.limit, shard))
@@ -411,7 +409,9 @@ fn export_to_table_blocking(connection: &mut Connection, table: &ModelTable, nam
     let transaction =
         connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an export"))?;
     let exists: bool = transaction
-        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?1 COLLATE NOCASE)", [name], |row| row.get(0))
+        .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = ?1 COLLATE NOCASE)", [name], |row| {
+            row.get(0)
+        })
         .map_err(sql("looking up the export table"))?;
     if exists {
         let ours: bool = transaction
@@ -428,7 +428,10 @@ fn export_to_table_blocking(connection: &mut Connection, table: &ModelTable, nam
         .execute_batch(&queries::export_to_table(Dialect::Sqlite, table, &TweetSource::default(), name))
         .map_err(sql("writing the export table"))?;
     transaction
-        .execute("INSERT OR REPLACE INTO toxscore_exports (table_name, model) VALUES (?1, ?2)", params![name, table.model])
+        .execute(
+            "INSERT OR REPLACE INTO toxscore_exports (table_name, model) VALUES (?1, ?2)",
+            params![name, table.model],
+        )
         .map_err(sql("recording the export table"))?;
     let rows: i64 = transaction
         .query_row(&format!("SELECT COUNT(*) FROM {name}"), [], |row| row.get(0))
@@ -442,8 +445,9 @@ fn export_to_table_blocking(connection: &mut Connection, table: &ModelTable, nam
 fn export_blocking(path: &Path, table: &ModelTable, sender: &tokio::sync::mpsc::Sender<Result<ExportRow>>) {
     let result = (|| -> Result<()> {
         let connection = open_connection(path, true)?;
-        let mut statement =
-            connection.prepare(&queries::export(Dialect::Sqlite, table, &TweetSource::default())).map_err(sql("exporting scores"))?;
+        let mut statement = connection
+            .prepare(&queries::export(Dialect::Sqlite, table, &TweetSource::default()))
+            .map_err(sql("exporting scores"))?;
         let mut rows = statement.query([]).map_err(sql("exporting scores"))?;
         let n_columns = table.columns.len();
         while let Some(row) = rows.next().map_err(sql("exporting scores"))? {

@@ -197,6 +197,63 @@ fn import_migrate_score_export_on_sqlite() {
     assert_exports_equal(&parse_jsonl_export(&stdout.stdout), &export);
 }
 
+/// `import` then `score`, with no `migrate` between: `score` de-duplicates
+/// what was imported, as `score --input` does, and scores it.
+#[test]
+fn score_after_a_bare_import_deduplicates_and_scores_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let flags = model_flags();
+    check_run(dir, &["migrate"], 0);
+    let empty = check_run(dir, &score_args(&[], &flags), 0);
+    assert!(empty.stderr.contains("the store holds no texts"), "{}", empty.stderr);
+    check_run(dir, &["import", "--input", &fixture_tweets()], 0);
+    let status = check_run(dir, &["status"], 0);
+    assert!(status.stdout.contains("imported, not de-duplicated yet: 60 status ids"), "{}", status.stdout);
+    // A shard run does not de-duplicate (shards run side by side): it says so.
+    let shard = check_run(dir, &score_args(&["--shard", "0/2"], &flags), 0);
+    assert!(shard.stderr.contains("60 imported status ids are not de-duplicated yet"), "{}", shard.stderr);
+    let score = check_run(dir, &score_args(&[], &flags), 0);
+    assert!(score.stderr.contains("48 new distinct texts, 60 new status ids"), "{}", score.stderr);
+    assert!(score.stderr.contains("scored 48 texts"), "{}", score.stderr);
+    assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (FIXTURE_TEXTS, 0));
+}
+
+/// A reader that closes the pipe early is no failure: exit 0, nothing on
+/// stderr, for `predict` and the other commands that print data.
+#[test]
+fn a_pipe_closed_early_ends_quietly_with_success() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let flags = model_flags();
+    let mut args = vec!["predict".to_owned()];
+    args.extend(flags.iter().cloned());
+    // Enough lines to fill the pipe's buffer many times over.
+    let texts: Vec<String> = (0..20_000).map(|idx| format!("text number {idx} you liar")).collect();
+    std::fs::write(dir.join("texts.txt"), texts.join("\n")).expect("write texts");
+    args.extend(["--input".to_owned(), "texts.txt".to_owned()]);
+    let mut child =
+        toxcli(dir).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn toxcli predict");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).expect("the first scores");
+    assert!(first.starts_with(b"{\"text\":"), "{}", String::from_utf8_lossy(&first));
+    drop(stdout);
+    let output = child.wait_with_output().expect("wait for toxcli");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+
+    check_run(dir, &score_args(&["--input", &fixture_tweets()], &flags), 0);
+    for command in [&["export"][..], &["status"][..]] {
+        let mut child = toxcli(dir).args(command).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(output.status.code(), Some(0), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
 /// The three SentencePiece models, each loaded from its `.model` file,
 /// through `predict` (every fixture text on one line, in order, scores equal
 /// to PyTorch's) and through `score` and `export` (the model's own table and
@@ -711,6 +768,12 @@ fn usage_and_model_errors_have_their_exit_codes() {
     check(&["score", "--shard", "2/2"], 2, "the index must be below the count");
     check(&["score", "--shard", "0/2", "--input", &tweets], 2, "cannot be used with");
     check(&["score", "--batch-size", "0"], 2, "--batch-size");
+    // Settled while the arguments are parsed, before any work: usage errors.
+    check(&["predict", "--backend", "cuda", "x"], 2, "unknown backend \"cuda\"");
+    check(&["score", "--backend", "gpu"], 2, "this build has: flex");
+    check(&["--score-table", "old_scores", "status"], 2, "name the model, as MODEL=old_scores");
+    check(&["--tweets-table", "a.b.c.d", "status"], 2, "--tweets-table");
+    check(&["--tweets-table", "p.d.t", "status"], 2, "are for");
     check(&["export", "--model", "nope"], 2, "unknown model \"nope\"");
     check(&["import", "--input", "no-such-file.csv"], 3, "cannot open no-such-file.csv");
     check(&["status"], 4, "run `toxcli import` and `toxcli migrate` first");

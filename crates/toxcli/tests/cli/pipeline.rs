@@ -51,7 +51,10 @@ impl Emulator {
     /// Runs SQL and returns the rows as nullable strings; panics on an error.
     fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let answer = self.post("queries", &json!({ "query": sql, "useLegacySql": false, "maxResults": 100_000 }));
-        assert!(answer.get("errors").is_none_or(|errors| errors.as_array().is_none_or(Vec::is_empty)), "{sql}: {answer}");
+        assert!(
+            answer.get("errors").is_none_or(|errors| errors.as_array().is_none_or(Vec::is_empty)),
+            "{sql}: {answer}"
+        );
         answer["rows"]
             .as_array()
             .map(|rows| {
@@ -81,7 +84,10 @@ impl Emulator {
         for chunk in rows.chunks(500) {
             let body = json!({ "rows": chunk.iter().map(|row| json!({ "json": row })).collect::<Vec<_>>() });
             let answer = self.post(&format!("datasets/{dataset}/tables/{table}/insertAll"), &body);
-            assert!(answer.get("insertErrors").is_none_or(|errors| errors.as_array().is_none_or(Vec::is_empty)), "{answer}");
+            assert!(
+                answer.get("insertErrors").is_none_or(|errors| errors.as_array().is_none_or(Vec::is_empty)),
+                "{answer}"
+            );
         }
     }
 
@@ -112,7 +118,10 @@ impl Emulator {
         answer["tables"]
             .as_array()
             .map(|tables| {
-                tables.iter().filter_map(|table| table["tableReference"]["tableId"].as_str().map(str::to_owned)).collect()
+                tables
+                    .iter()
+                    .filter_map(|table| table["tableReference"]["tableId"].as_str().map(str::to_owned))
+                    .collect()
             })
             .unwrap_or_default()
     }
@@ -211,8 +220,9 @@ fn seed_pipeline(emulator: &Emulator, dataset: &str, n_texts: usize) -> BTreeMap
     let mut scores = BTreeMap::new();
     let mut rows = Vec::new();
     for id in ids.into_iter().filter(|id| id % 3 == 0) {
-        let values: Vec<f64> =
-            (0..6).map(|class| ((id as f64 * 0.001_234_567_89 + class as f64 * 0.1) % 1.0 * 1e8).round() / 1e8).collect();
+        let values: Vec<f64> = (0..6)
+            .map(|class| ((id as f64 * 0.001_234_567_89 + class as f64 * 0.1) % 1.0 * 1e8).round() / 1e8)
+            .collect();
         rows.push(json!({
             "status_text_id": id,
             "toxicity": values[0], "severe_toxicity": values[1], "obscene": values[2],
@@ -261,7 +271,13 @@ fn score_rows(emulator: &Emulator, dataset: &str, table: &str) -> Vec<(i64, Vec<
 /// Types every statement and insert of `log` against the schemas of the
 /// tables in `datasets`, with `scripts/bq_typecheck.py`; returns its exit
 /// code and output.
-fn typecheck(dir: &Path, emulator: &Emulator, datasets: &[&str], log: &Path, mutate: fn(&str) -> String) -> (i32, String) {
+fn typecheck(
+    dir: &Path,
+    emulator: &Emulator,
+    datasets: &[&str],
+    log: &Path,
+    mutate: fn(&str) -> String,
+) -> (i32, String) {
     let mut schemas = serde_json::Map::new();
     for dataset in datasets {
         for table in emulator.tables(dataset) {
@@ -374,7 +390,9 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
 
     // A dry run reads, prints and changes nothing.
     let dry = bigquery_run(dir, &dataset, &log, &[score_table, "migrate", "--dry-run"], 0);
-    let alter = format!("ALTER TABLE {dataset}.toxicity_scores_original_ckpt ADD COLUMN IF NOT EXISTS checkpoint_sha256 STRING");
+    let alter = format!(
+        "ALTER TABLE {dataset}.toxicity_scores_original_ckpt ADD COLUMN IF NOT EXISTS checkpoint_sha256 STRING"
+    );
     assert!(dry.stdout.contains(&alter), "{}", dry.stdout);
     assert!(dry.stdout.contains("CREATE TABLE IF NOT EXISTS"), "{}", dry.stdout);
     assert!(dry.stdout.contains("INSERT INTO"), "the dry run lists the de-duplication too:\n{}", dry.stdout);
@@ -388,7 +406,8 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     assert!(migrate.stderr.contains("12x"), "{}", migrate.stderr);
     let schema = emulator.schema(&dataset, "toxicity_scores_original_ckpt");
     for column in ["checkpoint_sha256", "scored_at"] {
-        let found = schema.iter().find(|(name, _, _)| name == column).unwrap_or_else(|| panic!("no {column}: {schema:?}"));
+        let found =
+            schema.iter().find(|(name, _, _)| name == column).unwrap_or_else(|| panic!("no {column}: {schema:?}"));
         assert_eq!(found.2, "NULLABLE", "{found:?}");
     }
     // Migrating again adds nothing.
@@ -399,9 +418,8 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     // Nothing the pipeline wrote changed; new texts got ids after its maximum.
     let tweets_after = emulator.query(&format!("SELECT * FROM {dataset}.tweets ORDER BY status_id, status_text"));
     assert_eq!(tweets_after, tweets_before, "migrate touched the pipeline's tweets");
-    let new_ids = emulator.query(&format!(
-        "SELECT status_text_id FROM {dataset}.status_texts WHERE status_text_id > {max_pipeline_id}"
-    ));
+    let new_ids = emulator
+        .query(&format!("SELECT status_text_id FROM {dataset}.status_texts WHERE status_text_id > {max_pipeline_id}"));
     assert_eq!(new_ids.len(), 30);
     assert_eq!(
         emulator.count(&format!("SELECT COUNT(*) FROM {dataset}.status_texts")),
@@ -423,7 +441,11 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     let mut args = vec![score_table];
     args.extend(score_args(&[], &flags));
     let score = bigquery_run(dir, &dataset, &log, &args, 0);
-    assert!(score.stderr.contains(&format!("scored {} texts", n_seeded as u64 + 30 - scored_before)), "{}", score.stderr);
+    assert!(
+        score.stderr.contains(&format!("scored {} texts", n_seeded as u64 + 30 - scored_before)),
+        "{}",
+        score.stderr
+    );
     let after = score_rows(&emulator, &dataset, "toxicity_scores_original_ckpt");
     let theirs: Vec<(i64, Vec<String>)> =
         after.iter().filter(|(_, _, ours)| !ours).map(|(id, values, _)| (*id, values.clone())).collect();
@@ -455,7 +477,8 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
 
     // The joined table inside BigQuery: created, then replaced; a table the
     // user made, or one the scores come from, is never touched.
-    let to_table = bigquery_run(dir, &dataset, &log, &[score_table, "export", "--to-table", "tweet_toxicity_scores"], 0);
+    let to_table =
+        bigquery_run(dir, &dataset, &log, &[score_table, "export", "--to-table", "tweet_toxicity_scores"], 0);
     assert!(to_table.stderr.contains(&format!("exported {statuses} rows")), "{}", to_table.stderr);
     bigquery_run(dir, &dataset, &log, &[score_table, "export", "--to-table", "tweet_toxicity_scores"], 0);
     assert_eq!(emulator.count(&format!("SELECT COUNT(*) FROM {dataset}.tweet_toxicity_scores")), statuses);
@@ -474,7 +497,12 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     // nothing; `score` joins and scores the new texts.
     let mut csv = String::from("status_id,user_id,status_text,created_at\n");
     for idx in 0..1_500 {
-        csv.push_str(&format!("{},{},imported text {idx},2020-02-0{} 10:00:00\n", 50_000_000 + idx, 7 + idx % 13, 1 + idx % 9));
+        csv.push_str(&format!(
+            "{},{},imported text {idx},2020-02-0{} 10:00:00\n",
+            50_000_000 + idx,
+            7 + idx % 13,
+            1 + idx % 9
+        ));
     }
     std::fs::write(dir.join("more.csv"), csv).expect("write more.csv");
     let fixture = super::fixture_tweets();
@@ -531,7 +559,16 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
     let before = emulator.query(&format!("SELECT * FROM {source}.tweets_v2 ORDER BY id_str, full_text"));
 
     let table = format!("{PROJECT}.{source}.tweets_v2");
-    let mapping = ["--tweets-table", &table, "--status-id-column", "id_str", "--user-id-column", "author", "--text-column", "full_text"];
+    let mapping = [
+        "--tweets-table",
+        &table,
+        "--status-id-column",
+        "id_str",
+        "--user-id-column",
+        "author",
+        "--text-column",
+        "full_text",
+    ];
     let with = |extra: &[&str]| -> Vec<String> { mapping.iter().chain(extra).map(|arg| (*arg).to_owned()).collect() };
     let call = |args: Vec<String>, code: i32| -> Run {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -539,7 +576,11 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
     };
     let migrate = call(with(&["migrate"]), 0);
     assert!(migrate.stderr.contains("41 new distinct texts"), "{}", migrate.stderr);
-    assert!(migrate.stderr.contains("1 tweets rows skipped") && migrate.stderr.contains("not-a-number"), "{}", migrate.stderr);
+    assert!(
+        migrate.stderr.contains("1 tweets rows skipped") && migrate.stderr.contains("not-a-number"),
+        "{}",
+        migrate.stderr
+    );
     let flags = model_flags();
     let mut args = with(&[]);
     args.extend(score_args(&[], &flags).into_iter().map(str::to_owned));
@@ -549,7 +590,10 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
     let export = std::fs::read_to_string(dir.join("elsewhere.csv")).expect("the export");
     // 40 texts, 6 of them retweeted, and the status whose author id is no number.
     assert_eq!(export.lines().count(), 1 + 40 + 6 + 1, "{export}");
-    assert!(export.lines().any(|line| line.starts_with("42,,")), "a user id that is no number exports empty:\n{export}");
+    assert!(
+        export.lines().any(|line| line.starts_with("42,,")),
+        "a user id that is no number exports empty:\n{export}"
+    );
     // The source is read-only: toxcli never writes to it.
     let import = call(with(&["import", "--input", &super::fixture_tweets()]), 2);
     assert!(import.stderr.contains("never writes to"), "{}", import.stderr);

@@ -292,11 +292,12 @@ impl Rest {
         table: &str,
     ) -> Result<Option<Vec<Column>>> {
         let url = self.project_url(project.unwrap_or(&self.project), &["datasets", dataset, "tables", table]);
-        let response = match self.call(Method::GET, url, None, &format!("reading the schema of {dataset}.{table}")).await {
-            Ok(response) => response,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(error) => return Err(error),
-        };
+        let response =
+            match self.call(Method::GET, url, None, &format!("reading the schema of {dataset}.{table}")).await {
+                Ok(response) => response,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(error) => return Err(error),
+            };
         Ok(Some(parse_columns(&response)))
     }
 
@@ -316,7 +317,9 @@ impl Rest {
             .iter()
             .map(|column| json!({ "name": column.name, "type": column.field_type, "mode": column.mode }))
             .collect();
-        fields.extend(added.iter().map(|(name, field_type)| json!({ "name": name, "type": field_type, "mode": "NULLABLE" })));
+        fields.extend(
+            added.iter().map(|(name, field_type)| json!({ "name": name, "type": field_type, "mode": "NULLABLE" })),
+        );
         let body = json!({ "schema": { "fields": fields } });
         let url = self.url(&["datasets", dataset, "tables", table]);
         self.call(Method::PATCH, url, Some(&body), &format!("adding columns to {dataset}.{table}")).await.map(|_| ())
@@ -580,8 +583,11 @@ impl Rest {
     /// no row is dropped silently.
     pub(crate) async fn insert_all(&self, dataset: &str, table: &str, rows: &[InsertRow]) -> Result<()> {
         if self.log.is_some() {
-            let fields: std::collections::BTreeSet<&str> =
-                rows.iter().filter_map(|row| row.json.as_object()).flat_map(|object| object.keys().map(String::as_str)).collect();
+            let fields: std::collections::BTreeSet<&str> = rows
+                .iter()
+                .filter_map(|row| row.json.as_object())
+                .flat_map(|object| object.keys().map(String::as_str))
+                .collect();
             self.record(json!({ "insert": format!("{}.{dataset}.{table}", self.project), "fields": fields }));
         }
         let mut batches = Vec::new();
