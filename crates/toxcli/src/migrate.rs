@@ -32,23 +32,18 @@ pub async fn run(settings: &StoreSettings, args: &MigrateArgs) -> anyhow::Result
             writeln!(out, "{};\n", statement.trim_end_matches(';'))?;
         }
         out.flush()?;
-        if report.applied.is_empty() {
-            eprintln!("schema: up to date ({} migrations applied before)", report.already_applied.len());
-        } else {
-            eprintln!("schema: would apply {}", report.applied.join(", "));
-        }
-        for adopted in &report.adopted {
-            eprintln!("adopt: {adopted}");
-        }
-        return Ok(());
     }
+    let (applied, adopted) = if args.dry_run { ("would apply", "would adopt") } else { ("applied", "adopted") };
     if report.applied.is_empty() {
         eprintln!("schema: up to date ({} migrations applied before)", report.already_applied.len());
     } else {
-        eprintln!("schema: applied {}", report.applied.join(", "));
+        eprintln!("schema: {applied} {}", report.applied.join(", "));
     }
-    for adopted in &report.adopted {
-        eprintln!("adopted {adopted}");
+    for table in &report.adopted {
+        eprintln!("{adopted} {table}");
+    }
+    if args.dry_run {
+        return Ok(());
     }
     refresh(store.as_ref()).await?;
     Ok(())

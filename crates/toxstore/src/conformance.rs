@@ -49,6 +49,8 @@ macro_rules! conformance_tests {
             progress_counts_every_model,
             export_joins_scores_to_every_status_id,
             an_empty_store_reads_empty,
+            a_dry_run_migration_changes_nothing,
+            export_to_table_creates_replaces_and_never_takes_an_own_table,
         );
     };
     (@checks $make:expr; $($check:ident,)*) => {
@@ -485,4 +487,43 @@ pub async fn an_empty_store_reads_empty(store: &dyn Store) {
     assert_eq!(progress.models.len(), MODEL_TABLES.len());
     assert!(progress.models.iter().all(|m| m.scored == 0 && m.remaining == 0));
     assert!(export(store, original()).await.is_empty());
+}
+
+/// `migrate_with(dry_run)` says what it would apply and changes nothing: the
+/// store is still unmigrated afterwards, and a real run applies the same.
+pub async fn a_dry_run_migration_changes_nothing(store: &dyn Store) {
+    let dry = store.migrate_with(crate::MigrateOptions { dry_run: true }).await.expect("dry run");
+    assert!(!dry.applied.is_empty(), "a dry run on a fresh store would apply nothing");
+    let error = store.import_tweets(&[tweet(1, 1, "a")]).await.expect_err("the dry run migrated the store");
+    assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
+    let real = store.migrate().await.expect("migrate");
+    assert_eq!(real.applied, dry.applied, "the dry run and the real run disagree");
+    let again = store.migrate_with(crate::MigrateOptions { dry_run: true }).await.expect("dry run");
+    assert!(again.applied.is_empty(), "a migrated store would apply {:?}", again.applied);
+}
+
+/// `export_to_table` writes the export's rows into a table, replaces a table
+/// it wrote before, and refuses the store's own tables.
+pub async fn export_to_table_creates_replaces_and_never_takes_an_own_table(store: &dyn Store) {
+    migrate(store).await;
+    import(store, &[tweet(1, 10, "a"), tweet(2, 20, "b"), tweet(3, 30, "a"), tweet(4, 40, "unscored")]).await;
+    store.refresh_texts().await.expect("refresh");
+    let ids = ids_by_text(store).await;
+    let table = original();
+    let rows: Vec<ScoreRow> = [ids["a"], ids["b"]]
+        .iter()
+        .map(|&id| ScoreRow { status_text_id: id, scores: scores_for(table, id, 1) })
+        .collect();
+    write(store, table, &rows).await;
+    assert_eq!(store.export_to_table(table, "joined_scores").await.expect("export to a new table"), 3);
+    write(store, table, &[ScoreRow { status_text_id: ids["unscored"], scores: scores_for(table, ids["unscored"], 1) }])
+        .await;
+    assert_eq!(store.export_to_table(table, "joined_scores").await.expect("replace the export's own table"), 4);
+    for own in ["tweets", "status_texts", "statuses_texts", "toxicity_scores_original", "toxscore_migrations"] {
+        let error = store.export_to_table(table, own).await.expect_err(own);
+        assert!(matches!(error, Error::AlreadyExists { .. }), "{own}: {error:?}");
+    }
+    let error = store.export_to_table(table, "bad name; DROP TABLE tweets").await.expect_err("a bad name");
+    assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
+    assert_eq!(export(store, table).await.len(), 4, "a refused export changed the scores");
 }

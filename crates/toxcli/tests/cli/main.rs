@@ -195,6 +195,33 @@ fn import_migrate_score_export_on_sqlite() {
 
     let stdout = check_run(dir, &["export", "--format", "jsonl"], 0);
     assert_exports_equal(&parse_jsonl_export(&stdout.stdout), &export);
+
+    // The joined table inside the store: created, replaced on a rerun; a
+    // table the user made is left alone.
+    let to_table = check_run(dir, &["export", "--to-table", "tweet_toxicity_scores"], 0);
+    assert!(to_table.stderr.contains(&format!("exported {FIXTURE_STATUSES} rows")), "{}", to_table.stderr);
+    check_run(dir, &["export", "--to-table", "tweet_toxicity_scores"], 0);
+    let connection = rusqlite::Connection::open(dir.join("toxscore.db")).expect("open the database");
+    let (rows, columns): (i64, String) = connection
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM tweet_toxicity_scores), \
+             (SELECT group_concat(name, ',') FROM pragma_table_info('tweet_toxicity_scores'))",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("read the export table");
+    assert_eq!(rows as usize, FIXTURE_STATUSES);
+    assert_eq!(
+        columns,
+        "status_id,user_id,status_text_id,toxicity,severe_toxicity,obscene,threat,insult,identity_hate"
+    );
+    connection
+        .execute_batch("CREATE TABLE user_made (x INTEGER); INSERT INTO user_made VALUES (1);")
+        .expect("a user table");
+    let refused = check_run(dir, &["export", "--to-table", "user_made"], 4);
+    assert!(refused.stderr.contains("already exists"), "{}", refused.stderr);
+    let kept: i64 = connection.query_row("SELECT COUNT(*) FROM user_made", [], |row| row.get(0)).expect("count");
+    assert_eq!(kept, 1);
 }
 
 /// `import` then `score`, with no `migrate` between: `score` de-duplicates
