@@ -171,7 +171,7 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
         })
     };
     let mut progress = read_progress().await?;
-    let not_deduplicated = progress.imported_statuses.saturating_sub(progress.statuses);
+    let not_deduplicated = progress.imported_statuses.map_or(0, |imported| imported.saturating_sub(progress.statuses));
     if not_deduplicated > 0 {
         if let Some(shard) = args.shard {
             // Shards run side by side, and two de-duplications must not.

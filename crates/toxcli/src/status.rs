@@ -19,7 +19,7 @@ pub async fn run(settings: &StoreSettings) -> anyhow::Result<()> {
         writeln!(out, "tweets read from: {source}")?;
     }
     writeln!(out, "status ids: {}", progress.statuses)?;
-    let waiting = progress.imported_statuses.saturating_sub(progress.statuses);
+    let waiting = progress.imported_statuses.map_or(0, |imported| imported.saturating_sub(progress.statuses));
     if waiting > 0 {
         writeln!(
             out,

@@ -281,8 +281,9 @@ LIMIT {limit}"
 }
 
 /// One row: `statuses` (distinct status ids joined), `texts` (distinct
-/// texts), `imported_statuses` (distinct status ids in `tweets`: more than
-/// `statuses` when tweets were imported and not de-duplicated yet), then `scored_<table>`
+/// texts), on SQLite `imported_statuses` (distinct status ids in `tweets`:
+/// more than `statuses` when tweets were imported and not de-duplicated
+/// yet), then `scored_<table>`
 /// (distinct texts with a score), for each of `tables` in order. Remaining
 /// is `texts - scored`.
 pub fn progress(dialect: Dialect, source: &TweetSource, tables: &[ModelTable]) -> String {
@@ -293,8 +294,12 @@ pub fn progress(dialect: Dialect, source: &TweetSource, tables: &[ModelTable]) -
     let mut columns = vec![
         format!("{} AS statuses", count("status_id", "statuses_texts")),
         format!("{} AS texts", count("status_text_id", "status_texts")),
-        format!("(SELECT COUNT(DISTINCT status_id) FROM {}) AS imported_statuses", tweets(dialect, source)),
     ];
+    if dialect == Dialect::Sqlite {
+        // BigQuery would scan all of `tweets` for it, at every call.
+        columns
+            .push(format!("(SELECT COUNT(DISTINCT status_id) FROM {}) AS imported_statuses", tweets(dialect, source)));
+    }
     for model in tables {
         columns.push(format!("{} AS scored_{}", count("status_text_id", &model.table), model.table));
     }

@@ -852,16 +852,15 @@ impl Store for BigQuery {
         };
         let statuses = count(0, "statuses")?;
         let texts = count(1, "texts")?;
-        let imported_statuses = count(2, "imported_statuses")?;
         let models = tables
             .iter()
             .enumerate()
             .map(|(index, table)| {
-                let scored = count(3 + index, &table.table)?;
+                let scored = count(2 + index, &table.table)?;
                 Ok(ModelProgress { model: table.model.to_owned(), scored, remaining: texts.saturating_sub(scored) })
             })
             .collect::<Result<_>>()?;
-        Ok(Progress { statuses, texts, imported_statuses, models })
+        Ok(Progress { statuses, texts, imported_statuses: None, models })
     }
 
     async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64> {

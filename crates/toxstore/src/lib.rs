@@ -240,10 +240,13 @@ pub struct Progress {
     pub statuses: u64,
     /// Distinct texts (rows of `status_texts`).
     pub texts: u64,
-    /// Distinct status ids in `tweets`. More than [`statuses`](Self::statuses)
+    /// Distinct status ids in `tweets`: more than [`statuses`](Self::statuses)
     /// when tweets were imported and not de-duplicated yet
-    /// ([`Store::refresh_texts`] joins them).
-    pub imported_statuses: u64,
+    /// ([`Store::refresh_texts`] joins them). `None` on BigQuery, where
+    /// counting them would scan the whole tweets table (its ids and texts,
+    /// about 11 GB for the impeachment dataset) at every `status` and at the
+    /// start of every scoring worker.
+    pub imported_statuses: Option<u64>,
     /// One entry per model table, in `toxdedup::MODEL_TABLES` order.
     pub models: Vec<ModelProgress>,
 }

@@ -236,7 +236,7 @@ impl Store for InMemory {
         Ok(Progress {
             statuses: state.dedup.n_statuses() as u64,
             texts,
-            imported_statuses,
+            imported_statuses: Some(imported_statuses),
             models: self
                 .layout
                 .all_score_tables()

@@ -397,7 +397,7 @@ fn progress_blocking(connection: &mut Connection) -> Result<Progress> {
                     remaining: texts.saturating_sub(scored),
                 });
             }
-            Ok(Progress { statuses, texts, imported_statuses, models })
+            Ok(Progress { statuses, texts, imported_statuses: Some(imported_statuses), models })
         })
         .map_err(sql("counting progress"))
 }

@@ -494,7 +494,9 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
 
     // Tweets imported into the pipeline's own `tweets` (STRING ids): a small
     // file streams, a large one goes in a load job; importing it again adds
-    // nothing; `score` joins and scores the new texts.
+    // nothing; `migrate` joins them (on BigQuery `score` does not look for
+    // tweets imported since: that would scan the whole tweets table) and
+    // `score` scores the new texts.
     let mut csv = String::from("status_id,user_id,status_text,created_at\n");
     for idx in 0..1_500 {
         csv.push_str(&format!(
@@ -512,6 +514,8 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     assert!(large.stderr.contains("1500 new"), "{}", large.stderr);
     let again = bigquery_run(dir, &dataset, &log, &["import", "--input", "more.csv"], 0);
     assert!(again.stderr.contains("0 new, 1500 already present"), "{}", again.stderr);
+    let joined = bigquery_run(dir, &dataset, &log, &[score_table, "migrate"], 0);
+    assert!(joined.stderr.contains("1548 new distinct texts"), "{}", joined.stderr);
     let mut args = vec![score_table];
     args.extend(score_args(&[], &flags));
     let more = bigquery_run(dir, &dataset, &log, &args, 0);
