@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
-use toxstore::{ModelTable, Store};
+use toxstore::{Grouping, ModelTable, Store};
 
 use crate::exit::UsageError;
 use crate::store_spec::StoreSettings;
@@ -57,6 +57,48 @@ pub struct ExportArgs {
     /// The format [default: from the output's extension, else csv]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<ExportFormat>,
+
+    /// Aggregate instead: one row per user (user_id, n_statuses, avg_<class>...,
+    /// max_toxicity, share_toxic) or per UTC day of created_at (day,
+    /// n_statuses, avg_<class>..., share_toxic; statuses without created_at
+    /// on a row with an empty day), computed in the store
+    #[arg(long, value_enum, value_name = "GROUP", conflicts_with = "to_table")]
+    pub by: Option<By>,
+
+    /// With --by: a status counts as toxic (share_toxic) when its toxicity is
+    /// at least this
+    #[arg(long, default_value_t = 0.5, value_name = "SCORE", value_parser = parse_threshold, requires = "by")]
+    pub threshold: f64,
+}
+
+/// `--by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// One row per user id.
+    User,
+    /// One row per UTC day of `created_at`.
+    Day,
+}
+
+fn parse_threshold(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?}: expected a score from 0 to 1")),
+    }
+}
+
+/// What an export writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rows {
+    /// One row per status id.
+    Statuses,
+    /// One row per user or day.
+    Grouped {
+        /// How.
+        by: Grouping,
+        /// The toxicity from which a status counts as toxic.
+        threshold: f64,
+    },
 }
 
 /// Runs `toxcli export`.
@@ -73,7 +115,12 @@ pub async fn run(settings: &StoreSettings, args: ExportArgs) -> anyhow::Result<(
         return Ok(());
     }
     let format = args.format.unwrap_or_else(|| ExportFormat::guess(args.output.as_deref()));
-    let rows = export_to(store.as_ref(), &table, args.output.as_deref(), format).await?;
+    let what = match args.by {
+        None => Rows::Statuses,
+        Some(By::User) => Rows::Grouped { by: Grouping::User, threshold: args.threshold },
+        Some(By::Day) => Rows::Grouped { by: Grouping::Day, threshold: args.threshold },
+    };
+    let rows = export_to(store.as_ref(), &table, what, args.output.as_deref(), format).await?;
     if let Some(output) = &args.output {
         eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
     }
@@ -90,13 +137,14 @@ pub fn model_table(name: &str) -> anyhow::Result<&'static ModelTable> {
 pub async fn export_to(
     store: &dyn Store,
     table: &ModelTable,
+    what: Rows,
     output: Option<&Path>,
     format: ExportFormat,
 ) -> anyhow::Result<u64> {
     match output {
         None => {
             let mut writer = crate::output::stdout();
-            write_rows(store, table, format, &mut writer).await
+            write_rows(store, table, what, format, &mut writer).await
         }
         Some(path) => {
             if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
@@ -111,7 +159,7 @@ pub async fn export_to(
             }
             let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
             let temporary = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-            let result = write_file(store, table, format, &temporary).await;
+            let result = write_file(store, table, what, format, &temporary).await;
             match result {
                 Ok(rows) => {
                     std::fs::rename(&temporary, path)
@@ -127,10 +175,16 @@ pub async fn export_to(
     }
 }
 
-async fn write_file(store: &dyn Store, table: &ModelTable, format: ExportFormat, path: &Path) -> anyhow::Result<u64> {
+async fn write_file(
+    store: &dyn Store,
+    table: &ModelTable,
+    what: Rows,
+    format: ExportFormat,
+    path: &Path,
+) -> anyhow::Result<u64> {
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
-    let rows = write_rows(store, table, format, &mut writer).await?;
+    let rows = write_rows(store, table, what, format, &mut writer).await?;
     let file = writer
         .into_inner()
         .map_err(|error| error.into_error())
@@ -142,9 +196,13 @@ async fn write_file(store: &dyn Store, table: &ModelTable, format: ExportFormat,
 async fn write_rows(
     store: &dyn Store,
     table: &ModelTable,
+    what: Rows,
     format: ExportFormat,
     writer: &mut dyn Write,
 ) -> anyhow::Result<u64> {
+    if let Rows::Grouped { by, threshold } = what {
+        return write_aggregates(store, table, by, threshold, format, writer).await;
+    }
     let mut line = String::with_capacity(256);
     if format == ExportFormat::Csv {
         line.push_str("status_id,user_id,status_text_id");
@@ -161,6 +219,78 @@ async fn write_rows(
         let row = row.with_context(|| format!("reading the scores of model {}", table.model))?;
         line.clear();
         format_row(&mut line, format, table, &row);
+        writer.write_all(line.as_bytes()).context("writing the export")?;
+        rows += 1;
+    }
+    writer.flush().context("writing the export")?;
+    Ok(rows)
+}
+
+/// The columns of an aggregate export, in order.
+fn aggregate_columns(table: &ModelTable, by: Grouping) -> Vec<String> {
+    let mut columns = vec![
+        match by {
+            Grouping::User => "user_id",
+            Grouping::Day => "day",
+        }
+        .to_owned(),
+        "n_statuses".to_owned(),
+    ];
+    columns.extend(table.columns.iter().map(|column| format!("avg_{column}")));
+    if by == Grouping::User {
+        columns.push("max_toxicity".to_owned());
+    }
+    columns.push("share_toxic".to_owned());
+    columns
+}
+
+async fn write_aggregates(
+    store: &dyn Store,
+    table: &ModelTable,
+    by: Grouping,
+    threshold: f64,
+    format: ExportFormat,
+    writer: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    use std::fmt::Write as _;
+    let columns = aggregate_columns(table, by);
+    if format == ExportFormat::Csv {
+        writeln!(writer, "{}", columns.join(",")).context("writing the export")?;
+    }
+    let mut rows = 0u64;
+    let mut line = String::with_capacity(256);
+    let mut stream = store.aggregate(table, by, threshold);
+    while let Some(row) = stream.next().await {
+        let row = row.with_context(|| format!("aggregating the scores of model {}", table.model))?;
+        line.clear();
+        // The values in column order; the key as text (empty, or JSON null, when missing).
+        let mut values: Vec<String> = vec![row.n_statuses.to_string()];
+        values.extend(row.averages.iter().map(f64::to_string));
+        if by == Grouping::User {
+            values.push(row.max_toxicity.to_string());
+        }
+        values.push(row.share_toxic.to_string());
+        match format {
+            ExportFormat::Csv => {
+                let _ = write!(line, "{}", row.key.as_deref().unwrap_or(""));
+                for value in &values {
+                    let _ = write!(line, ",{value}");
+                }
+            }
+            ExportFormat::Jsonl => {
+                let key = match (&row.key, by) {
+                    (None, _) => "null".to_owned(),
+                    (Some(key), Grouping::User) => key.clone(),
+                    (Some(key), Grouping::Day) => format!("\"{key}\""),
+                };
+                let _ = write!(line, "{{\"{}\":{key}", columns[0]);
+                for (column, value) in columns[1..].iter().zip(&values) {
+                    let _ = write!(line, ",\"{column}\":{value}");
+                }
+                line.push('}');
+            }
+        }
+        line.push('\n');
         writer.write_all(line.as_bytes()).context("writing the export")?;
         rows += 1;
     }

@@ -329,20 +329,87 @@ pub fn export_to_table(dialect: Dialect, table: &ModelTable, source: &TweetSourc
 }
 
 fn export_select(dialect: Dialect, table: &ModelTable, source: &TweetSource) -> String {
+    statuses_scored(dialect, table, source, false)
+}
+
+/// How [`aggregate`] groups the scored statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// One row per `user_id`.
+    User,
+    /// One row per UTC day of `created_at` (`YYYY-MM-DD`); statuses without
+    /// a `created_at` in a row of their own, with a NULL day.
+    Day,
+}
+
+/// Columns `group_key` (the user id, or the day as `YYYY-MM-DD`; NULL for
+/// statuses without one), `n_statuses`, then `avg_<class>` for each class
+/// column of `table`, `max_toxicity`, and `share_toxic` (the share of the
+/// statuses whose `toxicity` is at least `threshold`): one row per key, in
+/// key order (NULL first). Each status whose text `table` has scored counts
+/// once, with the scores [`export`] gives it. `threshold` must be finite
+/// (it is written into the SQL as a number).
+pub fn aggregate(
+    dialect: Dialect,
+    table: &ModelTable,
+    source: &TweetSource,
+    grouping: Grouping,
+    threshold: f64,
+) -> String {
+    let key = match (grouping, dialect) {
+        (Grouping::User, _) => "b.user_id".to_owned(),
+        // Microseconds floored to seconds (also before 1970), then the UTC date.
+        (Grouping::Day, Dialect::Sqlite) => {
+            "date((b.created_at - ((b.created_at % 1000000) + 1000000) % 1000000) / 1000000, 'unixepoch')".to_owned()
+        }
+        (Grouping::Day, Dialect::BigQuery) => "CAST(DATE(b.created_at) AS STRING)".to_owned(),
+    };
+    let averages: String = table.columns.iter().map(|column| format!(",\n  AVG(b.{column}) AS avg_{column}")).collect();
+    format!(
+        "SELECT {key} AS group_key,
+  COUNT(*) AS n_statuses{averages},
+  MAX(b.toxicity) AS max_toxicity,
+  AVG(CASE WHEN b.toxicity >= {threshold:?} THEN 1.0 ELSE 0.0 END) AS share_toxic
+FROM ({base}) AS b
+GROUP BY group_key
+ORDER BY group_key",
+        base = statuses_scored(dialect, table, source, true)
+    )
+}
+
+/// One row per status whose text `table` has scored: `status_id`,
+/// `user_id`, `status_text_id`, `created_at` when asked for, then the class
+/// columns. `user_id` and `created_at` come from the `tweets` row whose text
+/// was joined (the smallest on ties); on BigQuery the latest `scored_at` of a
+/// text wins, and a row without one (the Python pipeline's) counts as oldest.
+fn statuses_scored(dialect: Dialect, table: &ModelTable, source: &TweetSource, created_at: bool) -> String {
     let score_columns: String = table.columns.iter().map(|column| format!(", s.{column}")).collect();
     match dialect {
-        Dialect::Sqlite => format!(
-            "SELECT j.status_id AS status_id,
-  (SELECT MIN(tw.user_id) FROM tweets AS tw
-   WHERE tw.status_id = j.status_id AND tw.status_text = t.status_text) AS user_id,
-  j.status_text_id AS status_text_id{score_columns}
+        Dialect::Sqlite => {
+            let joined = |column: &str| {
+                format!(
+                    "(SELECT MIN(tw.{column}) FROM tweets AS tw
+   WHERE tw.status_id = j.status_id AND tw.status_text = t.status_text)"
+                )
+            };
+            let created_at =
+                if created_at { format!(",\n  {} AS created_at", joined("created_at")) } else { String::new() };
+            format!(
+                "SELECT j.status_id AS status_id,
+  {user_id} AS user_id,
+  j.status_text_id AS status_text_id{created_at}{score_columns}
 FROM statuses_texts AS j
 JOIN {scores} AS s ON s.status_text_id = j.status_text_id
 JOIN status_texts AS t ON t.status_text_id = j.status_text_id",
-            scores = table.table
-        ),
-        Dialect::BigQuery => format!(
-            "SELECT j.status_id AS status_id, u.user_id AS user_id, j.status_text_id AS status_text_id{score_columns}
+                user_id = joined("user_id"),
+                scores = table.table
+            )
+        }
+        Dialect::BigQuery => {
+            let (created_at_column, created_at_min) =
+                if created_at { (", u.created_at AS created_at", ", MIN(created_at) AS created_at") } else { ("", "") };
+            format!(
+                "SELECT j.status_id AS status_id, u.user_id AS user_id, j.status_text_id AS status_text_id{created_at_column}{score_columns}
 FROM (SELECT DISTINCT status_id, status_text_id FROM {{dataset}}.statuses_texts) AS j
 JOIN (SELECT * FROM {{dataset}}.{scores} WHERE TRUE
       QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id
@@ -350,12 +417,13 @@ JOIN (SELECT * FROM {{dataset}}.{scores} WHERE TRUE
   ON s.status_text_id = j.status_text_id
 JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts) AS t
   ON t.status_text_id = j.status_text_id
-LEFT JOIN (SELECT status_id, status_text, MIN(user_id) AS user_id
+LEFT JOIN (SELECT status_id, status_text, MIN(user_id) AS user_id{created_at_min}
       FROM {view} AS tw GROUP BY status_id, status_text) AS u
   ON u.status_id = j.status_id AND u.status_text = t.status_text",
-            scores = table.table,
-            view = source.view()
-        ),
+                scores = table.table,
+                view = source.view()
+            )
+        }
     }
 }
 

@@ -88,9 +88,10 @@ impl Checkpoint {
 
     /// Reads one floating-point tensor as f32, checking its shape.
     ///
-    /// float16, bfloat16 and float64 tensors are converted, as transformers
-    /// copies any floating state_dict into its float32 parameters; the model
-    /// computes in f32 whatever the file stores.
+    /// float16, bfloat16 and float64 tensors are widened or narrowed to f32:
+    /// the model computes in f32 whatever the file stores. (transformers 5
+    /// builds the model in the stored type instead, so Detoxify scores a
+    /// float16 file in float16; docs/models.md has the figures.)
     pub fn read_f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
         let tensor = self
             .tensors

@@ -76,8 +76,8 @@ use rest::{Column, InsertRow, QueryPage, Rest};
 pub use rest::{RequestLog, RetryPolicy};
 
 use crate::{
-    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
-    Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    AggregateRow, Error, ExportRow, Grouping, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress,
+    Progress, Result, ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "bigquery";
@@ -545,38 +545,39 @@ impl BigQuery {
     }
 
     /// One page of the export, and where the next one is.
-    async fn export_page(
-        &self,
-        table: &ModelTable,
-        next: Option<rest::NextPage>,
-    ) -> Result<(Vec<ExportRow>, Option<rest::NextPage>)> {
-        let page = match next {
-            None => {
-                self.rest
-                    .query(
-                        &self.sql(&queries::export(Dialect::BigQuery, table, &self.layout.tweets))?,
-                        Some(self.export_page_rows),
-                    )
-                    .await?
-            }
-            Some(next) => self.rest.next_page(&next, Some(self.export_page_rows)).await?,
+    /// Streams the rows of a query page by page (one page in memory at a
+    /// time: the first from jobs.query, the rest from getQueryResults with
+    /// the page token), each parsed by `parse`.
+    fn paged<'a, T, F>(&'a self, sql: Result<String>, parse: F) -> BoxStream<'a, Result<T>>
+    where
+        T: Send + 'a,
+        F: Fn(&[Option<String>]) -> Result<T> + Send + Sync + 'a,
+    {
+        enum State {
+            First(String),
+            Next(rest::NextPage),
+            Done,
+        }
+        let sql = match sql {
+            Ok(sql) => sql,
+            Err(error) => return stream::once(async move { Err(error) }).boxed(),
         };
-        let n_columns = table.columns.len();
-        let rows = page
-            .rows
-            .iter()
-            .map(|row| {
-                Ok(ExportRow {
-                    status_id: int(row, 0, "status_id")?,
-                    user_id: optional_int(row, 1, "user_id")?,
-                    status_text_id: int(row, 2, "status_text_id")?,
-                    scores: (0..n_columns)
-                        .map(|column| float(row, 3 + column, table.columns[column]))
-                        .collect::<Result<_>>()?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((rows, page.next))
+        let parse = std::sync::Arc::new(parse);
+        stream::try_unfold(State::First(sql), move |state| {
+            let parse = std::sync::Arc::clone(&parse);
+            async move {
+                let page = match state {
+                    State::Done => return Ok::<_, Error>(None),
+                    State::First(sql) => self.rest.query(&sql, Some(self.export_page_rows)).await?,
+                    State::Next(next) => self.rest.next_page(&next, Some(self.export_page_rows)).await?,
+                };
+                let rows = page.rows.iter().map(|row| parse(row)).collect::<Result<Vec<T>>>()?;
+                let state = page.next.map_or(State::Done, State::Next);
+                Ok(Some((stream::iter(rows.into_iter().map(Ok::<_, Error>)), state)))
+            }
+        })
+        .try_flatten()
+        .boxed()
     }
 }
 
@@ -916,28 +917,41 @@ impl Store for BigQuery {
     }
 
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
-        if let Err(error) = validate::model_table(table) {
-            return stream::once(async move { Err(error) }).boxed();
-        }
-        // One page in memory at a time: the first from jobs.query, the rest
-        // from getQueryResults with the page token.
-        enum State {
-            First,
-            Next(rest::NextPage),
-            Done,
-        }
-        stream::try_unfold(State::First, move |state| async move {
-            let next = match state {
-                State::Done => return Ok::<_, Error>(None),
-                State::First => None,
-                State::Next(next) => Some(next),
-            };
-            let (rows, next) = self.export_page(table, next).await?;
-            let state = next.map_or(State::Done, State::Next);
-            Ok(Some((stream::iter(rows.into_iter().map(Ok::<_, Error>)), state)))
+        let sql = validate::model_table(table)
+            .and_then(|()| self.sql(&queries::export(Dialect::BigQuery, table, &self.layout.tweets)));
+        self.paged(sql, move |row| {
+            Ok(ExportRow {
+                status_id: int(row, 0, "status_id")?,
+                user_id: optional_int(row, 1, "user_id")?,
+                status_text_id: int(row, 2, "status_text_id")?,
+                scores: (0..table.columns.len())
+                    .map(|column| float(row, 3 + column, table.columns[column]))
+                    .collect::<Result<_>>()?,
+            })
         })
-        .try_flatten()
-        .boxed()
+    }
+
+    fn aggregate<'a>(
+        &'a self,
+        table: &'a ModelTable,
+        grouping: Grouping,
+        threshold: f64,
+    ) -> BoxStream<'a, Result<AggregateRow>> {
+        let sql = validate::aggregate(table, threshold).and_then(|()| {
+            self.sql(&queries::aggregate(Dialect::BigQuery, table, &self.layout.tweets, grouping, threshold))
+        });
+        self.paged(sql, move |row| {
+            let n_columns = table.columns.len();
+            Ok(AggregateRow {
+                key: row.first().cloned().flatten(),
+                n_statuses: u64::try_from(int(row, 1, "n_statuses")?).map_err(|_| bad_value("n_statuses", row))?,
+                averages: (0..n_columns)
+                    .map(|column| float(row, 2 + column, table.columns[column]))
+                    .collect::<Result<_>>()?,
+                max_toxicity: float(row, 2 + n_columns, "max_toxicity")?,
+                share_toxic: float(row, 3 + n_columns, "share_toxic")?,
+            })
+        })
     }
 }
 
@@ -1003,16 +1017,7 @@ fn format_timestamp(micros: i64) -> String {
     let fraction = micros.rem_euclid(1_000_000);
     let days = seconds.div_euclid(86_400);
     let second_of_day = seconds.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::validate::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{fraction:06} UTC",
         second_of_day / 3600,

@@ -26,7 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::TryStreamExt;
 use toxdedup::{Conflict, MODEL_TABLES, ModelTable};
 
-use crate::{Error, ExportRow, ScoreBatch, ScoreRow, Shard, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery};
+use crate::{
+    AggregateRow, Error, ExportRow, Grouping, ScoreBatch, ScoreRow, Shard, Store, TextCount, TextId, TextRow, Tweet,
+    UnscoredQuery,
+};
 
 /// Generates one `#[tokio::test]` per conformance check.
 ///
@@ -50,6 +53,7 @@ macro_rules! conformance_tests {
             export_joins_scores_to_every_status_id,
             an_empty_store_reads_empty,
             a_dry_run_migration_changes_nothing,
+            aggregates_by_user_and_day_match_hand_computed_numbers,
             export_to_table_creates_replaces_and_never_takes_an_own_table,
         );
     };
@@ -526,4 +530,68 @@ pub async fn export_to_table_creates_replaces_and_never_takes_an_own_table(store
     let error = store.export_to_table(table, "bad name; DROP TABLE tweets").await.expect_err("a bad name");
     assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
     assert_eq!(export(store, table).await.len(), 4, "a refused export changed the scores");
+}
+
+/// Per-user and per-day aggregates, on a corpus whose numbers are worked out
+/// by hand: each status counts once (a status imported twice, and a status
+/// whose text other statuses share), unscored texts are left out, statuses
+/// without `created_at` form a day of their own.
+pub async fn aggregates_by_user_and_day_match_hand_computed_numbers(store: &dyn Store) {
+    migrate(store).await;
+    const DAY: i64 = 86_400_000_000;
+    let row = |status_id: i64, user_id: i64, text: &str, created_at: Option<i64>| Tweet {
+        status_id,
+        user_id,
+        status_text: text.to_owned(),
+        created_at,
+    };
+    // 2020-01-01 is day 18262 since 1970.
+    let jan1 = 18_262 * DAY;
+    let tweets = [
+        row(1, 7, "hate", Some(jan1 + 10)),
+        row(1, 7, "hate", Some(jan1 + 10)),
+        row(2, 7, "love", Some(jan1 + DAY - 1)),
+        row(3, 8, "hate", Some(jan1 + DAY)),
+        row(4, 8, "meh", None),
+        row(5, 9, "unscored", Some(jan1)),
+    ];
+    import(store, &tweets).await;
+    store.refresh_texts().await.expect("refresh");
+    let ids = ids_by_text(store).await;
+    let table = original();
+    // toxicity first (the threshold's column), then the other five classes.
+    let values = |toxicity: f64| vec![toxicity, 0.25, 0.5, 0.0, 1.0, 0.125];
+    let rows: Vec<ScoreRow> = [("hate", 0.75), ("love", 0.25), ("meh", 0.5)]
+        .iter()
+        .map(|(text, toxicity)| ScoreRow { status_text_id: ids[*text], scores: values(*toxicity) })
+        .collect();
+    write(store, table, &rows).await;
+    let collect = |grouping| async move {
+        store.aggregate(table, grouping, 0.5).try_collect::<Vec<AggregateRow>>().await.expect("aggregate")
+    };
+    let expect = |key: Option<&str>, n: u64, toxicity: f64, max: f64, share: f64| AggregateRow {
+        key: key.map(str::to_owned),
+        n_statuses: n,
+        averages: values(toxicity),
+        max_toxicity: max,
+        share_toxic: share,
+    };
+    // User 7: statuses 1 (0.75) and 2 (0.25); user 8: 3 (0.75) and 4 (0.5).
+    assert_eq!(
+        collect(Grouping::User).await,
+        [expect(Some("7"), 2, 0.5, 0.75, 0.5), expect(Some("8"), 2, 0.625, 0.75, 1.0)],
+        "per user"
+    );
+    // No day (status 4), 2020-01-01 (statuses 1 and 2), 2020-01-02 (status 3).
+    assert_eq!(
+        collect(Grouping::Day).await,
+        [
+            expect(None, 1, 0.5, 0.5, 1.0),
+            expect(Some("2020-01-01"), 2, 0.5, 0.75, 0.5),
+            expect(Some("2020-01-02"), 1, 0.75, 0.75, 1.0)
+        ],
+        "per day"
+    );
+    let error = store.aggregate(table, Grouping::User, f64::NAN).try_collect::<Vec<_>>().await.expect_err("NaN");
+    assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
 }

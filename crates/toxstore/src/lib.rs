@@ -39,6 +39,7 @@ pub use error::{Error, Result};
 pub use memory::InMemory;
 pub use spec::StoreSpec;
 pub use sqlite::Sqlite;
+pub use toxdedup::queries::Grouping;
 pub use toxdedup::schema::{TableRef, TweetSource};
 pub use toxdedup::{DedupReport, MODEL_TABLES, ModelTable};
 
@@ -276,6 +277,22 @@ pub struct ExportRow {
     pub scores: Vec<f64>,
 }
 
+/// One row of [`Store::aggregate`]: the scored statuses of one user or day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRow {
+    /// The user id, or the UTC day (`YYYY-MM-DD`) of `created_at`; `None`
+    /// for the statuses without one.
+    pub key: Option<String>,
+    /// Distinct status ids (each counted once, however often imported).
+    pub n_statuses: u64,
+    /// The mean of each class column, in [`ModelTable::columns`] order.
+    pub averages: Vec<f64>,
+    /// The highest `toxicity`.
+    pub max_toxicity: f64,
+    /// The share of the statuses whose `toxicity` is at least the threshold.
+    pub share_toxic: f64,
+}
+
 /// The storage operations of the scoring pipeline.
 ///
 /// # Contract
@@ -375,4 +392,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// other table of that name is never touched: that is an
     /// [`Error::AlreadyExists`].
     async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64>;
+
+    /// Streams the scored statuses grouped by user or by UTC day, in key
+    /// order (`None` first; users by id), computed in the store (SQL on
+    /// SQLite and BigQuery): the same numbers on every backend. `threshold`
+    /// (for [`AggregateRow::share_toxic`]) must be finite.
+    fn aggregate<'a>(
+        &'a self,
+        table: &'a ModelTable,
+        grouping: Grouping,
+        threshold: f64,
+    ) -> BoxStream<'a, Result<AggregateRow>>;
 }

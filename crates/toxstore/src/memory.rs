@@ -15,8 +15,8 @@ use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan};
 use toxdedup::{Dedup, DedupReport, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
-    Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    AggregateRow, Error, ExportRow, Grouping, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress,
+    Progress, Result, ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "memory";
@@ -103,6 +103,53 @@ impl InMemory {
             what: "the store's lock was poisoned by a panic in another thread".to_owned(),
             source: None,
         })
+    }
+
+    /// The aggregate rows of `table`, computed under one lock from the same
+    /// joins as the export.
+    fn aggregate_rows(&self, table: &ModelTable, grouping: Grouping, threshold: f64) -> Result<Vec<AggregateRow>> {
+        validate::aggregate(table, threshold)?;
+        let toxicity = table.columns.iter().position(|column| *column == "toxicity").expect("validated");
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let scores = state.scores(table);
+        // Keyed so that the order is SQL's: NULL first, users by id, days as text.
+        let mut groups: BTreeMap<(Option<i64>, Option<String>), (u64, Vec<f64>, f64, u64)> = BTreeMap::new();
+        for (status_id, text_id) in state.dedup.statuses() {
+            let Some(values) = scores.get(&text_id) else {
+                continue;
+            };
+            let text = state.dedup.text(text_id).expect("joined texts exist");
+            let (user_id, created_at) = state
+                .tweets
+                .get(&(status_id, text.to_owned()))
+                .copied()
+                .map_or((None, None), |(user, at)| (Some(user), at));
+            let key = match grouping {
+                Grouping::User => (user_id, None),
+                Grouping::Day => (None, created_at.map(utc_day)),
+            };
+            let group = groups.entry(key).or_insert_with(|| (0, vec![0.0; values.len()], f64::NEG_INFINITY, 0));
+            group.0 += 1;
+            for (sum, value) in group.1.iter_mut().zip(values) {
+                *sum += value;
+            }
+            group.2 = group.2.max(values[toxicity]);
+            group.3 += u64::from(values[toxicity] >= threshold);
+        }
+        Ok(groups
+            .into_iter()
+            .map(|((user_id, day), (n_statuses, sums, max_toxicity, toxic))| AggregateRow {
+                key: match grouping {
+                    Grouping::User => user_id.map(|id| id.to_string()),
+                    Grouping::Day => day,
+                },
+                n_statuses,
+                averages: sums.into_iter().map(|sum| sum / n_statuses as f64).collect(),
+                max_toxicity,
+                share_toxic: toxic as f64 / n_statuses as f64,
+            })
+            .collect())
     }
 
     /// Every export row of `table`, read under one lock.
@@ -260,6 +307,20 @@ impl Store for InMemory {
         Ok(count)
     }
 
+    fn aggregate<'a>(
+        &'a self,
+        table: &'a ModelTable,
+        grouping: Grouping,
+        threshold: f64,
+    ) -> BoxStream<'a, Result<AggregateRow>> {
+        stream::once(async move { self.aggregate_rows(table, grouping, threshold) })
+            .flat_map(|rows| match rows {
+                Ok(rows) => stream::iter(rows.into_iter().map(Ok)).left_stream(),
+                Err(error) => stream::iter([Err(error)]).right_stream(),
+            })
+            .boxed()
+    }
+
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
         // The rows are read on the first poll, then handed out one by one.
         stream::once(async move { self.export_rows(table) })
@@ -269,6 +330,12 @@ impl Store for InMemory {
             })
             .boxed()
     }
+}
+
+/// The UTC day (`YYYY-MM-DD`) of a time in microseconds since 1970.
+fn utc_day(micros: i64) -> String {
+    let (year, month, day) = crate::validate::civil_from_days(micros.div_euclid(86_400_000_000));
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 #[cfg(test)]

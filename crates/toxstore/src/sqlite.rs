@@ -32,8 +32,9 @@ use toxdedup::queries::{self, Affects};
 use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 use crate::{
-    Error, ExportRow, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress, Progress, Result, ScoreBatch,
-    ScoreRow, Store, TextCount, TextId, TextRow, Tweet, TweetSource, UnscoredQuery, validate,
+    AggregateRow, Error, ExportRow, Grouping, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress,
+    Progress, Result, ScoreBatch, ScoreRow, Store, TextCount, TextId, TextRow, Tweet, TweetSource, UnscoredQuery,
+    validate,
 };
 
 const BACKEND: &str = "sqlite";
@@ -440,26 +441,22 @@ fn export_to_table_blocking(connection: &mut Connection, table: &ModelTable, nam
     Ok(count(rows))
 }
 
-/// Reads the export on its own read-only connection and sends it row by row;
-/// stops early when the consumer goes away.
-fn export_blocking(path: &Path, table: &ModelTable, sender: &tokio::sync::mpsc::Sender<Result<ExportRow>>) {
+/// Runs a query on its own read-only connection and sends its rows, each
+/// parsed by `parse`, one by one; stops early when the consumer goes away.
+fn stream_blocking<T>(
+    path: &Path,
+    query: &str,
+    what: &'static str,
+    parse: &dyn Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    sender: &tokio::sync::mpsc::Sender<Result<T>>,
+) {
     let result = (|| -> Result<()> {
         let connection = open_connection(path, true)?;
-        let mut statement = connection
-            .prepare(&queries::export(Dialect::Sqlite, table, &TweetSource::default()))
-            .map_err(sql("exporting scores"))?;
-        let mut rows = statement.query([]).map_err(sql("exporting scores"))?;
-        let n_columns = table.columns.len();
-        while let Some(row) = rows.next().map_err(sql("exporting scores"))? {
-            let export_row = (|| -> rusqlite::Result<ExportRow> {
-                let mut scores = Vec::with_capacity(n_columns);
-                for index in 0..n_columns {
-                    scores.push(row.get(index + 3)?);
-                }
-                Ok(ExportRow { status_id: row.get(0)?, user_id: row.get(1)?, status_text_id: row.get(2)?, scores })
-            })()
-            .map_err(sql("exporting scores"))?;
-            if sender.blocking_send(Ok(export_row)).is_err() {
+        let mut statement = connection.prepare(query).map_err(sql(what))?;
+        let mut rows = statement.query([]).map_err(sql(what))?;
+        while let Some(row) = rows.next().map_err(sql(what))? {
+            let parsed = parse(row).map_err(sql(what))?;
+            if sender.blocking_send(Ok(parsed)).is_err() {
                 return Ok(());
             }
         }
@@ -468,6 +465,30 @@ fn export_blocking(path: &Path, table: &ModelTable, sender: &tokio::sync::mpsc::
     if let Err(error) = result {
         // The consumer may be gone already; then nobody is left to tell.
         let _ = sender.blocking_send(Err(error));
+    }
+}
+
+impl Sqlite {
+    /// Streams a query's rows from a blocking reader through a bounded
+    /// channel, so that a long result never sits in memory. The reader
+    /// starts on the first poll, so that the call itself needs no runtime.
+    fn stream<T, F>(&self, sql: Result<String>, what: &'static str, parse: F) -> BoxStream<'static, Result<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let path = self.path.clone();
+        stream::once(async move {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(EXPORT_CHANNEL_ROWS);
+            let sql = match sql {
+                Ok(sql) => sql,
+                Err(error) => return stream::iter([Err(error)]).left_stream(),
+            };
+            tokio::task::spawn_blocking(move || stream_blocking(&path, &sql, what, &parse, &sender));
+            stream::poll_fn(move |context| receiver.poll_recv(context)).right_stream()
+        })
+        .flatten()
+        .boxed()
     }
 }
 
@@ -525,20 +546,44 @@ impl Store for Sqlite {
     }
 
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
-        let path = self.path.clone();
-        // The reader starts on the first poll, so that `export` itself needs
-        // no runtime.
-        stream::once(async move {
-            let (sender, mut receiver) = tokio::sync::mpsc::channel(EXPORT_CHANNEL_ROWS);
-            if let Err(error) = validate::model_table(table) {
-                return stream::iter([Err(error)]).left_stream();
+        let sql =
+            validate::model_table(table).map(|()| queries::export(Dialect::Sqlite, table, &TweetSource::default()));
+        let n_columns = table.columns.len();
+        self.stream(sql, "exporting scores", move |row| {
+            let mut scores = Vec::with_capacity(n_columns);
+            for index in 0..n_columns {
+                scores.push(row.get(index + 3)?);
             }
-            let table = table.clone();
-            tokio::task::spawn_blocking(move || export_blocking(&path, &table, &sender));
-            stream::poll_fn(move |context| receiver.poll_recv(context)).right_stream()
+            Ok(ExportRow { status_id: row.get(0)?, user_id: row.get(1)?, status_text_id: row.get(2)?, scores })
         })
-        .flatten()
-        .boxed()
+    }
+
+    fn aggregate<'a>(
+        &'a self,
+        table: &'a ModelTable,
+        grouping: Grouping,
+        threshold: f64,
+    ) -> BoxStream<'a, Result<AggregateRow>> {
+        let sql = validate::aggregate(table, threshold)
+            .map(|()| queries::aggregate(Dialect::Sqlite, table, &TweetSource::default(), grouping, threshold));
+        let n_columns = table.columns.len();
+        self.stream(sql, "aggregating scores", move |row| {
+            let key = match grouping {
+                Grouping::User => row.get::<_, Option<i64>>(0)?.map(|id| id.to_string()),
+                Grouping::Day => row.get(0)?,
+            };
+            let mut averages = Vec::with_capacity(n_columns);
+            for index in 0..n_columns {
+                averages.push(row.get(index + 2)?);
+            }
+            Ok(AggregateRow {
+                key,
+                n_statuses: count(row.get(1)?),
+                averages,
+                max_toxicity: row.get(2 + n_columns)?,
+                share_toxic: row.get(3 + n_columns)?,
+            })
+        })
     }
 }
 

@@ -73,3 +73,29 @@ pub(crate) fn export_table_name(name: &str) -> Result<()> {
         })
     }
 }
+
+/// A known table and a finite threshold (it is written into SQL as a number).
+pub(crate) fn aggregate(table: &ModelTable, threshold: f64) -> Result<()> {
+    model_table(table)?;
+    if !threshold.is_finite() {
+        return Err(Error::InvalidInput { what: format!("threshold {threshold}: expected a finite number") });
+    }
+    if !table.columns.contains(&"toxicity") {
+        return Err(Error::InvalidInput { what: format!("table {} has no toxicity column", table.table) });
+    }
+    Ok(())
+}
+
+/// The proleptic Gregorian `(year, month, day)` of a day count since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}

@@ -196,6 +196,31 @@ fn import_migrate_score_export_on_sqlite() {
     let stdout = check_run(dir, &["export", "--format", "jsonl"], 0);
     assert_exports_equal(&parse_jsonl_export(&stdout.stdout), &export);
 
+    // Per user and per day, computed in the store.
+    check_run(dir, &["export", "--by", "user", "--output", "users.csv"], 0);
+    let users = std::fs::read_to_string(dir.join("users.csv")).expect("users.csv");
+    let mut lines = users.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "user_id,n_statuses,avg_toxicity,avg_severe_toxicity,avg_obscene,avg_threat,avg_insult,avg_identity_hate,max_toxicity,share_toxic"
+        )
+    );
+    let per_user: Vec<(i64, u64)> = lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            (cells[0].parse().expect("a user id"), cells[1].parse().expect("a count"))
+        })
+        .collect();
+    assert_eq!(per_user.iter().map(|(_, n)| n).sum::<u64>(), FIXTURE_STATUSES as u64, "each status counts once");
+    let distinct_users: std::collections::BTreeSet<i64> = export.values().map(|(user, _, _)| *user).collect();
+    assert_eq!(per_user.iter().map(|(user, _)| *user).collect::<std::collections::BTreeSet<_>>(), distinct_users);
+    let days = check_run(dir, &["export", "--by", "day", "--format", "jsonl", "--threshold", "0.9"], 0);
+    let first: serde_json::Value = serde_json::from_str(days.stdout.lines().next().expect("a day")).expect("json");
+    assert!(first["day"].as_str().is_some_and(|day| day.starts_with("2020-")), "{first}");
+    assert!(first.get("share_toxic").is_some() && first.get("max_toxicity").is_none(), "{first}");
+    check_run(dir, &["export", "--by", "user", "--threshold", "2"], 2);
+
     // The joined table inside the store: created, replaced on a rerun; a
     // table the user made is left alone.
     let to_table = check_run(dir, &["export", "--to-table", "tweet_toxicity_scores"], 0);

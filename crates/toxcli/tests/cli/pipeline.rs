@@ -527,6 +527,16 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
         .collect();
     assert_eq!(imported, ["14"], "the load job wrote the STRING column as digits");
 
+    // Aggregates, computed in BigQuery.
+    bigquery_run(dir, &dataset, &log, &[score_table, "export", "--by", "user", "--output", "users.csv"], 0);
+    let users = std::fs::read_to_string(dir.join("users.csv")).expect("users.csv");
+    let counted: u64 =
+        users.lines().skip(1).map(|line| line.split(',').nth(1).expect("n").parse::<u64>().expect("n")).sum();
+    let scored_statuses = emulator.count(&format!("SELECT COUNT(DISTINCT status_id) FROM {dataset}.statuses_texts"));
+    assert_eq!(counted, scored_statuses, "each status counts once");
+    let days = bigquery_run(dir, &dataset, &log, &[score_table, "export", "--by", "day"], 0);
+    assert!(days.stdout.lines().any(|line| line.starts_with("2020-01-01,")), "{}", days.stdout);
+
     // Every statement is type-correct for BigQuery, and every insert names
     // only columns its table has. The check itself fails once a SAFE_CAST
     // is removed from what was sent.
