@@ -30,12 +30,19 @@ fn endpoint() -> String {
 /// A minimal REST client of the emulator, for seeding and reading back
 /// what toxcli wrote, independently of toxscore's own client.
 struct Emulator {
+    project: String,
     base: String,
 }
 
 impl Emulator {
     fn new() -> Self {
-        Emulator { base: format!("{}/bigquery/v2/projects/{PROJECT}", endpoint().trim_end_matches('/')) }
+        Emulator::in_project(PROJECT)
+    }
+
+    /// Requests (and their jobs) in another project.
+    fn in_project(project: &str) -> Self {
+        let base = format!("{}/bigquery/v2/projects/{project}", endpoint().trim_end_matches('/'));
+        Emulator { project: project.to_owned(), base }
     }
 
     fn post(&self, path: &str, body: &Value) -> Value {
@@ -92,7 +99,7 @@ impl Emulator {
     }
 
     fn create_dataset(&self, dataset: &str) {
-        self.post("datasets", &json!({ "datasetReference": { "projectId": PROJECT, "datasetId": dataset } }));
+        self.post("datasets", &json!({ "datasetReference": { "projectId": self.project, "datasetId": dataset } }));
     }
 
     /// `(column, type, mode)` of a table, as tables.get says.
@@ -271,15 +278,9 @@ fn score_rows(emulator: &Emulator, dataset: &str, table: &str) -> Vec<(i64, Vec<
 /// Types every statement and insert of `log` against the schemas of the
 /// tables in `datasets`, with `scripts/bq_typecheck.py`; returns its exit
 /// code and output.
-fn typecheck(
-    dir: &Path,
-    emulator: &Emulator,
-    datasets: &[&str],
-    log: &Path,
-    mutate: fn(&str) -> String,
-) -> (i32, String) {
+fn typecheck(dir: &Path, datasets: &[(&Emulator, &str)], log: &Path, mutate: fn(&str) -> String) -> (i32, String) {
     let mut schemas = serde_json::Map::new();
-    for dataset in datasets {
+    for (emulator, dataset) in datasets {
         for table in emulator.tables(dataset) {
             let columns: serde_json::Map<String, Value> = emulator
                 .schema(dataset, &table)
@@ -295,7 +296,7 @@ fn typecheck(
                     (name, Value::String(column_type))
                 })
                 .collect();
-            schemas.insert(format!("{PROJECT}.{dataset}.{table}"), Value::Object(columns));
+            schemas.insert(format!("{}.{dataset}.{table}", emulator.project), Value::Object(columns));
         }
     }
     let mut statements = Vec::new();
@@ -540,10 +541,10 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
     // Every statement is type-correct for BigQuery, and every insert names
     // only columns its table has. The check itself fails once a SAFE_CAST
     // is removed from what was sent.
-    let (code, output) = typecheck(dir, &emulator, &[&dataset], &log, str::to_owned);
+    let (code, output) = typecheck(dir, &[(&emulator, &dataset)], &log, str::to_owned);
     assert_eq!(code, 0, "{output}");
     eprintln!("{output}");
-    let (code, output) = typecheck(dir, &emulator, &[&dataset], &log, without_first_safe_cast);
+    let (code, output) = typecheck(dir, &[(&emulator, &dataset)], &log, without_first_safe_cast);
     assert_eq!(code, 1, "removing a SAFE_CAST went unnoticed:\n{output}");
     assert!(output.contains("STRING"), "{output}");
 }
@@ -554,10 +555,12 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = temp.path();
     let log = dir.join("requests.jsonl");
+    // The tweets live in another project, as the pipeline's may.
+    let other = Emulator::in_project("other-project");
     let source = dataset("source");
     let store = dataset("elsewhere");
-    emulator.create_dataset(&source);
-    emulator.query(&format!(
+    other.create_dataset(&source);
+    other.query(&format!(
         "CREATE TABLE {source}.tweets_v2 (id_str STRING, author STRING, full_text STRING, collected TIMESTAMP)"
     ));
     let mut rows: Vec<Value> = pipeline_tweets(0, 40)
@@ -569,10 +572,10 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
         .collect();
     rows.push(json!({ "id_str": "not-a-number", "author": "1", "full_text": "x" }));
     rows.push(json!({ "id_str": "42", "author": "someone", "full_text": "an author id that is not a number" }));
-    emulator.insert_all(&source, "tweets_v2", &rows);
-    let before = emulator.query(&format!("SELECT * FROM {source}.tweets_v2 ORDER BY id_str, full_text"));
+    other.insert_all(&source, "tweets_v2", &rows);
+    let before = other.query(&format!("SELECT * FROM {source}.tweets_v2 ORDER BY id_str, full_text"));
 
-    let table = format!("{PROJECT}.{source}.tweets_v2");
+    let table = format!("other-project.{source}.tweets_v2");
     let mapping = [
         "--tweets-table",
         &table,
@@ -613,9 +616,9 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
     assert!(import.stderr.contains("never writes to"), "{}", import.stderr);
     let wrong = call(vec!["--tweets-table".into(), table.clone(), "migrate".into()], 4);
     assert!(wrong.stderr.contains("--status-id-column"), "{}", wrong.stderr);
-    assert_eq!(emulator.query(&format!("SELECT * FROM {source}.tweets_v2 ORDER BY id_str, full_text")), before);
+    assert_eq!(other.query(&format!("SELECT * FROM {source}.tweets_v2 ORDER BY id_str, full_text")), before);
 
-    let (code, output) = typecheck(dir, &emulator, &[&source, &store], &log, str::to_owned);
+    let (code, output) = typecheck(dir, &[(&other, &source), (&emulator, &store)], &log, str::to_owned);
     assert_eq!(code, 0, "{output}");
 }
 
