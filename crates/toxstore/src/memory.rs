@@ -113,8 +113,10 @@ impl InMemory {
         let mut state = self.lock()?;
         let state = state.migrated()?;
         let scores = state.scores(table);
-        // Keyed so that the order is SQL's: NULL first, users by id, days as text.
-        let mut groups: BTreeMap<(Option<i64>, Option<String>), (u64, Vec<f64>, f64, u64)> = BTreeMap::new();
+        // Keyed so that the order is SQL's: NULL first, users by id, days as
+        // text. Per group: statuses, sums per class, highest toxicity, toxic statuses.
+        type Key = (Option<i64>, Option<String>);
+        let mut groups: BTreeMap<Key, (u64, Vec<f64>, f64, u64)> = BTreeMap::new();
         for (status_id, text_id) in state.dedup.statuses() {
             let Some(values) = scores.get(&text_id) else {
                 continue;

@@ -724,7 +724,7 @@ impl Rest {
                 }
                 tokio::time::sleep(wait).await;
             }
-            match self.call_once(method.clone(), url.clone(), body.clone()).await {
+            match self.call_once(method.clone(), url.clone(), body).await {
                 Ok(value) => return Ok(value),
                 Err(Failure::Fatal(error)) => return Err(error),
                 Err(Failure::Retry { message, retry_after: asked, source }) => {
