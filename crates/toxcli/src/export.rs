@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
-use toxstore::{Grouping, ModelTable, Store};
+use toxstore::{ExportRows, Grouping, ModelTable, Store};
 
 use crate::exit::UsageError;
 use crate::store_spec::StoreSettings;
@@ -61,8 +61,9 @@ pub struct ExportArgs {
     /// Aggregate instead: one row per user (user_id, n_statuses, avg_<class>...,
     /// max_toxicity, share_toxic) or per UTC day of created_at (day,
     /// n_statuses, avg_<class>..., share_toxic; statuses without created_at
-    /// on a row with an empty day), computed in the store
-    #[arg(long, value_enum, value_name = "GROUP", conflicts_with = "to_table")]
+    /// on a row with an empty day), computed in the store; with --to-table,
+    /// into a table of the store
+    #[arg(long, value_enum, value_name = "GROUP")]
     pub by: Option<By>,
 
     /// With --by: a status counts as toxic (share_toxic) when its toxicity is
@@ -80,25 +81,11 @@ pub enum By {
     Day,
 }
 
-fn parse_threshold(text: &str) -> Result<f64, String> {
+pub fn parse_threshold(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
         _ => Err(format!("{text:?}: expected a score from 0 to 1")),
     }
-}
-
-/// What an export writes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rows {
-    /// One row per status id.
-    Statuses,
-    /// One row per user or day.
-    Grouped {
-        /// How.
-        by: Grouping,
-        /// The toxicity from which a status counts as toxic.
-        threshold: f64,
-    },
 }
 
 /// Runs `toxcli export`.
@@ -106,20 +93,20 @@ pub async fn run(settings: &StoreSettings, args: ExportArgs) -> anyhow::Result<(
     model_table(&args.model)?;
     let store = settings.open().await?;
     let table = store.layout().score_table(&args.model)?;
+    let what = match args.by {
+        None => ExportRows::Statuses,
+        Some(By::User) => ExportRows::Grouped { grouping: Grouping::User, threshold: args.threshold },
+        Some(By::Day) => ExportRows::Grouped { grouping: Grouping::Day, threshold: args.threshold },
+    };
     if let Some(name) = &args.to_table {
         let rows = store
-            .export_to_table(&table, name)
+            .export_to_table(&table, what, name)
             .await
             .with_context(|| format!("exporting the scores of model {} to table {name}", table.model))?;
         eprintln!("exported {rows} rows of model {} to table {name} of {}", table.model, settings.spec);
         return Ok(());
     }
     let format = args.format.unwrap_or_else(|| ExportFormat::guess(args.output.as_deref()));
-    let what = match args.by {
-        None => Rows::Statuses,
-        Some(By::User) => Rows::Grouped { by: Grouping::User, threshold: args.threshold },
-        Some(By::Day) => Rows::Grouped { by: Grouping::Day, threshold: args.threshold },
-    };
     let rows = export_to(store.as_ref(), &table, what, args.output.as_deref(), format).await?;
     if let Some(output) = &args.output {
         eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
@@ -137,7 +124,7 @@ pub fn model_table(name: &str) -> anyhow::Result<&'static ModelTable> {
 pub async fn export_to(
     store: &dyn Store,
     table: &ModelTable,
-    what: Rows,
+    what: ExportRows,
     output: Option<&Path>,
     format: ExportFormat,
 ) -> anyhow::Result<u64> {
@@ -147,18 +134,8 @@ pub async fn export_to(
             write_rows(store, table, what, format, &mut writer).await
         }
         Some(path) => {
-            if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
-                && !parent.is_dir()
-            {
-                return Err(UsageError(format!(
-                    "--output {}: the folder {} does not exist",
-                    path.display(),
-                    parent.display()
-                ))
-                .into());
-            }
-            let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-            let temporary = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+            crate::output::check_output_folder("--output", path)?;
+            let temporary = crate::output::temporary_beside(path);
             let result = write_file(store, table, what, format, &temporary).await;
             match result {
                 Ok(rows) => {
@@ -178,7 +155,7 @@ pub async fn export_to(
 async fn write_file(
     store: &dyn Store,
     table: &ModelTable,
-    what: Rows,
+    what: ExportRows,
     format: ExportFormat,
     path: &Path,
 ) -> anyhow::Result<u64> {
@@ -196,11 +173,11 @@ async fn write_file(
 async fn write_rows(
     store: &dyn Store,
     table: &ModelTable,
-    what: Rows,
+    what: ExportRows,
     format: ExportFormat,
     writer: &mut dyn Write,
 ) -> anyhow::Result<u64> {
-    if let Rows::Grouped { by, threshold } = what {
+    if let ExportRows::Grouped { grouping: by, threshold } = what {
         return write_aggregates(store, table, by, threshold, format, writer).await;
     }
     let mut line = String::with_capacity(256);
@@ -227,23 +204,6 @@ async fn write_rows(
 }
 
 /// The columns of an aggregate export, in order.
-fn aggregate_columns(table: &ModelTable, by: Grouping) -> Vec<String> {
-    let mut columns = vec![
-        match by {
-            Grouping::User => "user_id",
-            Grouping::Day => "day",
-        }
-        .to_owned(),
-        "n_statuses".to_owned(),
-    ];
-    columns.extend(table.columns.iter().map(|column| format!("avg_{column}")));
-    if by == Grouping::User {
-        columns.push("max_toxicity".to_owned());
-    }
-    columns.push("share_toxic".to_owned());
-    columns
-}
-
 async fn write_aggregates(
     store: &dyn Store,
     table: &ModelTable,
@@ -253,7 +213,7 @@ async fn write_aggregates(
     writer: &mut dyn Write,
 ) -> anyhow::Result<u64> {
     use std::fmt::Write as _;
-    let columns = aggregate_columns(table, by);
+    let columns = toxdedup::queries::aggregate_columns(table, by);
     if format == ExportFormat::Csv {
         writeln!(writer, "{}", columns.join(",")).context("writing the export")?;
     }

@@ -16,6 +16,7 @@ mod models;
 mod output;
 mod predict;
 mod progress;
+mod report;
 mod score;
 mod status;
 mod store_spec;
@@ -92,6 +93,9 @@ enum Command {
     Export(export::ExportArgs),
     /// Show the counts per model: texts, scored, remaining.
     Status,
+    /// Write one self-contained HTML page of what a model's scores say:
+    /// counts, histograms, toxicity per day, the most toxic users and texts.
+    Report(report::ReportArgs),
     /// List, download and verify the released Detoxify models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -168,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Score(args) => score::run(&settings, args).await,
             Command::Export(args) => export::run(&settings, args).await,
             Command::Status => status::run(&settings).await,
+            Command::Report(args) => report::run(&settings, args).await,
             Command::Models(_) | Command::Predict(_) => Ok(()),
         }
     })

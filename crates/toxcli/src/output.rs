@@ -7,6 +7,11 @@
 //! is still reported.
 
 use std::io::{self, BufWriter, StdoutLock, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::exit::UsageError;
 
 /// The marker inside the `io::Error` of a write to a closed stdout.
 #[derive(Debug)]
@@ -54,6 +59,43 @@ pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
             .and_then(io::Error::get_ref)
             .is_some_and(|inner| inner.downcast_ref::<StdoutClosed>().is_some())
     })
+}
+
+/// A usage error unless the folder of an output file exists.
+pub fn check_output_folder(flag: &str, path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(
+            UsageError(format!("{flag} {}: the folder {} does not exist", path.display(), parent.display())).into()
+        );
+    }
+    Ok(())
+}
+
+/// The temporary file beside `path` that a whole output is written to
+/// before it is renamed to `path`.
+pub fn temporary_beside(path: &Path) -> PathBuf {
+    let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to `path` through [`temporary_beside`] and a rename: a
+/// reader never sees a half-written file under that name, and a failure
+/// leaves what was there before.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = temporary_beside(path);
+    let written = std::fs::File::create(&temporary)
+        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
+        .with_context(|| format!("writing {}", temporary.display()))
+        .and_then(|()| {
+            std::fs::rename(&temporary, path)
+                .with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 #[cfg(test)]

@@ -259,7 +259,7 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
     }
     if let Some(output) = &args.export {
         let format = args.export_format.unwrap_or_else(|| ExportFormat::guess(Some(output)));
-        let rows = export_to(store.as_ref(), &table, crate::export::Rows::Statuses, Some(output), format).await?;
+        let rows = export_to(store.as_ref(), &table, toxstore::ExportRows::Statuses, Some(output), format).await?;
         eprintln!("exported {rows} rows of model {} to {}", table.model, output.display());
     }
     Ok(())

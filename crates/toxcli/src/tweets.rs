@@ -487,7 +487,9 @@ pub fn shorten(text: &str, max_chars: usize) -> String {
 /// Accepted forms: `YYYY-MM-DD`, `YYYY-MM-DD[T ]HH:MM[:SS[.fraction]]` with an
 /// optional zone (`Z`, ` UTC`, `+HH:MM`, `+HHMM`, `+HH`; none means UTC), the
 /// Twitter API form `Sun Mar 01 12:00:00 +0000 2020`, and a plain number of
-/// seconds since 1970.
+/// seconds since 1970. Dates and times are read by jiff (its ISO 8601 /
+/// RFC 3339 parser); a fraction finer than a microsecond is cut off, and a
+/// leap second (`:60`) reads as `:59`, as jiff reads it.
 pub fn parse_timestamp(text: &str) -> Option<i64> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
@@ -496,106 +498,44 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
     if let Some(micros) = parse_twitter_timestamp(text) {
         return Some(micros);
     }
-    let bytes = text.as_bytes();
-    if bytes.len() < 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+    // BigQuery writes ` UTC`; jiff's parser knows only numeric offsets and Z.
+    let text = ["UTC", "GMT"].iter().find_map(|zone| text.strip_suffix(zone)).map_or(text, str::trim_end);
+    let pieces = jiff::fmt::temporal::Pieces::parse(text).ok()?;
+    let offset = match pieces.offset() {
+        None | Some(jiff::fmt::temporal::PiecesOffset::Zulu) => jiff::tz::Offset::UTC,
+        Some(jiff::fmt::temporal::PiecesOffset::Numeric(numeric)) => numeric.offset(),
+        Some(_) => return None,
+    };
+    // A named time zone (`[Europe/Paris]`) would need a time zone database.
+    if pieces.time_zone_annotation().is_some() {
         return None;
     }
-    let year: i64 = digits(&text[0..4])?;
-    let month: u32 = digits(&text[5..7])?;
-    let day: u32 = digits(&text[8..10])?;
-    let days = days_from_civil(year, month, day)?;
-    let rest = &text[10..];
-    if rest.is_empty() {
-        return days.checked_mul(86_400_000_000);
-    }
-    let rest = rest.strip_prefix('T').or_else(|| rest.strip_prefix('t')).or_else(|| rest.strip_prefix(' '))?;
-    if rest.len() < 5 || rest.as_bytes()[2] != b':' {
-        return None;
-    }
-    let hour: i64 = digits(rest.get(0..2)?)?;
-    let minute: i64 = digits(rest.get(3..5)?)?;
-    let mut rest = &rest[5..];
-    let mut second = 0i64;
-    let mut micros = 0i64;
-    if let Some(after_colon) = rest.strip_prefix(':') {
-        second = digits(after_colon.get(0..2)?)?;
-        rest = &after_colon[2..];
-        if let Some(fraction) = rest.strip_prefix('.') {
-            let n_digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-            if n_digits == 0 {
-                return None;
-            }
-            let kept = &fraction[..n_digits.min(6)];
-            micros = digits::<i64>(kept)? * 10i64.pow(6 - u32::try_from(kept.len()).ok()?);
-            rest = &fraction[n_digits..];
-        }
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let offset_seconds = parse_zone(rest.trim_start())?;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    seconds.checked_mul(1_000_000)?.checked_add(micros)
+    let datetime = pieces.date().to_datetime(pieces.time().unwrap_or(jiff::civil::Time::midnight()));
+    micros_since_1970(datetime, offset)
 }
 
-fn parse_zone(zone: &str) -> Option<i64> {
-    match zone {
-        "" | "Z" | "z" | "UTC" | "GMT" => return Some(0),
-        _ => {}
-    }
-    let sign = match zone.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let body = zone[1..].replace(':', "");
-    let (hours, minutes) = match body.len() {
-        2 => (digits::<i64>(&body)?, 0),
-        4 => (digits::<i64>(&body[0..2])?, digits::<i64>(&body[2..4])?),
-        _ => return None,
-    };
-    if hours > 23 || minutes > 59 {
-        return None;
-    }
-    Some(sign * (hours * 3600 + minutes * 60))
+/// Microseconds since 1970-01-01T00:00:00Z of a civil time at an offset.
+/// Computed on civil times, not through `jiff::Timestamp`, whose range
+/// stops a day short of 9999-12-31 (so that every offset fits), which
+/// BigQuery's TIMESTAMP reaches.
+fn micros_since_1970(datetime: jiff::civil::DateTime, offset: jiff::tz::Offset) -> Option<i64> {
+    let since = datetime.duration_since(jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0));
+    let micros = since.as_micros() - i128::from(offset.seconds()) * 1_000_000;
+    i64::try_from(micros).ok()
 }
 
 fn parse_twitter_timestamp(text: &str) -> Option<i64> {
-    // "Sun Mar 01 12:00:00 +0000 2020"
+    // "Sun Mar 01 12:00:00 +0000 2020". The weekday is left out: a wrong one
+    // (jiff would refuse it) says nothing about the time.
     let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_weekday, month, day, time, zone, year] = parts.as_slice() else {
+    let [_weekday, rest @ ..] = parts.as_slice() else {
         return None;
     };
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = u32::try_from(MONTHS.iter().position(|name| name.eq_ignore_ascii_case(month))? + 1).ok()?;
-    let day: u32 = digits(day)?;
-    let year: i64 = digits(year)?;
-    let iso = format!("{year:04}-{month:02}-{day:02}T{time}{zone}");
-    if year > 9999 { None } else { parse_timestamp(&iso) }
-}
-
-fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
-    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+    if rest.len() != 5 {
         return None;
     }
-    text.parse().ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`), or `None` for a date that does not exist.
-fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&month) || day == 0 || day > month_days[month as usize - 1] {
-        return None;
-    }
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
+    let parsed = jiff::fmt::strtime::parse("%b %d %H:%M:%S %z %Y", rest.join(" ")).ok()?;
+    micros_since_1970(parsed.to_datetime().ok()?, parsed.offset()?)
 }
 
 #[cfg(test)]
@@ -694,6 +634,13 @@ mod tests {
         check("2020-02-30", None);
         check("2020-03-01T25:00:00", None);
         check("yesterday", None);
+        check("2020-03-01T12:00:00.1234567Z", Some(1_583_064_000_123_456));
+        check("2020-03-01T13:00:00+0100", Some(1_583_064_000_000_000));
+        check("2020-03-01T13:00+01", Some(1_583_064_000_000_000));
+        check("2020-03-01T12:00:00GMT", Some(1_583_064_000_000_000));
+        check("Mon Mar 01 12:00:00 +0100 2020", Some(1_583_060_400_000_000));
+        check("Sun Feb 30 12:00:00 +0000 2020", None);
+        check("2020-03-01T12:00:00[Europe/Paris]", None);
         assert_eq!(
             parse_created_at("created_at", "999999999999"),
             Err("created_at \"999999999999\" is outside the years 0001 to 9999".to_owned())

@@ -315,13 +315,44 @@ pub fn export(dialect: Dialect, table: &ModelTable, source: &TweetSource) -> Str
     format!("{}\nORDER BY j.status_id", export_select(dialect, table, source))
 }
 
-/// The statement that writes [`export`]'s rows into table `name` of the
-/// store (unordered): SQLite `CREATE TABLE name AS ...` (the caller drops a
-/// table it created before, in the same transaction), BigQuery `CREATE OR
-/// REPLACE TABLE {dataset}.name AS ...`. `name` must be a plain identifier
-/// ([`is_plain_identifier`](crate::schema::is_plain_identifier)).
-pub fn export_to_table(dialect: Dialect, table: &ModelTable, source: &TweetSource, name: &str) -> String {
-    let select = export_select(dialect, table, source);
+/// What [`export_to_table`] writes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExportRows {
+    /// [`export`]'s rows: one per scored status.
+    Statuses,
+    /// [`aggregate`]'s rows, under the names of [`aggregate_columns`].
+    Grouped {
+        /// Per user or per day.
+        grouping: Grouping,
+        /// The toxicity from which a status counts as toxic (finite).
+        threshold: f64,
+    },
+}
+
+/// The statement that writes [`export`]'s or [`aggregate`]'s rows into
+/// table `name` of the store (unordered): SQLite `CREATE TABLE name AS ...`
+/// (the caller drops a table it created before, in the same transaction),
+/// BigQuery `CREATE OR REPLACE TABLE {dataset}.name AS ...`. `name` must be
+/// a plain identifier ([`is_plain_identifier`](crate::schema::is_plain_identifier)).
+pub fn export_to_table(
+    dialect: Dialect,
+    table: &ModelTable,
+    source: &TweetSource,
+    rows: ExportRows,
+    name: &str,
+) -> String {
+    let select = match rows {
+        ExportRows::Statuses => export_select(dialect, table, source),
+        ExportRows::Grouped { grouping, threshold } => {
+            let columns = aggregate_columns(table, grouping);
+            format!(
+                "SELECT group_key AS {key}, {rest}\nFROM ({aggregate}) AS a",
+                key = columns[0],
+                rest = columns[1..].join(", "),
+                aggregate = aggregate_select(dialect, table, source, grouping, threshold)
+            )
+        }
+    };
     match dialect {
         Dialect::Sqlite => format!("CREATE TABLE {name} AS\n{select}"),
         Dialect::BigQuery => format!("CREATE OR REPLACE TABLE {{dataset}}.{name} AS\n{select}"),
@@ -342,6 +373,23 @@ pub enum Grouping {
     Day,
 }
 
+/// The columns of a per-user or per-day export: `user_id` or `day`,
+/// `n_statuses`, `avg_<class>` for each class, per user `max_toxicity`,
+/// and `share_toxic`.
+pub fn aggregate_columns(table: &ModelTable, grouping: Grouping) -> Vec<String> {
+    let key = match grouping {
+        Grouping::User => "user_id",
+        Grouping::Day => "day",
+    };
+    let mut columns = vec![key.to_owned(), "n_statuses".to_owned()];
+    columns.extend(table.columns.iter().map(|column| format!("avg_{column}")));
+    if grouping == Grouping::User {
+        columns.push("max_toxicity".to_owned());
+    }
+    columns.push("share_toxic".to_owned());
+    columns
+}
+
 /// Columns `group_key` (the user id, or the day as `YYYY-MM-DD`; NULL for
 /// statuses without one), `n_statuses`, then `avg_<class>` for each class
 /// column of `table`, `max_toxicity`, and `share_toxic` (the share of the
@@ -350,6 +398,33 @@ pub enum Grouping {
 /// once, with the scores [`export`] gives it. `threshold` must be finite
 /// (it is written into the SQL as a number).
 pub fn aggregate(
+    dialect: Dialect,
+    table: &ModelTable,
+    source: &TweetSource,
+    grouping: Grouping,
+    threshold: f64,
+) -> String {
+    format!("{}\nORDER BY group_key", aggregate_select(dialect, table, source, grouping, threshold))
+}
+
+/// The rows of [`aggregate`] by user, for the users with at least
+/// `min_statuses` scored statuses (and a user id): the `limit` highest
+/// `avg_toxicity` first, ties by user id.
+pub fn top_users(
+    dialect: Dialect,
+    table: &ModelTable,
+    source: &TweetSource,
+    threshold: f64,
+    min_statuses: u64,
+    limit: usize,
+) -> String {
+    format!(
+        "{}\nHAVING COUNT(*) >= {min_statuses} AND b.user_id IS NOT NULL\nORDER BY avg_toxicity DESC, group_key\nLIMIT {limit}",
+        aggregate_select(dialect, table, source, Grouping::User, threshold)
+    )
+}
+
+fn aggregate_select(
     dialect: Dialect,
     table: &ModelTable,
     source: &TweetSource,
@@ -371,9 +446,103 @@ pub fn aggregate(
   MAX(b.toxicity) AS max_toxicity,
   AVG(CASE WHEN b.toxicity >= {threshold:?} THEN 1.0 ELSE 0.0 END) AS share_toxic
 FROM ({base}) AS b
-GROUP BY group_key
-ORDER BY group_key",
+GROUP BY group_key",
         base = statuses_scored(dialect, table, source, true)
+    )
+}
+
+/// One row: `n_statuses` (the scored statuses, each once, as [`export`]
+/// counts them), then `h_<class>_<bin>` for each class column of `table` and
+/// each bin from 0 to `bins - 1`: how many of those statuses have a score in
+/// `[bin / bins, (bin + 1) / bins)`, the last bin closed (a score of 1 is
+/// in it). The bin is `floor(score * bins)` in IEEE doubles on every
+/// backend, clamped to the range. `bins` must be at least 1.
+pub fn histograms(dialect: Dialect, table: &ModelTable, source: &TweetSource, bins: usize) -> String {
+    let last = bins.saturating_sub(1);
+    let mut columns = vec!["COUNT(*) AS n_statuses".to_owned()];
+    for column in table.columns.iter() {
+        let bin = match dialect {
+            // Scores are at least 0, where CAST's truncation is the floor;
+            // the clamp sends anything below to bin 0 as BigQuery's does.
+            Dialect::Sqlite => format!("MIN(MAX(CAST(b.{column} * {bins} AS INTEGER), 0), {last})"),
+            Dialect::BigQuery => format!("LEAST(GREATEST(CAST(FLOOR(b.{column} * {bins}) AS INT64), 0), {last})"),
+        };
+        for index in 0..bins {
+            columns.push(format!("SUM(CASE WHEN {bin} = {index} THEN 1 ELSE 0 END) AS h_{column}_{index}"));
+        }
+    }
+    format!("SELECT {}\nFROM ({}) AS b", columns.join(",\n  "), statuses_scored(dialect, table, source, false))
+}
+
+/// Columns `checkpoint_sha256` (NULL for the rows the Python pipeline
+/// wrote), `n_texts`, `first_scored_at`, `last_scored_at` (SQLite: the
+/// stored `YYYY-MM-DDTHH:MM:SS.sssZ` text; BigQuery: microseconds since
+/// 1970; NULL where unknown): one row per checkpoint
+/// that scored the texts of `table` (each text once, with the score every
+/// read uses), most texts first, ties by hash.
+pub fn checkpoints(dialect: Dialect, table: &ModelTable) -> String {
+    let (scores, first, last) = match dialect {
+        Dialect::Sqlite => (table.table.to_string(), "MIN(scored_at)".to_owned(), "MAX(scored_at)".to_owned()),
+        Dialect::BigQuery => (
+            format!("({})", latest_scores(table)),
+            "UNIX_MICROS(MIN(scored_at))".to_owned(),
+            "UNIX_MICROS(MAX(scored_at))".to_owned(),
+        ),
+    };
+    format!(
+        "SELECT checkpoint_sha256, COUNT(*) AS n_texts, {first} AS first_scored_at, {last} AS last_scored_at
+FROM {scores} AS s
+GROUP BY checkpoint_sha256
+ORDER BY n_texts DESC, checkpoint_sha256"
+    )
+}
+
+/// One row, `n_users`: the distinct user ids of the tweets.
+pub fn users(dialect: Dialect, source: &TweetSource) -> String {
+    format!("SELECT COUNT(DISTINCT user_id) AS n_users FROM {} AS tw", tweets(dialect, source))
+}
+
+/// Columns `status_text_id`, `status_text`, `n_statuses` (the statuses
+/// that carry the text), then the class columns: the `limit` texts with the
+/// highest `toxicity` that `table` scored, ties by text id.
+pub fn top_texts(dialect: Dialect, table: &ModelTable, limit: usize) -> String {
+    let score_columns: String = table.columns.iter().map(|column| format!(", s.{column}")).collect();
+    match dialect {
+        Dialect::Sqlite => format!(
+            "SELECT s.status_text_id AS status_text_id, t.status_text AS status_text,
+  (SELECT COUNT(*) FROM statuses_texts AS j WHERE j.status_text_id = s.status_text_id) AS n_statuses{score_columns}
+FROM {scores} AS s
+JOIN status_texts AS t ON t.status_text_id = s.status_text_id
+ORDER BY s.toxicity DESC, s.status_text_id
+LIMIT {limit}",
+            scores = table.table
+        ),
+        Dialect::BigQuery => format!(
+            "WITH s AS (SELECT * FROM ({latest}) ORDER BY toxicity DESC, status_text_id LIMIT {limit})
+SELECT s.status_text_id AS status_text_id, t.status_text AS status_text,
+  COALESCE(c.n_statuses, 0) AS n_statuses{score_columns}
+FROM s
+JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts
+      WHERE status_text_id IN (SELECT status_text_id FROM s)) AS t
+  ON t.status_text_id = s.status_text_id
+LEFT JOIN (SELECT status_text_id, COUNT(DISTINCT status_id) AS n_statuses FROM {{dataset}}.statuses_texts
+      WHERE status_text_id IN (SELECT status_text_id FROM s) GROUP BY status_text_id) AS c
+  ON c.status_text_id = s.status_text_id
+ORDER BY s.toxicity DESC, s.status_text_id",
+            latest = latest_scores(table)
+        ),
+    }
+}
+
+/// BigQuery: the rows of a score table, one per text: the latest
+/// `scored_at` wins, and a row without one (the Python pipeline's) counts
+/// as oldest.
+fn latest_scores(table: &ModelTable) -> String {
+    format!(
+        "SELECT * FROM {{dataset}}.{scores} WHERE TRUE
+      QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id
+                                 ORDER BY scored_at DESC NULLS LAST, checkpoint_sha256 NULLS LAST) = 1",
+        scores = table.table
     )
 }
 
@@ -411,16 +580,14 @@ JOIN status_texts AS t ON t.status_text_id = j.status_text_id",
             format!(
                 "SELECT j.status_id AS status_id, u.user_id AS user_id, j.status_text_id AS status_text_id{created_at_column}{score_columns}
 FROM (SELECT DISTINCT status_id, status_text_id FROM {{dataset}}.statuses_texts) AS j
-JOIN (SELECT * FROM {{dataset}}.{scores} WHERE TRUE
-      QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id
-                                 ORDER BY scored_at DESC NULLS LAST, checkpoint_sha256 NULLS LAST) = 1) AS s
+JOIN ({latest}) AS s
   ON s.status_text_id = j.status_text_id
 JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts) AS t
   ON t.status_text_id = j.status_text_id
 LEFT JOIN (SELECT status_id, status_text, MIN(user_id) AS user_id{created_at_min}
       FROM {view} AS tw GROUP BY status_id, status_text) AS u
   ON u.status_id = j.status_id AND u.status_text = t.status_text",
-                scores = table.table,
+                latest = latest_scores(table),
                 view = source.view()
             )
         }

@@ -76,8 +76,9 @@ use rest::{Column, InsertRow, QueryPage, Rest};
 pub use rest::{RequestLog, RetryPolicy};
 
 use crate::{
-    AggregateRow, Error, ExportRow, Grouping, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress,
-    Progress, Result, ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
+    MigrateReport, ModelProgress, Progress, Result, ScoreBatch, Store, Summary, SummaryQuery, TextCount, TextId,
+    TextRow, TopText, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "bigquery";
@@ -864,8 +865,8 @@ impl Store for BigQuery {
         Ok(Progress { statuses, texts, imported_statuses: None, models })
     }
 
-    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64> {
-        validate::model_table(table)?;
+    async fn export_to_table(&self, table: &ModelTable, rows: ExportRows, name: &str) -> Result<u64> {
+        validate::export_rows(table, rows)?;
         validate::export_table_name(name)?;
         let is_source = self.layout.tweets.table.as_ref().is_some_and(|source| {
             source.dataset == self.dataset
@@ -908,7 +909,7 @@ impl Store for BigQuery {
                 )
                 .await?;
         }
-        let create = self.sql(&queries::export_to_table(Dialect::BigQuery, table, &self.layout.tweets, name))?;
+        let create = self.sql(&queries::export_to_table(Dialect::BigQuery, table, &self.layout.tweets, rows, name))?;
         self.rest.query(&create, None).await?;
         // COUNT(*) of a table is answered from its metadata: free.
         let page = self.query_all(&format!("SELECT COUNT(*) AS n FROM {{dataset}}.{name}")).await?;
@@ -940,19 +941,98 @@ impl Store for BigQuery {
         let sql = validate::aggregate(table, threshold).and_then(|()| {
             self.sql(&queries::aggregate(Dialect::BigQuery, table, &self.layout.tweets, grouping, threshold))
         });
-        self.paged(sql, move |row| {
-            let n_columns = table.columns.len();
-            Ok(AggregateRow {
-                key: row.first().cloned().flatten(),
-                n_statuses: u64::try_from(int(row, 1, "n_statuses")?).map_err(|_| bad_value("n_statuses", row))?,
-                averages: (0..n_columns)
-                    .map(|column| float(row, 2 + column, table.columns[column]))
-                    .collect::<Result<_>>()?,
-                max_toxicity: float(row, 2 + n_columns, "max_toxicity")?,
-                share_toxic: float(row, 3 + n_columns, "share_toxic")?,
-            })
-        })
+        self.paged(sql, move |row| aggregate_row(table, row))
     }
+
+    async fn summary(&self, table: &ModelTable, query: SummaryQuery) -> Result<Summary> {
+        validate::summary(table, &query)?;
+        let source = &self.layout.tweets;
+        let n_columns = table.columns.len();
+        let users = async {
+            let page = self.query_all(&queries::users(Dialect::BigQuery, source)).await?;
+            first_row(&page, "users").and_then(|row| count(row, 0, "n_users"))
+        };
+        let histograms = async {
+            let page = self.query_all(&queries::histograms(Dialect::BigQuery, table, source, query.bins)).await?;
+            let row = first_row(&page, "histograms")?;
+            let mut histograms = Vec::with_capacity(n_columns);
+            for (column, name) in table.columns.iter().enumerate() {
+                let mut bins = Vec::with_capacity(query.bins);
+                for bin in 0..query.bins {
+                    let index = 1 + column * query.bins + bin;
+                    // SUM over no rows is NULL.
+                    bins.push(if row.get(index).is_some_and(Option::is_none) { 0 } else { count(row, index, name)? });
+                }
+                histograms.push(bins);
+            }
+            Ok((count(row, 0, "n_statuses")?, histograms))
+        };
+        let checkpoints = async {
+            let page = self.query_all(&queries::checkpoints(Dialect::BigQuery, table)).await?;
+            page.rows
+                .iter()
+                .map(|row| {
+                    Ok(CheckpointUse {
+                        checkpoint_sha256: row.first().cloned().flatten(),
+                        n_texts: count(row, 1, "n_texts")?,
+                        first_scored_at: optional_int(row, 2, "first_scored_at")?.and_then(format_scored_at),
+                        last_scored_at: optional_int(row, 3, "last_scored_at")?.and_then(format_scored_at),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let top_users = async {
+            let sql =
+                queries::top_users(Dialect::BigQuery, table, source, query.threshold, query.min_statuses, query.top);
+            let page = self.query_all(&sql).await?;
+            page.rows.iter().map(|row| aggregate_row(table, row)).collect::<Result<Vec<_>>>()
+        };
+        let top_texts = async {
+            let page = self.query_all(&queries::top_texts(Dialect::BigQuery, table, query.top)).await?;
+            page.rows
+                .iter()
+                .map(|row| {
+                    Ok(TopText {
+                        status_text_id: int(row, 0, "status_text_id")?,
+                        text: text(row, 1, "status_text")?,
+                        n_statuses: count(row, 2, "n_statuses")?,
+                        scores: (0..n_columns)
+                            .map(|column| float(row, 3 + column, table.columns[column]))
+                            .collect::<Result<_>>()?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let (users, (scored_statuses, histograms), checkpoints, top_users, top_texts) =
+            futures::try_join!(users, histograms, checkpoints, top_users, top_texts)?;
+        Ok(Summary { users, scored_statuses, checkpoints, histograms, top_users, top_texts })
+    }
+}
+
+/// A row of [`queries::aggregate`] (or [`queries::top_users`]).
+fn aggregate_row(table: &ModelTable, row: &[Option<String>]) -> Result<AggregateRow> {
+    let n_columns = table.columns.len();
+    Ok(AggregateRow {
+        key: row.first().cloned().flatten(),
+        n_statuses: count(row, 1, "n_statuses")?,
+        averages: (0..n_columns).map(|column| float(row, 2 + column, table.columns[column])).collect::<Result<_>>()?,
+        max_toxicity: float(row, 2 + n_columns, "max_toxicity")?,
+        share_toxic: float(row, 3 + n_columns, "share_toxic")?,
+    })
+}
+
+/// The one row of a one-row query.
+fn first_row<'a>(page: &'a QueryPage, what: &str) -> Result<&'a [Option<String>]> {
+    page.rows.first().map(Vec::as_slice).ok_or_else(|| Error::Backend {
+        backend: BACKEND,
+        what: format!("the {what} query returned no row"),
+        source: None,
+    })
+}
+
+/// A count: a non-negative INT64.
+fn count(row: &[Option<String>], index: usize, column: &str) -> Result<u64> {
+    u64::try_from(int(row, index, column)?).map_err(|_| bad_value(column, row))
 }
 
 /// A tweet as a streamed row. INT64 values travel as strings: the API reads
@@ -1013,17 +1093,17 @@ fn next_timestamp_micros() -> i64 {
 
 /// `YYYY-MM-DD HH:MM:SS.ffffff UTC`, as BigQuery parses a TIMESTAMP.
 fn format_timestamp(micros: i64) -> String {
-    let seconds = micros.div_euclid(1_000_000);
-    let fraction = micros.rem_euclid(1_000_000);
-    let days = seconds.div_euclid(86_400);
-    let second_of_day = seconds.rem_euclid(86_400);
-    let (year, month, day) = crate::validate::civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{fraction:06} UTC",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
+    match crate::utc_datetime(micros) {
+        Some(datetime) => datetime.strftime("%Y-%m-%d %H:%M:%S%.6f UTC").to_string(),
+        // Beyond the years -9999 to 9999, so beyond BigQuery's TIMESTAMP
+        // range too: BigQuery refuses the row, naming the value.
+        None => micros.to_string(),
+    }
+}
+
+/// A `scored_at` as [`CheckpointUse`] reports it.
+fn format_scored_at(micros: i64) -> Option<String> {
+    crate::utc_datetime(micros).map(|datetime| datetime.strftime(crate::SCORED_AT_FORMAT).to_string())
 }
 
 fn bad_value(column: &str, row: &[Option<String>]) -> Error {

@@ -27,8 +27,8 @@ use futures::TryStreamExt;
 use toxdedup::{Conflict, MODEL_TABLES, ModelTable};
 
 use crate::{
-    AggregateRow, Error, ExportRow, Grouping, ScoreBatch, ScoreRow, Shard, Store, TextCount, TextId, TextRow, Tweet,
-    UnscoredQuery,
+    AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ScoreBatch, ScoreRow, Shard, Store, Summary,
+    SummaryQuery, TextCount, TextId, TextRow, TopText, Tweet, UnscoredQuery,
 };
 
 /// Generates one `#[tokio::test]` per conformance check.
@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             a_dry_run_migration_changes_nothing,
             aggregates_by_user_and_day_match_hand_computed_numbers,
             export_to_table_creates_replaces_and_never_takes_an_own_table,
+            summary_matches_hand_computed_numbers,
         );
     };
     (@checks $make:expr; $($check:ident,)*) => {
@@ -519,17 +520,41 @@ pub async fn export_to_table_creates_replaces_and_never_takes_an_own_table(store
         .map(|&id| ScoreRow { status_text_id: id, scores: scores_for(table, id, 1) })
         .collect();
     write(store, table, &rows).await;
-    assert_eq!(store.export_to_table(table, "joined_scores").await.expect("export to a new table"), 3);
+    assert_eq!(
+        store.export_to_table(table, ExportRows::Statuses, "joined_scores").await.expect("export to a new table"),
+        3
+    );
     write(store, table, &[ScoreRow { status_text_id: ids["unscored"], scores: scores_for(table, ids["unscored"], 1) }])
         .await;
-    assert_eq!(store.export_to_table(table, "joined_scores").await.expect("replace the export's own table"), 4);
+    assert_eq!(
+        store
+            .export_to_table(table, ExportRows::Statuses, "joined_scores")
+            .await
+            .expect("replace the export's own table"),
+        4
+    );
     for own in ["tweets", "status_texts", "statuses_texts", "toxicity_scores_original", "toxscore_migrations"] {
-        let error = store.export_to_table(table, own).await.expect_err(own);
+        let error = store.export_to_table(table, ExportRows::Statuses, own).await.expect_err(own);
         assert!(matches!(error, Error::AlreadyExists { .. }), "{own}: {error:?}");
     }
-    let error = store.export_to_table(table, "bad name; DROP TABLE tweets").await.expect_err("a bad name");
+    let error = store
+        .export_to_table(table, ExportRows::Statuses, "bad name; DROP TABLE tweets")
+        .await
+        .expect_err("a bad name");
     assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
     assert_eq!(export(store, table).await.len(), 4, "a refused export changed the scores");
+    // The aggregates too: users 10, 20, 30, 40; one day.
+    let by_user = ExportRows::Grouped { grouping: Grouping::User, threshold: 0.5 };
+    assert_eq!(store.export_to_table(table, by_user, "user_scores").await.expect("per user"), 4);
+    let by_day = ExportRows::Grouped { grouping: Grouping::Day, threshold: 0.5 };
+    assert_eq!(store.export_to_table(table, by_day, "user_scores").await.expect("replaced per day"), 1);
+    let error = store
+        .export_to_table(table, ExportRows::Grouped { grouping: Grouping::Day, threshold: f64::INFINITY }, "days")
+        .await
+        .expect_err("an infinite threshold");
+    assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
+    let error = store.export_to_table(table, by_user, "tweets").await.expect_err("an own table");
+    assert!(matches!(error, Error::AlreadyExists { .. }), "{error:?}");
 }
 
 /// Per-user and per-day aggregates, on a corpus whose numbers are worked out
@@ -594,4 +619,95 @@ pub async fn aggregates_by_user_and_day_match_hand_computed_numbers(store: &dyn 
     );
     let error = store.aggregate(table, Grouping::User, f64::NAN).try_collect::<Vec<_>>().await.expect_err("NaN");
     assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
+}
+
+/// The report's summary on a corpus whose numbers are worked out by hand:
+/// users, checkpoints (a rewritten text counts for its latest checkpoint
+/// only), histograms over the scored statuses (each once; a score of 1 in
+/// the last bin), the top users (at least `min_statuses`, highest mean
+/// toxicity first) and the top texts with their status counts.
+pub async fn summary_matches_hand_computed_numbers(store: &dyn Store) {
+    migrate(store).await;
+    let table = original();
+    let query = SummaryQuery { bins: 4, threshold: 0.5, min_statuses: 2, top: 2 };
+    let empty = store.summary(table, query).await.expect("summary of an empty store");
+    assert_eq!(
+        empty,
+        Summary {
+            users: 0,
+            scored_statuses: 0,
+            checkpoints: Vec::new(),
+            histograms: vec![vec![0; 4]; 6],
+            top_users: Vec::new(),
+            top_texts: Vec::new()
+        }
+    );
+    let row = |status_id: i64, user_id: i64, text: &str| Tweet {
+        status_id,
+        user_id,
+        status_text: text.to_owned(),
+        created_at: Some(1_600_000_000_000_000),
+    };
+    let tweets = [
+        row(1, 7, "hate"),
+        row(1, 7, "hate"),
+        row(2, 7, "love"),
+        row(3, 8, "hate"),
+        row(4, 8, "meh <b>&amp;</b>"),
+        row(5, 9, "unscored"),
+    ];
+    import(store, &tweets).await;
+    store.refresh_texts().await.expect("refresh");
+    let ids = ids_by_text(store).await;
+    let values = |toxicity: f64| vec![toxicity, 0.25, 0.5, 0.0, 1.0, 0.125];
+    let score = |text: &str, toxicity: f64| ScoreRow { status_text_id: ids[text], scores: values(toxicity) };
+    write(store, table, &[score("hate", 0.75), score("love", 0.25), score("meh <b>&amp;</b>", 0.5)]).await;
+    const REWRITER: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+    let rows = [score("meh <b>&amp;</b>", 0.5)];
+    store.write_scores(ScoreBatch { table, checkpoint_sha256: REWRITER, rows: &rows }).await.expect("rewrite");
+
+    let summary = store.summary(table, query).await.expect("summary");
+    assert_eq!(summary.users, 3, "users 7, 8 and 9");
+    assert_eq!(summary.scored_statuses, 4, "statuses 1 to 4, status 1 once");
+    let uses: Vec<(Option<&str>, u64)> =
+        summary.checkpoints.iter().map(|used| (used.checkpoint_sha256.as_deref(), used.n_texts)).collect();
+    assert_eq!(uses, [(Some(CHECKPOINT), 2), (Some(REWRITER), 1)], "checkpoints");
+    for CheckpointUse { first_scored_at, last_scored_at, .. } in &summary.checkpoints {
+        for at in [first_scored_at, last_scored_at] {
+            let at = at.as_deref().expect("a scored_at");
+            // YYYY-MM-DDTHH:MM:SS.sssZ
+            assert!(at.len() == 24 && at.as_bytes()[10] == b'T' && at.ends_with('Z'), "scored_at {at:?}");
+        }
+        assert!(first_scored_at <= last_scored_at);
+    }
+    // Toxicity 0.75, 0.25, 0.75, 0.5 in bins of 0.25; the others constant.
+    assert_eq!(
+        summary.histograms,
+        [vec![0, 1, 1, 2], vec![0, 4, 0, 0], vec![0, 0, 4, 0], vec![4, 0, 0, 0], vec![0, 0, 0, 4], vec![4, 0, 0, 0]],
+        "histograms"
+    );
+    let user = |key: &str, toxicity: f64, max: f64, share: f64| AggregateRow {
+        key: Some(key.to_owned()),
+        n_statuses: 2,
+        averages: values(toxicity),
+        max_toxicity: max,
+        share_toxic: share,
+    };
+    // User 8: 0.75 and 0.5; user 7: 0.75 and 0.25; user 9 has no score.
+    assert_eq!(summary.top_users, [user("8", 0.625, 0.75, 1.0), user("7", 0.5, 0.75, 0.5)], "top users");
+    let text = |text: &str, n_statuses: u64, toxicity: f64| TopText {
+        status_text_id: ids[text],
+        text: text.to_owned(),
+        n_statuses,
+        scores: values(toxicity),
+    };
+    assert_eq!(summary.top_texts, [text("hate", 2, 0.75), text("meh <b>&amp;</b>", 1, 0.5)], "top texts");
+
+    let fewer = store.summary(table, SummaryQuery { min_statuses: 3, top: 1, ..query }).await.expect("summary");
+    assert!(fewer.top_users.is_empty(), "no user has 3 statuses: {:?}", fewer.top_users);
+    assert_eq!(fewer.top_texts, [text("hate", 2, 0.75)]);
+    for bad in [SummaryQuery { bins: 0, ..query }, SummaryQuery { threshold: f64::NAN, ..query }] {
+        let error = store.summary(table, bad).await.expect_err("a bad query");
+        assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
+    }
 }

@@ -39,7 +39,7 @@ pub use error::{Error, Result};
 pub use memory::InMemory;
 pub use spec::StoreSpec;
 pub use sqlite::Sqlite;
-pub use toxdedup::queries::Grouping;
+pub use toxdedup::queries::{ExportRows, Grouping};
 pub use toxdedup::schema::{TableRef, TweetSource};
 pub use toxdedup::{DedupReport, MODEL_TABLES, ModelTable};
 
@@ -293,6 +293,91 @@ pub struct AggregateRow {
     pub share_toxic: f64,
 }
 
+/// How the in-memory store writes `scored_at`, as SQLite's
+/// `strftime('%Y-%m-%dT%H:%M:%fZ')` does and [`CheckpointUse`] reports it.
+pub(crate) const SCORED_AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// The UTC civil time of a time in microseconds since 1970, for the years
+/// -9999 to 9999 (computed on civil times: `jiff::Timestamp` stops a day
+/// short of 9999-12-31, which BigQuery's TIMESTAMP reaches).
+pub(crate) fn utc_datetime(micros: i64) -> Option<jiff::civil::DateTime> {
+    jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0).checked_add(jiff::SignedDuration::from_micros(micros)).ok()
+}
+
+/// What [`Store::summary`] computes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SummaryQuery {
+    /// Bins of each class's histogram, from 1 to [`SummaryQuery::MAX_BINS`].
+    pub bins: usize,
+    /// The toxicity from which a status counts as toxic (finite).
+    pub threshold: f64,
+    /// Users with fewer scored statuses are left out of the top users.
+    pub min_statuses: u64,
+    /// How many top users and top texts, at most [`SummaryQuery::MAX_TOP`].
+    pub top: usize,
+}
+
+impl SummaryQuery {
+    /// The most histogram bins (each is one column of a one-row query).
+    pub const MAX_BINS: usize = 100;
+    /// The most top users and texts.
+    pub const MAX_TOP: usize = 1_000;
+}
+
+impl Default for SummaryQuery {
+    fn default() -> Self {
+        Self { bins: 20, threshold: 0.5, min_statuses: 10, top: 20 }
+    }
+}
+
+/// One model's scores, summed up in the store ([`Store::summary`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Distinct user ids of the tweets.
+    pub users: u64,
+    /// Scored statuses, each counted once (the rows of [`Store::export`]).
+    pub scored_statuses: u64,
+    /// Which checkpoints scored the texts, most texts first.
+    pub checkpoints: Vec<CheckpointUse>,
+    /// Per class column (in [`ModelTable::columns`] order), how many scored
+    /// statuses fall in each of [`SummaryQuery::bins`] equal bins of
+    /// `[0, 1]`: bin `floor(score * bins)`, the last one closed.
+    pub histograms: Vec<Vec<u64>>,
+    /// The users with at least [`SummaryQuery::min_statuses`] scored
+    /// statuses, highest mean toxicity first (ties by user id).
+    pub top_users: Vec<AggregateRow>,
+    /// The texts with the highest toxicity (ties by text id).
+    pub top_texts: Vec<TopText>,
+}
+
+/// The texts one checkpoint scored ([`Summary::checkpoints`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointUse {
+    /// Its SHA-256; `None` for scores written without one (the Python
+    /// pipeline's).
+    pub checkpoint_sha256: Option<String>,
+    /// Distinct texts whose score it wrote.
+    pub n_texts: u64,
+    /// When the first and the last of them were scored, as
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` (UTC); `None` where not recorded.
+    pub first_scored_at: Option<String>,
+    /// See [`first_scored_at`](Self::first_scored_at).
+    pub last_scored_at: Option<String>,
+}
+
+/// One of [`Summary::top_texts`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopText {
+    /// Its id.
+    pub status_text_id: TextId,
+    /// The text.
+    pub text: String,
+    /// The statuses that carry it.
+    pub n_statuses: u64,
+    /// Its scores, in [`ModelTable::columns`] order.
+    pub scores: Vec<f64>,
+}
+
 /// The storage operations of the scoring pipeline.
 ///
 /// # Contract
@@ -383,15 +468,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// increasing status id order, without holding the export in memory.
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>>;
 
-    /// Writes the rows of [`export`](Self::export) into a table of the store
-    /// named `name` (`status_id, user_id, status_text_id`, then the class
-    /// columns), inside the store: on BigQuery with one `CREATE TABLE AS
+    /// Writes the rows of [`export`](Self::export) (`status_id, user_id,
+    /// status_text_id`, then the class columns) or of
+    /// [`aggregate`](Self::aggregate) (the columns of
+    /// `toxdedup::queries::aggregate_columns`) into a table of the store named
+    /// `name`, inside the store: on BigQuery with one `CREATE TABLE AS
     /// SELECT`, so no row leaves it. Returns the number of rows.
     ///
     /// A table of that name that an earlier export created is replaced; any
     /// other table of that name is never touched: that is an
     /// [`Error::AlreadyExists`].
-    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64>;
+    async fn export_to_table(&self, table: &ModelTable, rows: ExportRows, name: &str) -> Result<u64>;
 
     /// Streams the scored statuses grouped by user or by UTC day, in key
     /// order (`None` first; users by id), computed in the store (SQL on
@@ -403,4 +490,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         grouping: Grouping,
         threshold: f64,
     ) -> BoxStream<'a, Result<AggregateRow>>;
+
+    /// Sums up one model's scores for a report: users, the checkpoints that
+    /// scored, a histogram per class, the top users and the top texts, each
+    /// computed in the store (a few small queries on SQLite and BigQuery;
+    /// nothing of the size of the data is read out of it). The same numbers
+    /// on every backend.
+    async fn summary(&self, table: &ModelTable, query: SummaryQuery) -> Result<Summary>;
 }

@@ -15,8 +15,9 @@ use toxdedup::migrations::{AppliedMigration, Dialect, MigrationPlan};
 use toxdedup::{Dedup, DedupReport, ModelTable};
 
 use crate::{
-    AggregateRow, Error, ExportRow, Grouping, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress,
-    Progress, Result, ScoreBatch, Store, TextCount, TextId, TextRow, Tweet, UnscoredQuery, validate,
+    AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
+    MigrateReport, ModelProgress, Progress, Result, ScoreBatch, Store, Summary, SummaryQuery, TextCount, TextId,
+    TextRow, TopText, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "memory";
@@ -41,9 +42,38 @@ struct State {
     dedup: Dedup,
     /// The score tables by name (those of `MODEL_TABLES`, and any renamed
     /// one once written to): text id to the class scores.
-    scores: BTreeMap<String, BTreeMap<TextId, Vec<f64>>>,
+    scores: BTreeMap<String, BTreeMap<TextId, Scored>>,
     /// Tables written by `export_to_table`, by name.
-    exports: BTreeMap<String, Vec<ExportRow>>,
+    exports: BTreeMap<String, ExportTable>,
+}
+
+/// A table `export_to_table` wrote.
+#[derive(Debug)]
+enum ExportTable {
+    /// Per status.
+    Statuses(Vec<ExportRow>),
+    /// Per user or day.
+    Grouped(Vec<AggregateRow>),
+}
+
+impl ExportTable {
+    fn len(&self) -> usize {
+        match self {
+            ExportTable::Statuses(rows) => rows.len(),
+            ExportTable::Grouped(rows) => rows.len(),
+        }
+    }
+}
+
+/// One row of a score table.
+#[derive(Debug, Clone)]
+struct Scored {
+    /// The class scores.
+    values: Vec<f64>,
+    /// The checkpoint that wrote them.
+    checkpoint_sha256: String,
+    /// When, as [`SCORED_AT_FORMAT`](crate::SCORED_AT_FORMAT) writes it.
+    scored_at: String,
 }
 
 impl State {
@@ -59,8 +89,8 @@ impl State {
     }
 
     /// A score table's rows; a table never written to is empty.
-    fn scores(&self, table: &ModelTable) -> &BTreeMap<TextId, Vec<f64>> {
-        static EMPTY: BTreeMap<TextId, Vec<f64>> = BTreeMap::new();
+    fn scores(&self, table: &ModelTable) -> &BTreeMap<TextId, Scored> {
+        static EMPTY: BTreeMap<TextId, Scored> = BTreeMap::new();
         self.scores.get(table.table.as_ref()).unwrap_or(&EMPTY)
     }
 }
@@ -118,7 +148,7 @@ impl InMemory {
         type Key = (Option<i64>, Option<String>);
         let mut groups: BTreeMap<Key, (u64, Vec<f64>, f64, u64)> = BTreeMap::new();
         for (status_id, text_id) in state.dedup.statuses() {
-            let Some(values) = scores.get(&text_id) else {
+            let Some(Scored { values, .. }) = scores.get(&text_id) else {
                 continue;
             };
             let text = state.dedup.text(text_id).expect("joined texts exist");
@@ -162,12 +192,12 @@ impl InMemory {
         let scores = state.scores(table);
         let mut rows = Vec::new();
         for (status_id, text_id) in state.dedup.statuses() {
-            let Some(scores) = scores.get(&text_id) else {
+            let Some(scored) = scores.get(&text_id) else {
                 continue;
             };
             let text = state.dedup.text(text_id).expect("joined texts exist");
             let user_id = state.tweets.get(&(status_id, text.to_owned())).map(|(user_id, _)| *user_id);
-            rows.push(ExportRow { status_id, user_id, status_text_id: text_id, scores: scores.clone() });
+            rows.push(ExportRow { status_id, user_id, status_text_id: text_id, scores: scored.values.clone() });
         }
         Ok(rows)
     }
@@ -263,8 +293,14 @@ impl Store for InMemory {
             }
         }
         let scores = state.scores.entry(batch.table.table.to_string()).or_default();
+        let scored_at = jiff::Timestamp::now().strftime(crate::SCORED_AT_FORMAT).to_string();
         for row in batch.rows {
-            scores.insert(row.status_text_id, row.scores.clone());
+            let scored = Scored {
+                values: row.scores.clone(),
+                checkpoint_sha256: batch.checkpoint_sha256.to_owned(),
+                scored_at: scored_at.clone(),
+            };
+            scores.insert(row.status_text_id, scored);
         }
         Ok(())
     }
@@ -298,12 +334,17 @@ impl Store for InMemory {
         })
     }
 
-    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64> {
+    async fn export_to_table(&self, table: &ModelTable, rows: ExportRows, name: &str) -> Result<u64> {
         validate::export_table_name(name)?;
         if self.is_own_table(name) {
             return Err(Error::AlreadyExists { what: format!("table {name} (one of the store's own)") });
         }
-        let rows = self.export_rows(table)?;
+        let rows = match rows {
+            ExportRows::Statuses => ExportTable::Statuses(self.export_rows(table)?),
+            ExportRows::Grouped { grouping, threshold } => {
+                ExportTable::Grouped(self.aggregate_rows(table, grouping, threshold)?)
+            }
+        };
         let count = rows.len() as u64;
         self.lock()?.exports.insert(name.to_owned(), rows);
         Ok(count)
@@ -323,6 +364,76 @@ impl Store for InMemory {
             .boxed()
     }
 
+    async fn summary(&self, table: &ModelTable, query: SummaryQuery) -> Result<Summary> {
+        validate::summary(table, &query)?;
+        let toxicity = table.columns.iter().position(|column| *column == "toxicity").expect("validated");
+        let statuses = self.export_rows(table)?;
+        let mut histograms = vec![vec![0u64; query.bins]; table.columns.len()];
+        for row in &statuses {
+            for (histogram, score) in histograms.iter_mut().zip(&row.scores) {
+                // As the SQL computes it: floor(score * bins) in doubles, clamped.
+                let bin = (score * query.bins as f64).floor().clamp(0.0, (query.bins - 1) as f64) as usize;
+                histogram[bin] += 1;
+            }
+        }
+        let mut top_users: Vec<AggregateRow> = self
+            .aggregate_rows(table, Grouping::User, query.threshold)?
+            .into_iter()
+            .filter(|row| row.key.is_some() && row.n_statuses >= query.min_statuses)
+            .collect();
+        let user_id = |row: &AggregateRow| row.key.as_deref().and_then(|key| key.parse::<i64>().ok());
+        top_users.sort_by(|a, b| {
+            b.averages[toxicity].total_cmp(&a.averages[toxicity]).then_with(|| user_id(a).cmp(&user_id(b)))
+        });
+        top_users.truncate(query.top);
+
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let users = state.tweets.values().map(|(user_id, _)| *user_id).collect::<std::collections::BTreeSet<_>>().len();
+        let scores = state.scores(table);
+        let mut by_checkpoint: BTreeMap<&str, CheckpointUse> = BTreeMap::new();
+        for scored in scores.values() {
+            let entry = by_checkpoint.entry(&scored.checkpoint_sha256).or_insert_with(|| CheckpointUse {
+                checkpoint_sha256: Some(scored.checkpoint_sha256.clone()),
+                n_texts: 0,
+                first_scored_at: Some(scored.scored_at.clone()),
+                last_scored_at: Some(scored.scored_at.clone()),
+            });
+            entry.n_texts += 1;
+            entry.first_scored_at = entry.first_scored_at.take().min(Some(scored.scored_at.clone()));
+            entry.last_scored_at = entry.last_scored_at.take().max(Some(scored.scored_at.clone()));
+        }
+        let mut checkpoints: Vec<CheckpointUse> = by_checkpoint.into_values().collect();
+        checkpoints
+            .sort_by(|a, b| b.n_texts.cmp(&a.n_texts).then_with(|| a.checkpoint_sha256.cmp(&b.checkpoint_sha256)));
+        let mut statuses_per_text: BTreeMap<TextId, u64> = BTreeMap::new();
+        for (_, text_id) in state.dedup.statuses() {
+            *statuses_per_text.entry(text_id).or_default() += 1;
+        }
+        let mut ranked: Vec<(&TextId, &Scored)> = scores.iter().collect();
+        ranked.sort_by(|(a_id, a), (b_id, b)| {
+            b.values[toxicity].total_cmp(&a.values[toxicity]).then_with(|| a_id.cmp(b_id))
+        });
+        let top_texts = ranked
+            .into_iter()
+            .take(query.top)
+            .map(|(text_id, scored)| TopText {
+                status_text_id: *text_id,
+                text: state.dedup.text(*text_id).expect("scored texts exist").to_owned(),
+                n_statuses: statuses_per_text.get(text_id).copied().unwrap_or(0),
+                scores: scored.values.clone(),
+            })
+            .collect();
+        Ok(Summary {
+            users: users as u64,
+            scored_statuses: statuses.len() as u64,
+            checkpoints,
+            histograms,
+            top_users,
+            top_texts,
+        })
+    }
+
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
         // The rows are read on the first poll, then handed out one by one.
         stream::once(async move { self.export_rows(table) })
@@ -336,8 +447,8 @@ impl Store for InMemory {
 
 /// The UTC day (`YYYY-MM-DD`) of a time in microseconds since 1970.
 fn utc_day(micros: i64) -> String {
-    let (year, month, day) = crate::validate::civil_from_days(micros.div_euclid(86_400_000_000));
-    format!("{year:04}-{month:02}-{day:02}")
+    // Outside the years -9999 to 9999 (validated imports never are): no day.
+    crate::utc_datetime(micros).map(|datetime| datetime.date().to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -32,9 +32,9 @@ use toxdedup::queries::{self, Affects};
 use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 use crate::{
-    AggregateRow, Error, ExportRow, Grouping, ImportReport, Layout, MigrateOptions, MigrateReport, ModelProgress,
-    Progress, Result, ScoreBatch, ScoreRow, Store, TextCount, TextId, TextRow, Tweet, TweetSource, UnscoredQuery,
-    validate,
+    AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
+    MigrateReport, ModelProgress, Progress, Result, ScoreBatch, ScoreRow, Store, Summary, SummaryQuery, TextCount,
+    TextId, TextRow, TopText, Tweet, TweetSource, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "sqlite";
@@ -406,7 +406,12 @@ fn progress_blocking(connection: &mut Connection) -> Result<Progress> {
 /// Writes the export into table `name` in one transaction: a table an
 /// earlier export created (recorded in `toxscore_exports`) is replaced, any
 /// other table of that name is left alone.
-fn export_to_table_blocking(connection: &mut Connection, table: &ModelTable, name: &str) -> Result<u64> {
+fn export_to_table_blocking(
+    connection: &mut Connection,
+    table: &ModelTable,
+    rows: ExportRows,
+    name: &str,
+) -> Result<u64> {
     let transaction =
         connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("starting an export"))?;
     let exists: bool = transaction
@@ -426,7 +431,7 @@ fn export_to_table_blocking(connection: &mut Connection, table: &ModelTable, nam
         transaction.execute_batch(&format!("DROP TABLE {name}")).map_err(sql("replacing the export table"))?;
     }
     transaction
-        .execute_batch(&queries::export_to_table(Dialect::Sqlite, table, &TweetSource::default(), name))
+        .execute_batch(&queries::export_to_table(Dialect::Sqlite, table, &TweetSource::default(), rows, name))
         .map_err(sql("writing the export table"))?;
     transaction
         .execute(
@@ -534,15 +539,15 @@ impl Store for Sqlite {
         self.blocking(progress_blocking).await
     }
 
-    async fn export_to_table(&self, table: &ModelTable, name: &str) -> Result<u64> {
-        validate::model_table(table)?;
+    async fn export_to_table(&self, table: &ModelTable, rows: ExportRows, name: &str) -> Result<u64> {
+        validate::export_rows(table, rows)?;
         validate::export_table_name(name)?;
         if toxdedup::schema::is_fixed_table(name) || MODEL_TABLES.iter().any(|known| known.table == name) {
             return Err(Error::AlreadyExists { what: format!("table {name} (one of toxscore's own)") });
         }
         let table = table.clone();
         let name = name.to_owned();
-        self.blocking(move |connection| export_to_table_blocking(connection, &table, &name)).await
+        self.blocking(move |connection| export_to_table_blocking(connection, &table, rows, &name)).await
     }
 
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {
@@ -567,24 +572,98 @@ impl Store for Sqlite {
         let sql = validate::aggregate(table, threshold)
             .map(|()| queries::aggregate(Dialect::Sqlite, table, &TweetSource::default(), grouping, threshold));
         let n_columns = table.columns.len();
-        self.stream(sql, "aggregating scores", move |row| {
-            let key = match grouping {
-                Grouping::User => row.get::<_, Option<i64>>(0)?.map(|id| id.to_string()),
-                Grouping::Day => row.get(0)?,
-            };
-            let mut averages = Vec::with_capacity(n_columns);
-            for index in 0..n_columns {
-                averages.push(row.get(index + 2)?);
-            }
-            Ok(AggregateRow {
-                key,
-                n_statuses: count(row.get(1)?),
-                averages,
-                max_toxicity: row.get(2 + n_columns)?,
-                share_toxic: row.get(3 + n_columns)?,
-            })
-        })
+        self.stream(sql, "aggregating scores", move |row| aggregate_row(row, grouping, n_columns))
     }
+
+    async fn summary(&self, table: &ModelTable, query: SummaryQuery) -> Result<Summary> {
+        validate::summary(table, &query)?;
+        let table = table.clone();
+        self.blocking(move |connection| summary_blocking(connection, &table, query)).await
+    }
+}
+
+/// A row of [`queries::aggregate`] (or [`queries::top_users`]).
+fn aggregate_row(row: &rusqlite::Row<'_>, grouping: Grouping, n_columns: usize) -> rusqlite::Result<AggregateRow> {
+    let key = match grouping {
+        Grouping::User => row.get::<_, Option<i64>>(0)?.map(|id| id.to_string()),
+        Grouping::Day => row.get(0)?,
+    };
+    let mut averages = Vec::with_capacity(n_columns);
+    for index in 0..n_columns {
+        averages.push(row.get(index + 2)?);
+    }
+    Ok(AggregateRow {
+        key,
+        n_statuses: count(row.get(1)?),
+        averages,
+        max_toxicity: row.get(2 + n_columns)?,
+        share_toxic: row.get(3 + n_columns)?,
+    })
+}
+
+/// The queries of [`Store::summary`], in one read transaction: one snapshot.
+fn summary_blocking(connection: &mut Connection, table: &ModelTable, query: SummaryQuery) -> Result<Summary> {
+    let transaction = connection.transaction().map_err(sql("starting a summary"))?;
+    let source = TweetSource::default();
+    let n_columns = table.columns.len();
+    let users = transaction
+        .query_row(&queries::users(Dialect::Sqlite, &source), [], |row| row.get(0))
+        .map(count)
+        .map_err(sql("counting users"))?;
+    let (scored_statuses, histograms) = transaction
+        .query_row(&queries::histograms(Dialect::Sqlite, table, &source, query.bins), [], |row| {
+            let mut histograms = Vec::with_capacity(n_columns);
+            for column in 0..n_columns {
+                let mut bins = Vec::with_capacity(query.bins);
+                for bin in 0..query.bins {
+                    // SUM over no rows is NULL.
+                    bins.push(count(row.get::<_, Option<i64>>(1 + column * query.bins + bin)?.unwrap_or(0)));
+                }
+                histograms.push(bins);
+            }
+            Ok((count(row.get(0)?), histograms))
+        })
+        .map_err(sql("computing histograms"))?;
+    let checkpoints = {
+        let mut statement =
+            transaction.prepare(&queries::checkpoints(Dialect::Sqlite, table)).map_err(sql("listing checkpoints"))?;
+        statement
+            .query_map([], |row| {
+                Ok(CheckpointUse {
+                    checkpoint_sha256: row.get(0)?,
+                    n_texts: count(row.get(1)?),
+                    first_scored_at: row.get(2)?,
+                    last_scored_at: row.get(3)?,
+                })
+            })
+            .and_then(Iterator::collect)
+            .map_err(sql("listing checkpoints"))?
+    };
+    let top_users = {
+        let sql_text =
+            queries::top_users(Dialect::Sqlite, table, &source, query.threshold, query.min_statuses, query.top);
+        let mut statement = transaction.prepare(&sql_text).map_err(sql("finding the top users"))?;
+        statement
+            .query_map([], |row| aggregate_row(row, Grouping::User, n_columns))
+            .and_then(Iterator::collect)
+            .map_err(sql("finding the top users"))?
+    };
+    let top_texts = {
+        let mut statement = transaction
+            .prepare(&queries::top_texts(Dialect::Sqlite, table, query.top))
+            .map_err(sql("finding the top texts"))?;
+        statement
+            .query_map([], |row| {
+                let mut scores = Vec::with_capacity(n_columns);
+                for index in 0..n_columns {
+                    scores.push(row.get(3 + index)?);
+                }
+                Ok(TopText { status_text_id: row.get(0)?, text: row.get(1)?, n_statuses: count(row.get(2)?), scores })
+            })
+            .and_then(Iterator::collect)
+            .map_err(sql("finding the top texts"))?
+    };
+    Ok(Summary { users, scored_statuses, checkpoints, histograms, top_users, top_texts })
 }
 
 #[cfg(test)]

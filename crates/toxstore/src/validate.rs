@@ -86,16 +86,27 @@ pub(crate) fn aggregate(table: &ModelTable, threshold: f64) -> Result<()> {
     Ok(())
 }
 
-/// The proleptic Gregorian `(year, month, day)` of a day count since
-/// 1970-01-01 (Howard Hinnant's `civil_from_days`).
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+/// What an export to a table writes: a known table; grouped, a finite threshold.
+pub(crate) fn export_rows(table: &ModelTable, rows: crate::ExportRows) -> Result<()> {
+    match rows {
+        crate::ExportRows::Statuses => model_table(table),
+        crate::ExportRows::Grouped { threshold, .. } => aggregate(table, threshold),
+    }
+}
+
+/// A summary query: bins and top within their bounds, a finite threshold,
+/// a table with a toxicity column.
+pub(crate) fn summary(table: &ModelTable, query: &crate::SummaryQuery) -> Result<()> {
+    aggregate(table, query.threshold)?;
+    if !(1..=crate::SummaryQuery::MAX_BINS).contains(&query.bins) {
+        return Err(Error::InvalidInput {
+            what: format!("{} histogram bins: expected 1 to {}", query.bins, crate::SummaryQuery::MAX_BINS),
+        });
+    }
+    if query.top > crate::SummaryQuery::MAX_TOP {
+        return Err(Error::InvalidInput {
+            what: format!("top {}: expected at most {}", query.top, crate::SummaryQuery::MAX_TOP),
+        });
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! `TOXSCORE_BIGQUERY_EMULATOR`; without it that test fails (it never skips).
 
 mod pipeline;
+mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -245,8 +246,26 @@ fn import_migrate_score_export_on_sqlite() {
         .expect("a user table");
     let refused = check_run(dir, &["export", "--to-table", "user_made"], 4);
     assert!(refused.stderr.contains("already exists"), "{}", refused.stderr);
+    let refused = check_run(dir, &["export", "--by", "day", "--to-table", "user_made"], 4);
+    assert!(refused.stderr.contains("already exists"), "{}", refused.stderr);
     let kept: i64 = connection.query_row("SELECT COUNT(*) FROM user_made", [], |row| row.get(0)).expect("count");
     assert_eq!(kept, 1);
+    // The aggregates as tables, with the columns of their CSV header.
+    check_run(dir, &["export", "--by", "user", "--to-table", "user_scores"], 0);
+    check_run(dir, &["export", "--by", "day", "--threshold", "0.9", "--to-table", "day_scores"], 0);
+    let (n_statuses, columns): (i64, String) = connection
+        .query_row(
+            "SELECT (SELECT SUM(n_statuses) FROM user_scores), \
+             (SELECT group_concat(name, ',') FROM pragma_table_info('day_scores'))",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("read the aggregate tables");
+    assert_eq!(n_statuses as usize, FIXTURE_STATUSES, "each status once");
+    assert_eq!(
+        columns,
+        "day,n_statuses,avg_toxicity,avg_severe_toxicity,avg_obscene,avg_threat,avg_insult,avg_identity_hate,share_toxic"
+    );
 }
 
 /// `import` then `score`, with no `migrate` between: `score` de-duplicates

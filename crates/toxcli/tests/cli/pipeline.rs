@@ -492,6 +492,21 @@ fn the_pipelines_dataset_is_adopted_in_place_and_finished() {
         assert!(refused.stderr.contains("already exists"), "{}", refused.stderr);
     }
     assert_eq!(emulator.count(&format!("SELECT COUNT(*) FROM {dataset}.user_made")), 1);
+    // The per-user aggregates as a table, as the pipeline's
+    // `user_toxicity_scores` held them: one row per user, typed.
+    let users = bigquery_run(
+        dir,
+        &dataset,
+        &log,
+        &[score_table, "export", "--by", "user", "--to-table", "user_toxicity_by_toxscore"],
+        0,
+    );
+    assert!(users.stderr.contains("rows of model original to table user_toxicity_by_toxscore"), "{}", users.stderr);
+    let schema = emulator.schema(&dataset, "user_toxicity_by_toxscore");
+    let types: Vec<(&str, &str)> = schema.iter().map(|(name, kind, _)| (name.as_str(), kind.as_str())).collect();
+    assert_eq!(types[..3], [("user_id", "INTEGER"), ("n_statuses", "INTEGER"), ("avg_toxicity", "FLOAT")], "{types:?}");
+    let summed = emulator.count(&format!("SELECT SUM(n_statuses) FROM {dataset}.user_toxicity_by_toxscore"));
+    assert_eq!(summed, statuses, "each scored status once");
 
     // Tweets imported into the pipeline's own `tweets` (STRING ids): a small
     // file streams, a large one goes in a load job; importing it again adds
