@@ -84,9 +84,10 @@ pub fn run(args: &[String]) -> Result<()> {
     // The Python package (crates/toxpy + python/): built after cargo test,
     // so maturin's cargo finds burn and the rest already compiled.
     // Skipped when other packages alone are named (`-p toxstore`).
-    let names_toxpy = args.iter().take_while(|arg| *arg != "--").any(|arg| {
-        arg == "toxpy" || arg == "--package=toxpy" || arg == "-ptoxpy"
-    });
+    let names_toxpy = args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "toxpy" || arg == "--package=toxpy" || arg == "-ptoxpy");
     let pytest = if names_packages && !names_toxpy {
         eprintln!("xtask: packages named without toxpy: the Python tests are skipped");
         None

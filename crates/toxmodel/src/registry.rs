@@ -347,7 +347,10 @@ mod tests {
         };
         let all = [("TOXSCORE_CACHE_DIR", "/c"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")];
         assert_eq!(default_cache_dir(env(&all)), PathBuf::from("/c"));
-        assert_eq!(default_cache_dir(env(&[("TOXSCORE_CACHE_DIR", ""), ("XDG_CACHE_HOME", "/x")])), PathBuf::from("/x/toxscore"));
+        assert_eq!(
+            default_cache_dir(env(&[("TOXSCORE_CACHE_DIR", ""), ("XDG_CACHE_HOME", "/x")])),
+            PathBuf::from("/x/toxscore")
+        );
         assert_eq!(default_cache_dir(env(&[("HOME", "/h")])), PathBuf::from("/h/.cache/toxscore"));
         assert_eq!(default_cache_dir(env(&[])), PathBuf::from(".toxscore-cache"));
         assert_eq!(ModelCache::from_env(env(&all)).root(), Path::new("/c"));
