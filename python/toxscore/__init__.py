@@ -146,22 +146,18 @@ class Detoxify:
         if huggingface_config_path is not None:
             folder = os.fspath(huggingface_config_path)
             hf_config, tokenizer = os.path.join(folder, "config.json"), folder
-        if checkpoint is not None:
-            self._model = _toxscore.Model.from_checkpoint(
-                os.fspath(checkpoint), hf_config=hf_config, tokenizer=tokenizer, device=device_name, workers=workers
-            )
-        else:
-            if not isinstance(model_type, str):
-                raise ValueError(f"model_type must be a str, one of {', '.join(MODEL_NAMES)}; got {model_type!r}")
-            self._model = _toxscore.Model.from_registry(
-                model_type,
-                cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-                allow_download=allow_download,
-                hf_config=hf_config,
-                tokenizer=tokenizer,
-                device=device_name,
-                workers=workers,
-            )
+        if checkpoint is None and not isinstance(model_type, str):
+            raise ValueError(f"model_type must be a str, one of {', '.join(MODEL_NAMES)}; got {model_type!r}")
+        self._model = _toxscore.Model.open(
+            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            name=model_type if checkpoint is None else "original",
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            allow_download=allow_download,
+            hf_config=hf_config,
+            tokenizer=tokenizer,
+            device=device_name,
+            workers=workers,
+        )
         self.model_type = model_type
         self.checkpoint = os.fspath(self._model.checkpoint)
         self.device = device

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from os import PathLike
+from pathlib import Path
 
 __version__: str
 
@@ -9,31 +10,24 @@ class Model:
     """A loaded Detoxify model (Rust)."""
 
     @staticmethod
-    def from_checkpoint(
-        checkpoint: str | PathLike[str],
+    def open(
         *,
-        hf_config: str | PathLike[str] | None = None,
-        tokenizer: str | PathLike[str] | None = None,
-        device: str = "cpu",
-        workers: int | None = None,
-    ) -> Model: ...
-    @staticmethod
-    def from_registry(
-        name: str,
-        *,
+        checkpoint: str | PathLike[str] | None = None,
+        name: str = "original",
         cache_dir: str | PathLike[str] | None = None,
         allow_download: bool = True,
         hf_config: str | PathLike[str] | None = None,
         tokenizer: str | PathLike[str] | None = None,
         device: str = "cpu",
         workers: int | None = None,
-    ) -> Model: ...
+    ) -> Model:
+        """A local `checkpoint`, or else the released model `name` from the cache."""
     @property
     def class_names(self) -> list[str]: ...
     @property
     def all_class_names(self) -> list[str]: ...
     @property
-    def checkpoint(self) -> str: ...
+    def checkpoint(self) -> Path: ...
     @property
     def backend(self) -> str: ...
     @property
@@ -52,7 +46,7 @@ class Model:
     ) -> list[list[float]]:
         """One list of scores per class, each in input order."""
 
-def default_cache_dir() -> str: ...
+def default_cache_dir() -> Path: ...
 def model_names() -> list[str]: ...
-def cached_checkpoint_path(name: str, cache_dir: str | PathLike[str] | None = None) -> str: ...
+def cached_checkpoint_path(name: str, cache_dir: str | PathLike[str] | None = None) -> Path: ...
 def backends() -> list[str]: ...

@@ -9,7 +9,7 @@
 //!
 //! ```python
 //! from toxscore._toxscore import Model
-//! model = Model.from_checkpoint("checkpoint.ckpt", hf_config=None, tokenizer=None)
+//! model = Model.open(checkpoint="checkpoint.ckpt", hf_config=None, tokenizer=None)
 //! columns = model.predict(["shut up, you liar"], all_outputs=False, batch_size=32)
 //! ```
 //!
@@ -125,30 +125,16 @@ impl Model {
 
 #[pymethods]
 impl Model {
-    /// Loads a local Detoxify checkpoint.
+    /// Loads a model: a local Detoxify `checkpoint`, or else the released
+    /// model `name` from the cache (downloaded first when it is missing and
+    /// `allow_download` is set; its SHA-256 checked against the one its file
+    /// name carries).
     #[staticmethod]
-    #[pyo3(signature = (checkpoint, *, hf_config=None, tokenizer=None, device="cpu", workers=None))]
-    fn from_checkpoint(
-        py: Python<'_>,
-        checkpoint: PathBuf,
-        hf_config: Option<PathBuf>,
-        tokenizer: Option<PathBuf>,
-        device: &str,
-        workers: Option<usize>,
-    ) -> PyResult<Model> {
-        let backend = parse_device(device)?;
-        let options = LoadOptions { hf_config, tokenizer, device: Some(backend.device()), batch_size: None, workers };
-        Model::load(py, checkpoint, options, backend, None)
-    }
-
-    /// Loads a released model by Detoxify's name, from the cache, downloading
-    /// it first when it is missing and `allow_download` is set. The
-    /// checkpoint's SHA-256 is checked against the one its name carries.
-    #[staticmethod]
-    #[pyo3(signature = (name, *, cache_dir=None, allow_download=true, hf_config=None, tokenizer=None, device="cpu", workers=None))]
+    #[pyo3(signature = (*, checkpoint=None, name="original", cache_dir=None, allow_download=true, hf_config=None, tokenizer=None, device="cpu", workers=None))]
     #[allow(clippy::too_many_arguments)]
-    fn from_registry(
+    fn open(
         py: Python<'_>,
+        checkpoint: Option<PathBuf>,
         name: &str,
         cache_dir: Option<PathBuf>,
         allow_download: bool,
@@ -158,6 +144,10 @@ impl Model {
         workers: Option<usize>,
     ) -> PyResult<Model> {
         let backend = parse_device(device)?;
+        let options = LoadOptions { hf_config, tokenizer, device: Some(backend.device()), batch_size: None, workers };
+        if let Some(checkpoint) = checkpoint {
+            return Model::load(py, checkpoint, options, backend, None);
+        }
         let registered = registry::find(name).map_err(to_python_error)?;
         if registered.architecture.is_none() {
             return Err(PyValueError::new_err(format!(
@@ -165,16 +155,12 @@ impl Model {
                 registered.class_name
             )));
         }
-        let cache = match cache_dir {
-            Some(root) => ModelCache::new(root),
-            None => model_cache(),
-        };
+        let cache = cache_dir.map_or_else(model_cache, ModelCache::new);
         let checkpoint = py.detach(|| {
             no_panic("downloading the model", || {
                 cache.ensure(registered, allow_download, &mut |_| {}).map_err(to_python_error)
             })
         })?;
-        let options = LoadOptions { hf_config, tokenizer, device: Some(backend.device()), batch_size: None, workers };
         Model::load(py, checkpoint, options, backend, Some(registered))
     }
 
