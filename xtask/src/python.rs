@@ -28,9 +28,8 @@ pub fn run_tests(root: &Path) -> Result<ExitStatus> {
     let python = venv.join("bin").join("python");
     if !python.is_file() {
         let step = Instant::now();
-        let system_python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
         checked(
-            Command::new(&system_python).args(["-m", "venv"]).arg(&venv),
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
             &format!("creating the virtual environment {}", venv.display()),
         )?;
         eprintln!("xtask: created {} in {:.1} s", venv.display(), step.elapsed().as_secs_f64());
