@@ -345,15 +345,15 @@ mod tests {
         let env = |vars: &'static [(&'static str, &'static str)]| {
             move |name: &str| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| OsString::from(value))
         };
-        let all = [("TOXSCORE_CACHE_DIR", "/c"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")];
-        assert_eq!(default_cache_dir(env(&all)), PathBuf::from("/c"));
+        const ALL: &[(&str, &str)] = &[("TOXSCORE_CACHE_DIR", "/c"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")];
+        assert_eq!(default_cache_dir(env(ALL)), PathBuf::from("/c"));
         assert_eq!(
             default_cache_dir(env(&[("TOXSCORE_CACHE_DIR", ""), ("XDG_CACHE_HOME", "/x")])),
             PathBuf::from("/x/toxscore")
         );
         assert_eq!(default_cache_dir(env(&[("HOME", "/h")])), PathBuf::from("/h/.cache/toxscore"));
         assert_eq!(default_cache_dir(env(&[])), PathBuf::from(".toxscore-cache"));
-        assert_eq!(ModelCache::from_env(env(&all)).root(), Path::new("/c"));
+        assert_eq!(ModelCache::from_env(env(ALL)).root(), Path::new("/c"));
     }
 
     #[test]
