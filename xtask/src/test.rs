@@ -16,6 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::emulator::{EMULATOR_PYTHON_VAR, EMULATOR_URL_VAR, Emulator, Paths, ensure_installed};
+use crate::python;
 
 pub fn run(args: &[String]) -> Result<()> {
     if args.iter().any(|arg| arg == "-h" || arg == "--help") && !args.iter().any(|arg| arg == "--") {
@@ -23,7 +24,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "usage: cargo xtask test [cargo test args]\n\n\
              Installs the BigQuery emulator into target/bqemulator if needed, starts it on 127.0.0.1,\n\
              runs `cargo test --release --workspace --all-features --no-fail-fast [args]` with {EMULATOR_URL_VAR} set,\n\
-             then stops the emulator."
+             stops the emulator, then installs ./python into target/pyenv and runs `pytest python/tests`."
         );
         return Ok(());
     }
@@ -80,11 +81,23 @@ pub fn run(args: &[String]) -> Result<()> {
         .status()
         .context("running scripts/test_bq_typecheck.py")?;
     eprintln!("xtask: scripts/test_bq_typecheck.py finished with {checker}");
-    if !status.success() {
-        std::process::exit(status.code().unwrap_or(1));
-    }
-    if !checker.success() {
-        std::process::exit(checker.code().unwrap_or(1));
+    // The Python package (crates/toxpy + python/): built after cargo test,
+    // so maturin's cargo finds burn and the rest already compiled.
+    // Skipped when other packages alone are named (`-p toxstore`).
+    let names_toxpy = args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg == "toxpy" || arg == "--package=toxpy" || arg == "-ptoxpy");
+    let pytest = if names_packages && !names_toxpy {
+        eprintln!("xtask: packages named without toxpy: the Python tests are skipped");
+        None
+    } else {
+        Some(python::run_tests(&root)?)
+    };
+    for step_status in [Some(status), Some(checker), pytest].into_iter().flatten() {
+        if !step_status.success() {
+            std::process::exit(step_status.code().filter(|&code| code != 0).unwrap_or(1));
+        }
     }
     Ok(())
 }

@@ -57,29 +57,11 @@ pub struct LoadedModel {
     pub checkpoint_sha256: String,
 }
 
-/// The model cache folder: `TOXSCORE_CACHE_DIR`, else `$XDG_CACHE_HOME/toxscore`,
-/// else `~/.cache/toxscore`.
-pub fn cache_dir() -> PathBuf {
-    let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
-    from_env("TOXSCORE_CACHE_DIR")
-        .or_else(|| from_env("XDG_CACHE_HOME").map(|dir| dir.join("toxscore")))
-        .or_else(|| from_env("HOME").map(|dir| dir.join(".cache").join("toxscore")))
-        .unwrap_or_else(|| PathBuf::from(".toxscore-cache"))
-}
-
-/// The model cache, with download addresses overridable for mirrors and tests
-/// (`TOXSCORE_RELEASE_BASE_URL`, `TOXSCORE_TOKENIZER_BASE_URL`).
+/// The model cache: `TOXSCORE_CACHE_DIR` and the other variables
+/// [`ModelCache::from_env`] reads (the Python package reads the same ones, so
+/// both share downloads).
 pub fn model_cache() -> ModelCache {
-    let cache = ModelCache::new(cache_dir());
-    let release = std::env::var("TOXSCORE_RELEASE_BASE_URL").ok();
-    let tokenizer = std::env::var("TOXSCORE_TOKENIZER_BASE_URL").ok();
-    if release.is_none() && tokenizer.is_none() {
-        return cache;
-    }
-    cache.with_base_urls(
-        release.as_deref().unwrap_or(registry::RELEASE_BASE_URL),
-        tokenizer.as_deref().unwrap_or(registry::HUGGING_FACE_BASE_URL),
-    )
+    ModelCache::from_env(|name| std::env::var_os(name))
 }
 
 impl ModelArgs {
@@ -121,13 +103,8 @@ impl ModelArgs {
         };
         // Hash while loading: the hash is stored with every score, and it
         // verifies a cached download before its scores are written.
-        let (model, sha256) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(|| toxmodel::sha256_file(&checkpoint));
-            let model = Detoxify::load(&checkpoint, &options);
-            (model, hashing.join().expect("hashing a file does not panic"))
-        });
-        let model = model.with_context(|| format!("loading model from {}", checkpoint.display()))?;
-        let sha256 = sha256.with_context(|| format!("hashing {}", checkpoint.display()))?;
+        let (model, sha256) = Detoxify::load_hashed(&checkpoint, &options, None)
+            .with_context(|| format!("loading model from {}", checkpoint.display()))?;
         if let Some(registered) = registered
             && !sha256.starts_with(registered.sha256_prefix)
         {

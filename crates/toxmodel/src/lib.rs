@@ -40,6 +40,7 @@ pub mod registry;
 mod sentencepiece;
 mod tokenizer;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -242,6 +243,27 @@ impl Detoxify {
         })
     }
 
+    /// [`load`](Self::load)s a checkpoint and computes its SHA-256 at the
+    /// same time, on another thread. With `released`, the hash must be that
+    /// released model's ([`registry::RegisteredModel::check_sha256`]), and a
+    /// mismatch is the error even when loading fails too: a damaged download
+    /// usually fails both ways, and the hash says why.
+    pub fn load_hashed(
+        checkpoint_path: &Path,
+        options: &LoadOptions,
+        released: Option<&registry::RegisteredModel>,
+    ) -> Result<(Detoxify, String)> {
+        std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| sha256_file(checkpoint_path));
+            let model = Detoxify::load(checkpoint_path, options);
+            let sha256 = hashing.join().expect("hashing a file does not panic");
+            if let (Some(released), Ok(sha256)) = (released, &sha256) {
+                released.check_sha256(checkpoint_path, sha256)?;
+            }
+            Ok((model?, sha256?))
+        })
+    }
+
     /// The checkpoint's tensors that the architecture does not use (buffers
     /// such as `position_ids` aside), sorted. transformers ignores such
     /// tensors with a warning, and so does this crate; a caller should
@@ -316,9 +338,40 @@ impl Detoxify {
     /// batch size (so little compute goes to padding), runs the batches on
     /// the workers, and returns all outputs per text in input order.
     fn predict_probabilities(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        // One round: with no one to report to, every batch is balanced over
+        // the workers at once.
+        let rows = self.predict_in_rounds(texts, self.batch_size, usize::MAX, &mut |_| ControlFlow::Continue(()))?;
+        Ok(rows.expect("the progress callback never stops"))
+    }
+
+    /// As [`predict_all_outputs`](Self::predict_all_outputs), as rows of
+    /// probabilities (every output, in the checkpoint's order), with a batch
+    /// size of its own and a progress callback: after each round of batches
+    /// (a few per worker) `progress` gets the number of texts scored so far,
+    /// and may stop the work by returning `Break` (then `Ok(None)`). The
+    /// rounds keep the scoring sorted by length over all `texts`.
+    pub fn predict_rows(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> Result<Option<Vec<Vec<f32>>>> {
+        // Rounds of a few batches per worker: the callback runs often enough
+        // for a progress bar, and each round still balances its workers.
+        self.predict_in_rounds(texts, batch_size, self.workers() * BATCHES_PER_WORKER_AND_ROUND, progress)
+    }
+
+    fn predict_in_rounds(
+        &self,
+        texts: &[&str],
+        batch_size: usize,
+        batches_per_round: usize,
+        progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> Result<Option<Vec<Vec<f32>>>> {
+        let batch_size = batch_size.max(1);
         let sequences = self.tokenizer.encode_batch(texts)?;
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        let plan = self.plan_batches(&lengths);
+        let plan = plan_batches(&lengths, batch_size, batch_size * TOKENS_PER_TEXT);
         let batches = plan
             .iter()
             .map(|chunk| {
@@ -327,12 +380,20 @@ impl Detoxify {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Vec::new(); texts.len()];
-        for (chunk, rows) in plan.iter().zip(self.forward_many(&batches)) {
-            for (&text_idx, row) in chunk.iter().zip(rows) {
-                results[text_idx] = row;
+        let mut scored = 0;
+        let round = batches_per_round.max(1);
+        for (plan_round, batch_round) in plan.chunks(round).zip(batches.chunks(round)) {
+            for (chunk, rows) in plan_round.iter().zip(self.forward_many(batch_round)) {
+                for (&text_idx, row) in chunk.iter().zip(rows) {
+                    results[text_idx] = row;
+                }
+                scored += chunk.len();
+            }
+            if progress(scored).is_break() {
+                return Ok(None);
             }
         }
-        Ok(results)
+        Ok(Some(results))
     }
 
     /// Groups texts, given their token counts, into batches: sorted by
@@ -438,6 +499,10 @@ fn names_base_model(model_type: &str, base_model: &str) -> bool {
 /// 95th percentile of a tweet. A batch of 32 tweets fits; 32 texts of 512
 /// tokens go in batches of 4.
 pub const TOKENS_PER_TEXT: usize = 64;
+
+/// Batches each worker runs between two progress reports of
+/// [`Detoxify::predict_rows`].
+const BATCHES_PER_WORKER_AND_ROUND: usize = 4;
 
 fn plan_batches(lengths: &[usize], max_texts: usize, max_tokens: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();

@@ -11,6 +11,7 @@
 //! models, as Detoxify takes them. This crate reads no environment variables:
 //! the caller chooses the cache folder and whether downloads are allowed.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -114,6 +115,26 @@ impl RegisteredModel {
     pub fn url(&self, base_url: &str) -> String {
         format!("{}/{}", base_url.trim_end_matches('/'), self.release_path)
     }
+
+    /// Checks a checkpoint's SHA-256 (as [`sha256_file`](crate::sha256_file)
+    /// gives it, or [`Detoxify::load_hashed`](crate::Detoxify::load_hashed))
+    /// against the prefix this model's file name carries.
+    pub fn check_sha256(&self, path: &Path, actual: &str) -> Result<()> {
+        check_prefix(path, self.sha256_prefix, actual)
+    }
+}
+
+/// The default cache folder, shared by the CLI and the Python package:
+/// `TOXSCORE_CACHE_DIR`, else `$XDG_CACHE_HOME/toxscore`, else
+/// `~/.cache/toxscore` (`HOME`), else `.toxscore-cache`. `env` reads an
+/// environment variable (`std::env::var_os` in a binary): this crate reads
+/// none itself.
+pub fn default_cache_dir(env: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    let from_env = |name: &str| env(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+    from_env("TOXSCORE_CACHE_DIR")
+        .or_else(|| from_env("XDG_CACHE_HOME").map(|dir| dir.join("toxscore")))
+        .or_else(|| from_env("HOME").map(|dir| dir.join(".cache").join("toxscore")))
+        .unwrap_or_else(|| PathBuf::from(".toxscore-cache"))
 }
 
 /// A folder of downloaded models: `{root}/{model name}/{checkpoint file}` with
@@ -133,6 +154,23 @@ impl ModelCache {
             release_base_url: RELEASE_BASE_URL.to_owned(),
             tokenizer_base_url: HUGGING_FACE_BASE_URL.to_owned(),
         }
+    }
+
+    /// The cache the environment describes: [`default_cache_dir`], with the
+    /// download addresses overridable for mirrors and tests by
+    /// `TOXSCORE_RELEASE_BASE_URL` and `TOXSCORE_TOKENIZER_BASE_URL`. `env`
+    /// reads an environment variable, as for [`default_cache_dir`].
+    pub fn from_env(env: impl Fn(&str) -> Option<OsString>) -> Self {
+        let cache = ModelCache::new(default_cache_dir(&env));
+        let text = |name: &str| env(name).and_then(|value| value.into_string().ok());
+        let (release, tokenizer) = (text("TOXSCORE_RELEASE_BASE_URL"), text("TOXSCORE_TOKENIZER_BASE_URL"));
+        if release.is_none() && tokenizer.is_none() {
+            return cache;
+        }
+        cache.with_base_urls(
+            release.as_deref().unwrap_or(RELEASE_BASE_URL),
+            tokenizer.as_deref().unwrap_or(HUGGING_FACE_BASE_URL),
+        )
     }
 
     /// Downloads from other addresses (a mirror, or a test server): checkpoints
@@ -303,6 +341,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cache_folder_follows_the_environment_in_order() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| OsString::from(value))
+        };
+        const ALL: &[(&str, &str)] = &[("TOXSCORE_CACHE_DIR", "/c"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")];
+        assert_eq!(default_cache_dir(env(ALL)), PathBuf::from("/c"));
+        assert_eq!(
+            default_cache_dir(env(&[("TOXSCORE_CACHE_DIR", ""), ("XDG_CACHE_HOME", "/x")])),
+            PathBuf::from("/x/toxscore")
+        );
+        assert_eq!(default_cache_dir(env(&[("HOME", "/h")])), PathBuf::from("/h/.cache/toxscore"));
+        assert_eq!(default_cache_dir(env(&[])), PathBuf::from(".toxscore-cache"));
+        assert_eq!(ModelCache::from_env(env(ALL)).root(), Path::new("/c"));
+    }
+
+    #[test]
     fn registry_names_and_file_names() {
         assert_eq!(MODELS.len(), 5);
         for model in MODELS {
@@ -310,6 +364,9 @@ mod tests {
             assert_eq!(find(model.name).unwrap().name, model.name);
         }
         assert!(matches!(find("gpt"), Err(Error::UnknownModel { .. })));
+        let original = find("original").unwrap();
+        assert!(original.check_sha256(Path::new("x.ckpt"), "c1212f89aa").is_ok());
+        assert!(matches!(original.check_sha256(Path::new("x.ckpt"), "0e1d6498aa"), Err(Error::HashMismatch { .. })));
         assert_eq!(
             find("original").unwrap().url(RELEASE_BASE_URL),
             "https://github.com/unitaryai/detoxify/releases/download/v0.1-alpha/toxic_original-c1212f89.ckpt"

@@ -1,0 +1,363 @@
+"""The toxscore Python package on the committed fixtures (fixtures/README.md).
+
+Each fixture model folder holds a Detoxify checkpoint, its Hugging Face
+config and tokenizer (a `huggingface_config_path` folder) and
+`reference.json`, the probabilities PyTorch transformers computes for
+`texts.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import toxscore
+from toxscore import Detoxify, score_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "fixtures" / "models"
+BAD = ROOT / "fixtures" / "bad" / "checkpoints"
+FIXTURE_MODELS = ["bert", "roberta", "xlmr", "albert-original", "albert-unbiased"]
+
+# The parity tolerance of the whole project (fixtures/README.md): PyTorch
+# itself differs by up to 1.9e-6 between batch 1 and batch 16 and by 1.6e-6
+# between its attention implementations; 1e-5 leaves room for a different
+# summation order, and is far below any score difference that matters.
+TOLERANCE = 1e-5
+
+
+def reference(name: str) -> dict:
+    with open(MODELS / name / "reference.json", encoding="utf-8") as file:
+        return json.load(file)
+
+
+def load(name: str, **kwargs) -> Detoxify:
+    folder = MODELS / name
+    return Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, **kwargs)
+
+
+@pytest.fixture(scope="module", params=FIXTURE_MODELS)
+def fixture_model(request) -> tuple[str, Detoxify, dict]:
+    return request.param, load(request.param), reference(request.param)
+
+
+@pytest.fixture(scope="module")
+def bert() -> Detoxify:
+    return load("bert")
+
+
+def max_difference(actual: list[float], expected: list[float]) -> float:
+    assert len(actual) == len(expected)
+    return max((abs(a - e) for a, e in zip(actual, expected)), default=0.0)
+
+
+# --- return types and shapes -------------------------------------------------
+
+
+def test_a_string_gives_one_float_per_class_in_detoxifys_order(fixture_model):
+    _, model, ref = fixture_model
+    scores = model.predict("shut up, you liar")
+    assert list(scores) == ref["detoxify_classes"]
+    assert model.class_names == ref["detoxify_classes"]
+    assert all(type(value) is float for value in scores.values())
+    assert all(0.0 <= value <= 1.0 for value in scores.values())
+
+
+def test_a_list_gives_one_list_per_class_in_input_order(fixture_model):
+    _, model, ref = fixture_model
+    texts = ["shut up, you liar", "have a nice day", "a"]
+    scores = model.predict(texts)
+    assert list(scores) == ref["detoxify_classes"]
+    for values in scores.values():
+        assert type(values) is list and len(values) == 3
+        assert all(type(value) is float for value in values)
+    # Input order: each text scored alone gives its own entry.
+    alone = model.predict(texts[1])
+    for name, values in scores.items():
+        assert abs(values[1] - alone[name]) <= TOLERANCE
+
+
+def test_an_empty_list_and_a_list_of_one(bert):
+    assert bert.predict([]) == {name: [] for name in bert.class_names}
+    one = bert.predict(["hello"])
+    assert all(type(values) is list and len(values) == 1 for values in one.values())
+
+
+def test_a_tuple_is_taken_as_detoxifys_tokenizer_takes_it(bert):
+    assert bert.predict(("a", "b")) == bert.predict(["a", "b"])
+
+
+def test_all_outputs_adds_the_identity_outputs():
+    ref = reference("roberta")
+    model = load("roberta")
+    scores = model.predict(["x", "y"], all_outputs=True)
+    assert list(scores) == model.all_class_names
+    assert len(scores) == ref["num_classes"] == 16
+    assert list(scores)[7:] == ref["classes"][7:]
+    assert list(scores)[:7] == ref["detoxify_classes"]
+
+
+# --- values against PyTorch ----------------------------------------------------
+
+
+def test_scores_equal_pytorchs_within_tolerance(fixture_model):
+    name, model, ref = fixture_model
+    texts = ref["texts"]
+    scores = model.predict(texts, all_outputs=True)
+    columns = list(scores.values())
+    assert len(columns) == ref["num_classes"]
+    worst = 0.0
+    for class_idx, column in enumerate(columns):
+        expected = [row[class_idx] for row in ref["probabilities"]]
+        worst = max(worst, max_difference(column, expected))
+    assert worst <= TOLERANCE, f"{name}: max difference {worst:.3g} from PyTorch"
+    # The named classes are the first outputs, under Detoxify's names.
+    named = model.predict(texts)
+    for class_idx, class_name in enumerate(ref["detoxify_classes"]):
+        assert named[class_name] == columns[class_idx]
+
+
+def test_one_string_scores_as_pytorch_scores_it_alone(fixture_model):
+    _, model, ref = fixture_model
+    for text_idx in (0, 5, len(ref["texts"]) - 1):  # the last is ~3000 words, truncated at 512
+        scores = model.predict(ref["texts"][text_idx])
+        expected = ref["probabilities"][text_idx]
+        for class_idx, class_name in enumerate(ref["detoxify_classes"]):
+            assert abs(scores[class_name] - expected[class_idx]) <= TOLERANCE
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 1000])
+def test_the_batch_size_changes_no_score(batch_size):
+    ref = reference("roberta")
+    model = load("roberta")
+    scores = model.predict(ref["texts"], batch_size=batch_size)
+    for class_idx, class_name in enumerate(ref["detoxify_classes"]):
+        expected = [row[class_idx] for row in ref["probabilities"]]
+        assert max_difference(scores[class_name], expected) <= TOLERANCE
+
+
+# --- errors ---------------------------------------------------------------------
+
+
+def test_a_missing_checkpoint_is_a_file_not_found_error(tmp_path):
+    missing = tmp_path / "nowhere.ckpt"
+    with pytest.raises(FileNotFoundError) as raised:
+        Detoxify(checkpoint=missing, huggingface_config_path=MODELS / "bert")
+    assert isinstance(raised.value, OSError)
+    assert "nowhere.ckpt" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("file", "base", "expected"),
+    [
+        ("not_a_zip.ckpt", "bert", "not a torch.save archive"),
+        ("truncated.ckpt", "bert", "not a valid Detoxify checkpoint"),
+        ("no_state_dict.ckpt", "roberta", "state_dict"),
+        ("missing_tensor.ckpt", "roberta", "roberta.encoder.layer.1.output.dense.weight"),
+        ("misshaped_tensor.ckpt", "roberta", "[32, 16]"),
+        ("unknown_model_name.ckpt", "roberta", "GPT2ForSequenceClassification"),
+        ("global_os_system.ckpt", "bert", "not a valid Detoxify checkpoint"),
+    ],
+)
+def test_a_broken_checkpoint_is_a_value_error_naming_file_and_problem(file, base, expected):
+    with pytest.raises(ValueError) as raised:
+        Detoxify(checkpoint=BAD / file, huggingface_config_path=MODELS / base)
+    message = str(raised.value)
+    assert file in message and expected in message, message
+
+
+def test_a_tokenizer_that_does_not_fit_is_a_value_error(tmp_path):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((MODELS / "bert" / "config.json").read_bytes())
+    (folder / "vocab.txt").write_bytes((BAD / "vocab_100.txt").read_bytes())
+    with pytest.raises(ValueError, match="100"):
+        Detoxify(checkpoint=MODELS / "bert" / "checkpoint.ckpt", huggingface_config_path=folder)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (123, "got int"),
+        (None, "got NoneType"),
+        (b"bytes", "got bytes"),
+        ({"a": 1}, "got dict"),
+        (["fine", 7], "item 1 of the list is int 7"),
+        (("fine", None), "item 1 of the tuple is NoneType"),
+        ([["nested"]], "item 0 of the list is list"),
+    ],
+)
+def test_a_text_that_is_not_a_string_is_a_value_error(bert, text, expected):
+    with pytest.raises(ValueError) as raised:
+        bert.predict(text)
+    assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_a_bad_batch_size_is_a_value_error(bert, batch_size):
+    with pytest.raises(ValueError, match="batch_size"):
+        bert.predict(["a"], batch_size=batch_size)
+
+
+def test_cpu_is_the_only_device():
+    folder = MODELS / "albert-original"
+    for device in ("cpu", "CPU", "flex", "cpu:ndarray"):
+        Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, device=device)
+    for device in ("cuda", "cuda:0", "mps"):
+        with pytest.raises(ValueError, match="CPU only") as raised:
+            Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, device=device)
+        assert repr(device) in str(raised.value).replace('"', "'")
+
+
+def test_an_unknown_model_and_a_model_not_cached_offline(tmp_path):
+    with pytest.raises(ValueError, match="unknown model \"gpt\".*original, unbiased"):
+        Detoxify("gpt", cache_dir=tmp_path)
+    with pytest.raises(OSError, match="not in the cache"):
+        Detoxify("original", cache_dir=tmp_path, allow_download=False)
+
+
+def test_a_damaged_cached_model_is_refused(tmp_path):
+    """A cached checkpoint whose SHA-256 is not the released file's."""
+    path = Path(toxscore._toxscore.cached_checkpoint_path("original-small", tmp_path))
+    path.parent.mkdir(parents=True)
+    path.write_bytes((MODELS / "albert-original" / "checkpoint.ckpt").read_bytes())
+    (path.parent / "spiece.model").write_bytes((MODELS / "albert-original" / "spiece.model").read_bytes())
+    with pytest.raises(OSError, match="SHA-256 .* does not start with the expected 0e1d6498"):
+        Detoxify("original-small", cache_dir=tmp_path, allow_download=False)
+
+
+# --- the Rust layer: progress, interruption, the GIL ---------------------------
+
+
+def test_progress_reports_every_round_and_an_exception_stops_scoring(bert):
+    texts = [f"text number {idx}" for idx in range(300)]
+    seen: list[int] = []
+    bert._model.predict(texts, batch_size=4, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 300 and len(seen) > 1
+
+    def stop(scored: int) -> None:
+        raise KeyboardInterrupt(f"stopped at {scored}")
+
+    with pytest.raises(KeyboardInterrupt, match="stopped at"):
+        bert._model.predict(texts, batch_size=4, progress=stop)
+
+
+def test_progress_true_shows_a_bar_and_returns_the_same_scores(bert, capsys):
+    texts = [f"text {idx}" for idx in range(toxscore.PROGRESS_MIN_TEXTS)]
+    assert bert.predict(texts, progress=True) == bert.predict(texts)
+    pytest.importorskip("tqdm")
+    assert "toxscore" in capsys.readouterr().err
+
+
+def test_scoring_releases_the_gil():
+    """While one thread scores, another keeps running: the longest pause of
+    the main thread is far shorter than the scoring. (Two durations of the
+    same run compared with a factor of 2, not a speed: with the GIL held the
+    pause is the whole scoring.) Short texts and a batch size above their
+    number make one batch, so the scoring is one call into Rust, with no
+    progress report in the middle where the GIL would be taken back."""
+    model = load("bert", workers=1)
+    short = [text for text in reference("bert")["texts"] if len(text) < 200]
+    texts = short * 25
+    finished = threading.Event()
+    durations: list[float] = []
+
+    def score() -> None:
+        started = time.perf_counter()
+        model.predict(texts, batch_size=8)
+        durations.append(time.perf_counter() - started)
+        finished.set()
+
+    thread = threading.Thread(target=score)
+    longest_pause, last = 0.0, time.perf_counter()
+    thread.start()
+    while not finished.is_set():
+        now = time.perf_counter()
+        longest_pause, last = max(longest_pause, now - last), now
+        time.sleep(0.001)
+    thread.join()
+    assert durations[0] > 0.2, "too little work to tell"
+    assert longest_pause < durations[0] / 2, (longest_pause, durations[0])
+
+
+# --- imports ----------------------------------------------------------------------
+
+
+def test_import_toxscore_imports_neither_torch_nor_transformers_nor_pandas():
+    folder = MODELS / "bert"
+    code = (
+        "import sys, toxscore\n"
+        f"model = toxscore.Detoxify(checkpoint={str(folder / 'checkpoint.ckpt')!r}, "
+        f"huggingface_config_path={str(folder)!r})\n"
+        "model.predict(['a', 'b'])\n"
+        "print(sorted(name for name in ('torch', 'transformers', 'pandas', 'numpy', 'tokenizers') "
+        "if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_the_package_has_its_type_information():
+    package = Path(toxscore.__file__).parent
+    assert (package / "py.typed").is_file()
+    assert (package / "_toxscore.pyi").is_file()
+
+
+# --- score_frame ---------------------------------------------------------------------
+
+
+class CountingDetoxify(Detoxify):
+    """A real Detoxify that records what it is asked to score."""
+
+    calls: list[list[str]]
+
+    def predict(self, text, **kwargs):
+        self.calls.append(list(text))
+        return super().predict(text, **kwargs)
+
+
+def test_score_frame_scores_each_distinct_text_once_and_adds_a_column_per_class():
+    pandas = pytest.importorskip("pandas")
+    folder = MODELS / "bert"
+    model = CountingDetoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder)
+    model.calls = []
+    texts = ["you liar", "nice day", "you liar", "ok", "nice day", "you liar"]
+    frame = pandas.DataFrame({"id": range(6), "body": texts}, index=[10, 11, 12, 13, 14, 15])
+    scored = score_frame(frame, text_column="body", model=model)
+    assert model.calls == [["you liar", "nice day", "ok"]]
+    assert list(scored.columns) == ["id", "body", *model.class_names]
+    assert list(scored.index) == list(frame.index) and "toxicity" not in frame.columns
+    alone = model.predict(texts)
+    for name in model.class_names:
+        assert scored[name].tolist() == pytest.approx(alone[name], abs=TOLERANCE)
+        assert scored[name].iloc[0] == scored[name].iloc[2] == scored[name].iloc[5]
+
+
+def test_score_frame_refuses_missing_texts_and_columns(bert):
+    pandas = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="no column 'text'"):
+        score_frame(pandas.DataFrame({"body": ["a"]}), model=bert)
+    with pytest.raises(ValueError, match="row 1 is float nan"):
+        score_frame(pandas.DataFrame({"text": ["a", math.nan]}), model=bert)
+
+
+def test_score_frame_on_an_empty_frame(bert):
+    pandas = pytest.importorskip("pandas")
+    scored = score_frame(pandas.DataFrame({"text": pandas.Series([], dtype=object)}), model=bert)
+    assert list(scored.columns) == ["text", *bert.class_names] and len(scored) == 0
+
+
+def test_environment_has_no_stray_cache_writes(tmp_path):
+    """The cache folder follows TOXSCORE_CACHE_DIR, as toxcli's does."""
+    code = "import toxscore; print(toxscore.default_cache_dir())"
+    env = {**os.environ, "TOXSCORE_CACHE_DIR": str(tmp_path / "models")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.strip() == str(tmp_path / "models")

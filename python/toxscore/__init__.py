@@ -1,0 +1,252 @@
+"""Detoxify's toxicity classifiers with Detoxify's API, without torch.
+
+    >>> from toxscore import Detoxify
+    >>> model = Detoxify("original")                  # downloaded into the cache once
+    >>> model.predict("shut up, you liar")            # {"toxicity": 0.98..., ...}
+    >>> model.predict(["have a nice day", "idiot"])   # {"toxicity": [0.0..., 0.9...], ...}
+
+The model runs in Rust (the ``toxmodel`` crate, through the extension module
+``toxscore._toxscore``); importing this package imports neither torch nor
+transformers, and pandas only when :func:`score_frame` is called.
+
+Errors are Python exceptions carrying toxscore's message: ``ValueError`` for
+bad input (a text that is not a string, a broken checkpoint, an unknown
+model), ``OSError`` for files and downloads (``FileNotFoundError`` for a
+missing checkpoint), ``RuntimeError`` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+
+from toxscore import _toxscore
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+
+__all__ = ["Detoxify", "score_frame", "default_cache_dir", "MODEL_NAMES", "__version__"]
+
+__version__: str = _toxscore.__version__
+
+#: Detoxify's five released models, in its order.
+MODEL_NAMES: List[str] = list(_toxscore.model_names())
+
+#: Lists at least this long get a progress bar with ``progress=True``
+#: (tqdm, when it is installed): shorter ones are done before a bar would help.
+PROGRESS_MIN_TEXTS = 256
+
+_PathLike = Union[str, "os.PathLike[str]"]
+
+
+def default_cache_dir() -> str:
+    """The folder released models are downloaded into, shared with ``toxcli``:
+    ``TOXSCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/toxscore``, else
+    ``~/.cache/toxscore``."""
+    return os.fspath(_toxscore.default_cache_dir())
+
+
+def _device_name(device: Any) -> str:
+    """Detoxify takes a string or a ``torch.device``: accept both (without
+    importing torch), as the name of a device."""
+    if isinstance(device, str):
+        return device
+    device_type = getattr(device, "type", None)
+    if isinstance(device_type, str):
+        index = getattr(device, "index", None)
+        return device_type if index is None else f"{device_type}:{index}"
+    raise ValueError(f"device must be a string such as 'cpu', got {type(device).__name__} {device!r}")
+
+
+def _texts_of(text: Any) -> Optional[List[str]]:
+    """The texts of ``predict``'s argument: None for one string, else the list.
+
+    Detoxify hands its argument to a transformers tokenizer, which takes a
+    ``str`` or a list or tuple of ``str``; so does this, and it names the
+    first item that is not a string."""
+    if isinstance(text, str):
+        return None
+    if not isinstance(text, (list, tuple)):
+        raise ValueError(
+            f"text must be a str or a list of str, got {type(text).__name__}"
+            + (f" {text!r}" if text is None or isinstance(text, (int, float, bytes)) else "")
+        )
+    for text_idx, item in enumerate(text):
+        if not isinstance(item, str):
+            raise ValueError(
+                f"text must be a str or a list of str, but item {text_idx} of the "
+                f"{type(text).__name__} is {type(item).__name__} {item!r:.80}"
+            )
+    return list(text)
+
+
+class _ProgressBar:
+    """A tqdm bar when tqdm is importable, else nothing."""
+
+    def __init__(self, total: int) -> None:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            self._bar = None
+        else:
+            self._bar = tqdm(total=total, unit="text", desc="toxscore")
+        self._done = 0
+
+    def __call__(self, scored: int) -> None:
+        if self._bar is not None:
+            self._bar.update(scored - self._done)
+        self._done = scored
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Detoxify:
+    """Detoxify's ``Detoxify`` class, backed by toxscore's Rust port.
+
+    Args:
+        model_type: one of ``original``, ``unbiased``, ``multilingual``,
+            ``original-small``, ``unbiased-small``; downloaded (and its SHA-256
+            checked) into :func:`default_cache_dir` on first use. Ignored when
+            ``checkpoint`` is given, as in Detoxify.
+        checkpoint: a local Detoxify ``.ckpt`` file.
+        device: ``"cpu"`` (or a ``torch.device`` of type cpu, or a CPU backend
+            name, ``"flex"`` or ``"ndarray"``). Other devices raise
+            ``ValueError``: this build runs on the CPU only.
+        huggingface_config_path: a folder holding the base model's
+            ``config.json`` and tokenizer files, as Detoxify takes it for
+            offline use; by default the built-in base config and the
+            tokenizer files beside the checkpoint.
+        cache_dir: toxscore only: the download cache (default
+            :func:`default_cache_dir`).
+        allow_download: toxscore only: set False to fail instead of
+            downloading a model missing from the cache.
+        workers: toxscore only: how many batches run side by side (default:
+            one per core).
+
+    Attributes:
+        class_names: the classes ``predict`` returns, in Detoxify's order.
+        device: the device given.
+    """
+
+    def __init__(
+        self,
+        model_type: str = "original",
+        checkpoint: Optional[_PathLike] = None,
+        device: Any = "cpu",
+        huggingface_config_path: Optional[_PathLike] = None,
+        *,
+        cache_dir: Optional[_PathLike] = None,
+        allow_download: bool = True,
+        workers: Optional[int] = None,
+    ) -> None:
+        device_name = _device_name(device)
+        hf_config = tokenizer = None
+        if huggingface_config_path is not None:
+            folder = os.fspath(huggingface_config_path)
+            hf_config, tokenizer = os.path.join(folder, "config.json"), folder
+        if checkpoint is None and not isinstance(model_type, str):
+            raise ValueError(f"model_type must be a str, one of {', '.join(MODEL_NAMES)}; got {model_type!r}")
+        self._model = _toxscore.Model.open(
+            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            name=model_type if checkpoint is None else "original",
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            allow_download=allow_download,
+            hf_config=hf_config,
+            tokenizer=tokenizer,
+            device=device_name,
+            workers=workers,
+        )
+        self.model_type = model_type
+        self.checkpoint = os.fspath(self._model.checkpoint)
+        self.device = device
+        self.class_names: List[str] = list(self._model.class_names)
+
+    @property
+    def all_class_names(self) -> List[str]:
+        """Every output's name, the identity outputs of the 16-output models included."""
+        return list(self._model.all_class_names)
+
+    def predict(
+        self,
+        text: Union[str, Sequence[str]],
+        *,
+        batch_size: int = 32,
+        all_outputs: bool = False,
+        progress: bool = False,
+    ) -> Dict[str, Any]:
+        """Scores one text or a list of texts.
+
+        Returns ``{class: score}`` for a string and ``{class: [score, ...]}``
+        (in input order) for a list or tuple, the classes in Detoxify's order.
+        Unlike Detoxify, a list of one text gives lists of one score, and an
+        empty list gives empty lists.
+
+        Args:
+            text: a ``str``, or a list or tuple of ``str``.
+            batch_size: texts per model batch. Texts are sorted by length and
+                batched inside, so it bounds memory, not the work per call.
+            all_outputs: every output, the 9 identity outputs of the
+                16-output models included (Detoxify returns only the named ones).
+            progress: show a tqdm progress bar (if tqdm is installed) for
+                lists of at least ``PROGRESS_MIN_TEXTS`` texts.
+        """
+        texts = _texts_of(text)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        names = self.all_class_names if all_outputs else self.class_names
+        bar = _ProgressBar(len(texts)) if progress and texts is not None and len(texts) >= PROGRESS_MIN_TEXTS else None
+        try:
+            columns = self._model.predict(
+                [text] if texts is None else texts, all_outputs=all_outputs, batch_size=batch_size, progress=bar
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        if texts is None:
+            return {name: column[0] for name, column in zip(names, columns)}
+        return {name: column for name, column in zip(names, columns)}
+
+    def __repr__(self) -> str:
+        return f"Detoxify(checkpoint={self.checkpoint!r}, classes={self.class_names!r})"
+
+
+def score_frame(
+    df: "pandas.DataFrame",
+    text_column: str = "text",
+    model: Union[Detoxify, str] = "original",
+    *,
+    batch_size: int = 32,
+    all_outputs: bool = False,
+    progress: bool = False,
+    prefix: str = "",
+) -> "pandas.DataFrame":
+    """Returns a copy of ``df`` with one column per class (``prefix`` + the
+    class name) holding the scores of ``df[text_column]``.
+
+    Each distinct text is scored once: a frame of tweets, where retweets
+    repeat a text, costs only its distinct texts. ``model`` is a
+    :class:`Detoxify` or a model name. Missing texts (NaN, None) are refused
+    with ``ValueError``, as ``predict`` refuses non-strings.
+    """
+    import pandas  # imported here: only score_frame needs pandas
+
+    if text_column not in df.columns:
+        raise ValueError(f"score_frame: the frame has no column {text_column!r}; its columns: {list(df.columns)!r}")
+    if isinstance(model, str):
+        model = Detoxify(model)
+    column = df[text_column]
+    not_text = [(label, value) for label, value in column.items() if not isinstance(value, str)]
+    if not_text:
+        label, value = not_text[0]
+        raise ValueError(
+            f"score_frame: column {text_column!r} holds {len(not_text)} values that are not strings "
+            f"(row {label!r} is {type(value).__name__} {value!r:.80})"
+        )
+    codes, distinct = pandas.factorize(column, sort=False)
+    scores = model.predict(list(distinct), batch_size=batch_size, all_outputs=all_outputs, progress=progress)
+    out = df.copy()
+    for name, values in scores.items():
+        out[prefix + name] = pandas.Series(values, dtype="float32").to_numpy()[codes]
+    return out
