@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -258,34 +257,35 @@ def test_progress_true_shows_a_bar_and_returns_the_same_scores(bert, capsys):
 
 
 def test_scoring_releases_the_gil():
-    """While one thread scores, another keeps running: the longest pause of
-    the main thread is far shorter than the scoring. (Two durations of the
-    same run compared with a factor of 2, not a speed: with the GIL held the
-    pause is the whole scoring.) Short texts and a batch size above their
-    number make one batch, so the scoring is one call into Rust, with no
-    progress report in the middle where the GIL would be taken back."""
+    """While one thread scores, another runs. No clock is read: with the
+    switch interval raised far beyond the test, the interpreter never takes
+    the GIL from a thread; the main thread, waiting for `started`, can only
+    wake when the scoring thread lets go of the GIL. If scoring held it, that
+    would be when the scoring thread ends, after it set `finished`. So the
+    main thread sees `finished` unset only if the GIL was released inside
+    `predict`. One batch (batch size above the number of texts) is one call
+    into Rust, with no progress report in the middle, and long enough that
+    the main thread is scheduled before it ends."""
     model = load("bert", workers=1)
-    short = [text for text in reference("bert")["texts"] if len(text) < 200]
-    texts = short * 25
-    finished = threading.Event()
-    durations: list[float] = []
+    texts = [text for text in reference("bert")["texts"] if len(text) < 200] * 25
+    started, finished = threading.Event(), threading.Event()
 
     def score() -> None:
-        started = time.perf_counter()
-        model.predict(texts, batch_size=8)
-        durations.append(time.perf_counter() - started)
+        started.set()
+        model.predict(texts, batch_size=len(texts))
         finished.set()
 
-    thread = threading.Thread(target=score)
-    longest_pause, last = 0.0, time.perf_counter()
-    thread.start()
-    while not finished.is_set():
-        now = time.perf_counter()
-        longest_pause, last = max(longest_pause, now - last), now
-        time.sleep(0.001)
-    thread.join()
-    assert durations[0] > 0.2, "too little work to tell"
-    assert longest_pause < durations[0] / 2, (longest_pause, durations[0])
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        thread = threading.Thread(target=score)
+        thread.start()
+        started.wait()
+        scoring_while_main_ran = not finished.is_set()
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert scoring_while_main_ran, "the main thread ran only once the scoring thread had finished"
 
 
 # --- imports ----------------------------------------------------------------------

@@ -14,8 +14,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 /// What the step installs besides the package: the test runner and the
-/// optional dependency `score_frame` needs.
-const TEST_REQUIREMENTS: &[&str] = &["pytest", "pandas"];
+/// optional dependencies `score_frame` and `progress=True` use.
+const TEST_REQUIREMENTS: &[&str] = &["pytest", "pandas", "tqdm"];
 
 /// The virtual environment's folder, under the workspace root.
 pub fn venv_dir(root: &Path) -> PathBuf {
@@ -44,7 +44,7 @@ pub fn run_tests(root: &Path) -> Result<ExitStatus> {
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .args(TEST_REQUIREMENTS)
             .current_dir(root),
-        "installing pytest and pandas",
+        "installing pytest, pandas and tqdm",
     )?;
     checked(
         Command::new(&python)
