@@ -63,7 +63,7 @@ pub struct ReportData<'a> {
     pub generated_at: String,
     /// The query the summary answered.
     pub query: SummaryQuery,
-    /// Statuses, texts, and this model's scored and remaining texts.
+    /// Distinct status ids.
     pub statuses: u64,
     /// Distinct texts.
     pub texts: u64,
