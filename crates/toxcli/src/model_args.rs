@@ -103,17 +103,14 @@ impl ModelArgs {
         };
         // Hash while loading: the hash is stored with every score, and it
         // verifies a cached download before its scores are written.
-        let (model, sha256) = Detoxify::load_hashed(&checkpoint, &options, None)
-            .with_context(|| format!("loading model from {}", checkpoint.display()))?;
-        if let Some(registered) = registered
-            && !sha256.starts_with(registered.sha256_prefix)
-        {
-            bail!(
-                "{}: SHA-256 {sha256} does not start with {}; the cached file is damaged: delete it and download again",
-                checkpoint.display(),
-                registered.sha256_prefix
-            );
-        }
+        let (model, sha256) = match Detoxify::load_hashed(&checkpoint, &options, registered) {
+            Err(error @ toxmodel::Error::HashMismatch { .. }) => {
+                return Err(
+                    anyhow::Error::new(error).context("the cached model is damaged: delete it and download it again")
+                );
+            }
+            loaded => loaded.with_context(|| format!("loading model from {}", checkpoint.display()))?,
+        };
         let ignored = model.ignored_tensors();
         if !ignored.is_empty() {
             // transformers ignores such tensors too, with a warning.
