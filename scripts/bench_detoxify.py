@@ -3,7 +3,9 @@
 
 Two commands:
 
-  run      score a file of texts (one per line) with Detoxify on the CPU and
+  run      score a file of texts (one per line) with Detoxify on --device
+           (cpu, the default, or cuda / cuda:N; --precision f16 halves the
+           model, as torch users do with `model.model.half()`) and
            print one JSON line per text to stdout as each batch finishes:
            {"index": LINE_NUMBER_FROM_0, "scores": {class: probability}}.
            --order arrival: Detoxify as users run it, `predict` on batches of
@@ -13,6 +15,7 @@ Two commands:
                             in the time).
            At the end it prints one line to stderr:
            BENCH import_s=.. load_s=.. first_batch_s=.. score_s=.. texts=.. threads=..
+           device=.. device_peak_mib=.. (torch's peak allocation on a GPU, else -)
            (seconds since the script started; the caller measures from the
            process start, interpreter start-up included).
 
@@ -75,9 +78,15 @@ def run(args: argparse.Namespace) -> int:
     model = Detoxify(
         model_type="original",
         checkpoint=args.checkpoint,
-        device="cpu",
+        device=args.device,
         huggingface_config_path=args.hf_folder,
     )
+    if args.precision == "f16":
+        model.model.half()
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     loaded = time.perf_counter()
 
     with open(args.input, encoding="utf-8") as file:
@@ -108,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         "BENCH "
         f"import_s={imported - STARTED:.3f} load_s={loaded - imported:.3f} "
         f"first_batch_s={(first_batch or finished) - STARTED:.3f} score_s={finished - loaded:.3f} "
-        f"texts={len(texts)} threads={torch.get_num_threads()}",
+        f"texts={len(texts)} threads={torch.get_num_threads()} device={args.device} "
+        f"device_peak_mib={torch.cuda.max_memory_allocated() / 2**20 if on_gpu else '-'}",
         file=sys.stderr,
     )
     return 0
@@ -159,6 +169,8 @@ def main() -> int:
     run_parser.add_argument("--input", required=True, help="texts, one per line")
     run_parser.add_argument("--batch-size", type=int, default=32)
     run_parser.add_argument("--order", choices=["arrival", "sorted"], default="arrival")
+    run_parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    run_parser.add_argument("--precision", choices=["f32", "f16"], default="f32")
     compare_parser = commands.add_parser("compare", help="max |toxscore - Detoxify| over all texts")
     compare_parser.add_argument("--toxscore", required=True)
     compare_parser.add_argument("--detoxify", required=True)

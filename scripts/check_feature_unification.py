@@ -3,7 +3,8 @@
 
 maturin builds crates/toxpy alone, and Cargo enables on each shared
 dependency only the features toxpy's own graph asks for; `cargo xtask test`
-builds the whole workspace with --all-features (dev-dependencies included).
+builds the whole workspace with the features of xtask's TEST_FEATURES
+(dev-dependencies included), and the extension with TEST_FEATURES' toxpy ones.
 Where the two differ, the dependency and everything above it (burn,
 tokenizers) is compiled twice. crates/toxpy/Cargo.toml lists the differing
 crates with the workspace's features; this script prints what still differs
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 import sys
 
 
@@ -56,9 +58,20 @@ def units(*selection: str) -> dict[tuple[str, str], str]:
     return found
 
 
+def test_features() -> str:
+    """xtask's TEST_FEATURES (xtask/src/test.rs), the one list of them."""
+    source = (Path(__file__).resolve().parents[1] / "xtask" / "src" / "test.rs").read_text(encoding="utf-8")
+    match = re.search(r'pub const TEST_FEATURES: &str = "((?:[^"\\]|\\\n)*)";', source)
+    if match is None:
+        raise SystemExit("TEST_FEATURES not found in xtask/src/test.rs")
+    return match.group(1).replace("\\\n", "")
+
+
 def main() -> int:
-    python_build = units("-p", "toxpy")
-    test_build = units("--workspace", "--all-features")
+    features = test_features()
+    toxpy_features = ",".join(f.split("/", 1)[1] for f in features.split(",") if f.startswith("toxpy/"))
+    python_build = units("-p", "toxpy", "--features", toxpy_features)
+    test_build = units("--workspace", "--features", features)
     differing = [
         (unit, features, test_build.get(unit))
         for unit, features in sorted(python_build.items())

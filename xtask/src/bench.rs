@@ -51,12 +51,14 @@ options:
   --memory-flat      instead: `toxcli score` on a 100k-text corpus with the tiny model,
                      RSS sampled every 200 ms, reported at 10% and 90% of the run
   --flat-texts N     texts for --memory-flat [default: 100000]
+  --device DEVICE    instead: the GPU benchmark, toxscore on DEVICE (wgpu, wgpu:N, cuda, cuda:N)
+                     against Detoxify on torch CUDA, f32 and f16 (see `cargo xtask bench --device wgpu --help`)
 ";
 
 /// Environment variable naming the Python that has `detoxify`.
-const PYTHON_VAR: &str = "TOXSCORE_BENCH_PYTHON";
+pub(crate) const PYTHON_VAR: &str = "TOXSCORE_BENCH_PYTHON";
 /// Scores must agree within this (the issue's parity target).
-const SCORE_TOLERANCE: f64 = 1e-4;
+pub(crate) const SCORE_TOLERANCE: f64 = 1e-4;
 /// Output lines arriving within this of the first belong to the first
 /// burst; the steady rate counts from the end of that burst.
 const BURST_GAP: Duration = Duration::from_millis(50);
@@ -114,20 +116,27 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
 }
 
 /// Where everything lives.
-struct Paths {
-    root: PathBuf,
-    toxcli: PathBuf,
-    large: PathBuf,
-    corpus: PathBuf,
+pub(crate) struct Paths {
+    pub(crate) root: PathBuf,
+    pub(crate) toxcli: PathBuf,
+    pub(crate) large: PathBuf,
+    pub(crate) corpus: PathBuf,
     tiny: PathBuf,
-    script: PathBuf,
-    work: PathBuf,
+    pub(crate) script: PathBuf,
+    pub(crate) work: PathBuf,
 }
 
 impl Paths {
-    fn new() -> Paths {
+    pub(crate) fn new() -> Paths {
         let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let root = manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir);
+        // A copied xtask binary (scripts/gpu-bench.sh) runs in another
+        // checkout: the repository it is started in.
+        let root = if root.join("Cargo.toml").is_file() {
+            root
+        } else {
+            std::env::current_dir().unwrap_or(root)
+        };
         Paths {
             toxcli: root.join("target/release/toxcli"),
             large: root.join("fixtures/large/original"),
@@ -140,7 +149,7 @@ impl Paths {
     }
 
     /// The `toxcli` model flags for the model in `folder`.
-    fn model_args(folder: &Path) -> Vec<OsString> {
+    pub(crate) fn model_args(folder: &Path) -> Vec<OsString> {
         vec![
             "--checkpoint".into(),
             folder.join("checkpoint.ckpt").into(),
@@ -153,6 +162,9 @@ impl Paths {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
+    if args.iter().any(|arg| arg == "--device" || arg.starts_with("--device=")) {
+        return crate::bench_gpu::run(args);
+    }
     let Some(options) = parse_options(args)? else { return Ok(()) };
     let paths = Paths::new();
     if !Path::new(TIME).is_file() {
@@ -183,7 +195,7 @@ fn build_toxcli(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-fn ensure_large_fixtures(paths: &Paths, python: Option<&Path>) -> Result<()> {
+pub(crate) fn ensure_large_fixtures(paths: &Paths, python: Option<&Path>) -> Result<()> {
     let needed = ["checkpoint.ckpt", "config.json", "vocab.txt", "tokenizer.json"];
     if needed.iter().all(|name| paths.large.join(name).is_file()) && paths.corpus.is_file() {
         return Ok(());
@@ -211,13 +223,13 @@ fn ensure_large_fixtures(paths: &Paths, python: Option<&Path>) -> Result<()> {
 }
 
 /// Reads the corpus, one text per line.
-fn read_corpus(paths: &Paths) -> Result<Vec<String>> {
+pub(crate) fn read_corpus(paths: &Paths) -> Result<Vec<String>> {
     let text = fs::read_to_string(&paths.corpus).with_context(|| format!("reading {}", paths.corpus.display()))?;
     Ok(text.lines().map(str::to_owned).collect())
 }
 
 /// Writes texts one per line (for `predict` and Detoxify).
-fn write_lines(path: &Path, texts: &[String]) -> Result<()> {
+pub(crate) fn write_lines(path: &Path, texts: &[String]) -> Result<()> {
     let mut out = BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?);
     for text in texts {
         writeln!(out, "{text}").with_context(|| format!("writing {}", path.display()))?;
@@ -238,34 +250,34 @@ fn write_tweets_csv(path: &Path, texts: &[String]) -> Result<()> {
     out.flush().with_context(|| format!("writing {}", path.display()))
 }
 
-const TIME: &str = "/usr/bin/time";
+pub(crate) const TIME: &str = "/usr/bin/time";
 
 /// What one measured process did.
 #[derive(Debug, Clone)]
-struct Measurement {
+pub(crate) struct Measurement {
     /// Process start to exit.
-    wall: Duration,
+    pub(crate) wall: Duration,
     /// Process start to the first line on stdout.
-    first_output: Option<Duration>,
+    pub(crate) first_output: Option<Duration>,
     /// Lines on stdout and the time each arrived.
     line_times: Vec<Duration>,
     /// Peak resident set size, KiB (GNU time's %M).
-    peak_rss_kib: u64,
+    pub(crate) peak_rss_kib: u64,
     /// User plus system CPU seconds.
     cpu_seconds: f64,
     /// The process's stderr.
-    stderr: String,
+    pub(crate) stderr: String,
 }
 
 impl Measurement {
     /// Texts per second over the whole process, start-up included.
-    fn rate(&self, n_texts: usize) -> f64 {
+    pub(crate) fn rate(&self, n_texts: usize) -> f64 {
         n_texts as f64 / self.wall.as_secs_f64()
     }
 
     /// Lines per second after the first burst of output: the scoring rate
     /// once the model is loaded and the first batch is out.
-    fn steady_rate(&self) -> Option<f64> {
+    pub(crate) fn steady_rate(&self) -> Option<f64> {
         let first = *self.line_times.first()?;
         let last = *self.line_times.last()?;
         // All the output in one burst: there is no steady part to measure.
@@ -288,7 +300,7 @@ impl Measurement {
 
 /// Runs `program args` under GNU time, copying its stdout to `stdout_path`
 /// as it streams and timing each line.
-fn measure(
+pub(crate) fn measure(
     label: &str,
     program: &Path,
     args: &[OsString],
@@ -299,14 +311,18 @@ fn measure(
     let time_path = paths.work.join(format!("{label}.time"));
     let stderr_path = paths.work.join(format!("{label}.stderr"));
     let stderr_file = File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
-    let mut command = Command::new(TIME);
+    // Without GNU time (a bare GPU machine, say) the run goes on without
+    // its peak RSS and CPU time.
+    let timed = Path::new(TIME).is_file();
+    let mut command = if timed {
+        let mut command = Command::new(TIME);
+        command.arg("-f").arg("%M %U %S").arg("-o").arg(&time_path).arg(program);
+        command
+    } else {
+        Command::new(program)
+    };
     command
         .current_dir(&paths.root)
-        .arg("-f")
-        .arg("%M %U %S")
-        .arg("-o")
-        .arg(&time_path)
-        .arg(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -340,6 +356,16 @@ fn measure(
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!("{label} failed ({status}); the end of its stderr ({}):\n{}", stderr_path.display(), tail.join("\n"));
     }
+    if !timed {
+        return Ok(Measurement {
+            wall,
+            first_output: line_times.first().copied(),
+            line_times,
+            peak_rss_kib: 0,
+            cpu_seconds: f64::NAN,
+            stderr,
+        });
+    }
     let time_report = fs::read_to_string(&time_path).with_context(|| format!("reading {}", time_path.display()))?;
     let fields: Vec<&str> =
         time_report.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("").split_whitespace().collect();
@@ -360,7 +386,7 @@ fn measure(
     })
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
@@ -404,7 +430,7 @@ impl Variant {
 }
 
 /// A `key=value` field of the `BENCH` line that bench_detoxify.py prints.
-fn bench_field(stderr: &str, key: &str) -> Option<String> {
+pub(crate) fn bench_field(stderr: &str, key: &str) -> Option<String> {
     let line = stderr.lines().rev().find(|line| line.starts_with("BENCH "))?;
     line.split_whitespace().find_map(|field| field.strip_prefix(key)?.strip_prefix('=').map(str::to_owned))
 }
@@ -646,7 +672,7 @@ fn compare_runs(paths: &Paths, options: &Options) -> Result<()> {
 }
 
 /// A figure with its unit, or `-` when there is none (NaN).
-fn show(value: f64, decimals: usize, unit: &str) -> String {
+pub(crate) fn show(value: f64, decimals: usize, unit: &str) -> String {
     if value.is_finite() { format!("{value:.decimals$}{unit}") } else { "-".to_owned() }
 }
 
@@ -663,7 +689,7 @@ fn report_run(repeat: usize, name: &str, run: &Measurement, n_texts: usize) {
 
 /// A command line a reader can paste (paths relative to the root when
 /// inside it).
-fn shell_line(program: &Path, args: &[OsString]) -> String {
+pub(crate) fn shell_line(program: &Path, args: &[OsString]) -> String {
     let root = Paths::new().root;
     let show = |value: &OsString| {
         let text = value.to_string_lossy().into_owned();
@@ -674,7 +700,7 @@ fn shell_line(program: &Path, args: &[OsString]) -> String {
 }
 
 /// The machine: cores, CPU model, load.
-struct MachineInfo {
+pub(crate) struct MachineInfo {
     cores: usize,
     cpu_model: String,
     load_average: String,
@@ -682,7 +708,7 @@ struct MachineInfo {
 }
 
 impl MachineInfo {
-    fn read(_paths: &Paths) -> MachineInfo {
+    pub(crate) fn read(_paths: &Paths) -> MachineInfo {
         let cpu_model = fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|info| {
@@ -706,7 +732,7 @@ impl MachineInfo {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "machine: {} cores (nproc), {}; load average {} at {}",
             self.cores, self.cpu_model, self.load_average, self.date

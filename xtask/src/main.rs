@@ -3,6 +3,7 @@
 //! One module per task; few dependencies, so building xtask stays cheap.
 
 mod bench;
+mod bench_gpu;
 mod emulator;
 mod migrate;
 mod python;

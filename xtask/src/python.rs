@@ -46,10 +46,15 @@ pub fn run_tests(root: &Path) -> Result<ExitStatus> {
             .current_dir(root),
         "installing pytest, pandas and tqdm",
     )?;
+    // The extension gets the test build's features (wgpu), passed to maturin
+    // by its PEP 517 backend, so that it reuses that build's compiled graph,
+    // and so that its wgpu test runs rather than skips.
+    let features = crate::test::features_of("toxpy").join(",");
     checked(
         Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--force-reinstall", "--no-deps"])
             .arg(root.join("python"))
+            .env("MATURIN_PEP517_ARGS", format!("--features {features}"))
             .current_dir(root),
         "building and installing ./python",
     )?;
@@ -58,6 +63,8 @@ pub fn run_tests(root: &Path) -> Result<ExitStatus> {
     let step = Instant::now();
     let status = Command::new(&python)
         .args(["-m", "pytest", "-q", "python/tests"])
+        .env("TOXSCORE_TEST_WGPU", if features.contains("wgpu") { "1" } else { "0" })
+        .envs(crate::test::gpu_test_environment())
         .current_dir(root)
         .status()
         .context("running pytest python/tests")?;

@@ -144,7 +144,9 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         if let Some(model_error) = cause.downcast_ref::<toxmodel::Error>() {
             return match model_error {
                 toxmodel::Error::Download { .. } => Exit::Store,
-                toxmodel::Error::UnknownModel { .. } => Exit::Usage,
+                toxmodel::Error::UnknownModel { .. }
+                | toxmodel::Error::Device { .. }
+                | toxmodel::Error::UnknownPrecision { .. } => Exit::Usage,
                 _ => Exit::Model,
             };
         }

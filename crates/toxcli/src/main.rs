@@ -43,7 +43,8 @@ Environment variables (a flag given on the command line wins):
   LIMIT                           score --limit
   BATCH_SIZE                      score --batch-size
   MAX_THREADS                     score --threads
-  TOXSCORE_BACKEND                --backend (flex or ndarray, when compiled in)
+  TOXSCORE_DEVICE                 --device (cpu, ndarray, wgpu[:N], cuda[:N], as compiled in)
+  TOXSCORE_PRECISION              --precision (f32, or f16 on a GPU)
   TOXSCORE_OFFLINE                --offline: never download a model
   TOXSCORE_CACHE_DIR              model cache folder (default $XDG_CACHE_HOME/toxscore, else ~/.cache/toxscore)
   TOXSCORE_RELEASE_BASE_URL       where models are downloaded from (a mirror)

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use toxmodel::PreparedTexts;
+
 use crate::model_args::ModelArgs;
 
 /// How many texts are read before they are scored; the model sorts them by
@@ -38,59 +40,92 @@ pub struct PredictArgs {
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let loaded = args.model.load(args.batch_size as usize)?;
+    let model = &loaded.model;
+    let names = if args.all_outputs { model.all_class_names() } else { model.class_names() };
     let mut out = crate::output::stdout();
-    let mut emit = |texts: &[String]| -> Result<()> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let scores =
-            if args.all_outputs { loaded.model.predict_all_outputs(&refs)? } else { loaded.model.predict(&refs)? };
-        for (text, scores) in texts.iter().zip(scores) {
-            let mut line = String::from("{\"text\":");
-            line.push_str(&serde_json::to_string(text)?);
-            for (name, value) in scores.iter() {
-                line.push(',');
-                line.push_str(&serde_json::to_string(name)?);
-                line.push(':');
-                line.push_str(&serde_json::to_string(&value)?);
+    // Texts are read and tokenized on one thread (the tokenizer runs on
+    // Rayon's pool) while the model scores the chunk before: on a GPU the
+    // device never waits for the CPU's part. One chunk in flight at a time
+    // keeps memory bounded and the output in input order.
+    std::thread::scope(|scope| -> Result<()> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<(Vec<String>, PreparedTexts)>>(1);
+        scope.spawn(move || {
+            let prepare = |chunk: Vec<String>| -> Result<(Vec<String>, PreparedTexts)> {
+                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                let prepared = model.prepare(&refs)?;
+                Ok((chunk, prepared))
+            };
+            let mut send = |chunk: Result<Vec<String>>| sender.send(chunk.and_then(prepare)).is_ok();
+            read_chunks(args, &mut send);
+        });
+        for prepared in receiver {
+            let (texts, prepared) = prepared?;
+            for (text, row) in texts.iter().zip(model.predict_prepared(&prepared)) {
+                let values = if args.all_outputs { row } else { model.named_scores(&row) };
+                let mut line = String::from("{\"text\":");
+                line.push_str(&serde_json::to_string(text)?);
+                for (name, value) in names.iter().zip(values) {
+                    line.push(',');
+                    line.push_str(&serde_json::to_string(name)?);
+                    line.push(':');
+                    line.push_str(&serde_json::to_string(&value)?);
+                }
+                line.push('}');
+                writeln!(out, "{line}").context("writing to stdout")?;
             }
-            line.push('}');
-            writeln!(out, "{line}").context("writing to stdout")?;
+            out.flush().context("writing to stdout")?;
         }
-        out.flush().context("writing to stdout")
-    };
+        Ok(())
+    })
+}
 
+/// Reads the texts in chunks and hands each to `send` (an error ends the
+/// reading); stops early when `send` returns false (the scorer stopped).
+fn read_chunks(args: &PredictArgs, send: &mut dyn FnMut(Result<Vec<String>>) -> bool) {
     if !args.texts.is_empty() {
         for chunk in args.texts.chunks(CHUNK) {
-            emit(chunk)?;
+            if !send(Ok(chunk.to_vec())) {
+                return;
+            }
         }
-        return Ok(());
+        return;
     }
     // Typed at a terminal: every line is scored as soon as it is entered.
     let interactive = args.input.is_none() && std::io::stdin().is_terminal();
     let (first_chunk, next_chunks) = if interactive { (1, 1) } else { (FIRST_CHUNK, CHUNK) };
     let (reader, source): (Box<dyn BufRead>, String) = match &args.input {
-        Some(path) => (
-            Box::new(std::io::BufReader::new(
-                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
-            )),
-            path.display().to_string(),
-        ),
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => (Box::new(std::io::BufReader::new(file)), path.display().to_string()),
+            Err(error) => {
+                send(Err(anyhow::Error::new(error).context(format!("opening {}", path.display()))));
+                return;
+            }
+        },
         None => (Box::new(std::io::stdin().lock()), "stdin".to_owned()),
     };
     let mut chunk = Vec::with_capacity(next_chunks);
     let mut chunk_len = first_chunk;
     for (line_idx, line) in reader.split(b'\n').enumerate() {
-        let line = line.with_context(|| format!("reading {source}"))?;
-        let line = String::from_utf8(line)
-            .map_err(|_| anyhow::anyhow!("{source}:{}: the line is not valid UTF-8", line_idx + 1))?;
+        let line = match line {
+            Ok(line) => line,
+            Err(error) => {
+                send(Err(anyhow::Error::new(error).context(format!("reading {source}"))));
+                return;
+            }
+        };
+        let Ok(line) = String::from_utf8(line) else {
+            send(Err(anyhow::anyhow!("{source}:{}: the line is not valid UTF-8", line_idx + 1)));
+            return;
+        };
         chunk.push(line.strip_suffix('\r').map(str::to_owned).unwrap_or(line));
         if chunk.len() == chunk_len {
-            emit(&chunk)?;
-            chunk.clear();
+            if !send(Ok(std::mem::take(&mut chunk))) {
+                return;
+            }
             chunk_len = next_chunks;
         }
     }
     if !chunk.is_empty() {
-        emit(&chunk)?;
+        send(Ok(chunk));
     }
-    Ok(())
 }

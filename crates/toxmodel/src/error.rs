@@ -124,6 +124,20 @@ pub enum Error {
         /// The cache folder.
         cache: PathBuf,
     },
+    /// A device that this build or this machine lacks, or cannot use as asked.
+    #[error("device {device}: {problem}")]
+    Device {
+        /// The device's name, as given (`cuda:1`).
+        device: String,
+        /// What is wrong: the missing Cargo feature or driver.
+        problem: String,
+    },
+    /// A precision name other than `f32` or `f16`.
+    #[error("unknown precision {name:?}; expected f32 or f16")]
+    UnknownPrecision {
+        /// The name given.
+        name: String,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -25,7 +25,9 @@
 //! - [`Detoxify::forward`] cannot fail: input is validated when a
 //!   [`TokenBatch`] is built.
 //! - Model code is generic over the backend: Burn's [`Device`] picks it at
-//!   run time (`flex` by default, `ndarray` behind its feature).
+//!   run time, named by one [`DeviceSpec`] (`cpu` on `flex` by default;
+//!   `ndarray`, `wgpu` and `cuda` behind their features). A device that is
+//!   not there is an error, never a silent fall-back to the CPU.
 //!
 //! This crate knows nothing of SQL, async runtimes or storage.
 #![warn(missing_docs)]
@@ -33,6 +35,7 @@
 mod batch;
 mod checkpoint;
 mod config;
+pub mod device;
 mod error;
 mod loader;
 mod model;
@@ -48,6 +51,7 @@ pub use batch::{BatchSpec, TokenBatch};
 pub use burn::tensor::Device;
 pub use checkpoint::{Checkpoint, CheckpointInfo, rename_class, sha256_file};
 pub use config::{Activation, Architecture, EncoderConfig};
+pub use device::{DeviceSpec, Precision};
 pub use error::{Error, Result};
 pub use tokenizer::TextTokenizer;
 
@@ -68,57 +72,6 @@ pub const IDENTITY_CLASSES: &[&str] = &[
     "psychiatric_or_mental_illness",
 ];
 
-/// The CPU backends this build can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuBackend {
-    /// Burn's pure-Rust `flex` backend (the default: faster here).
-    #[cfg(feature = "flex")]
-    Flex,
-    /// burn-ndarray.
-    #[cfg(feature = "ndarray")]
-    NdArray,
-}
-
-impl CpuBackend {
-    /// The backends compiled into this build, the default first.
-    pub fn available() -> Vec<CpuBackend> {
-        vec![
-            #[cfg(feature = "flex")]
-            CpuBackend::Flex,
-            #[cfg(feature = "ndarray")]
-            CpuBackend::NdArray,
-        ]
-    }
-
-    /// The backend's name, as `--backend` spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            #[cfg(feature = "flex")]
-            CpuBackend::Flex => "flex",
-            #[cfg(feature = "ndarray")]
-            CpuBackend::NdArray => "ndarray",
-        }
-    }
-
-    /// Parses a backend name.
-    pub fn from_name(name: &str) -> Option<CpuBackend> {
-        CpuBackend::available().into_iter().find(|backend| backend.name() == name)
-    }
-
-    /// The Burn device that runs on this backend.
-    pub fn device(self) -> Device {
-        match self {
-            #[cfg(feature = "flex")]
-            CpuBackend::Flex => Device::flex(),
-            // burn-ndarray is deprecated in Burn 0.22 but is the design
-            // card's backend: kept, behind its feature, for comparison.
-            #[cfg(feature = "ndarray")]
-            #[allow(deprecated)]
-            CpuBackend::NdArray => Device::ndarray(),
-        }
-    }
-}
-
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -128,15 +81,40 @@ pub struct LoadOptions {
     /// The tokenizer: a `tokenizer.json`, `vocab.txt`, `vocab.json` (with
     /// `merges.txt`), or a folder holding them. Default: the checkpoint's folder.
     pub tokenizer: Option<PathBuf>,
-    /// The device; default: the first of [`CpuBackend::available`].
-    pub device: Option<Device>,
+    /// Where the model runs (default: the CPU, on `flex`). Opened while
+    /// loading: a device this build or machine lacks is an [`Error::Device`].
+    pub device: DeviceSpec,
+    /// The floating-point type it computes in (default f32; f16 on GPUs only).
+    pub precision: Precision,
     /// The batch size [`Detoxify::predict`] uses; default 32.
     pub batch_size: Option<usize>,
     /// How many batches run at once, each on its own thread (default: the
     /// number of cores). Running whole batches side by side keeps every
     /// core busy; splitting each matrix product across cores leaves them
-    /// waiting during the element-wise work between products.
+    /// waiting during the element-wise work between products. On a GPU
+    /// there is one worker whatever this says: one model instance, fed one
+    /// stream of batches, while the CPU threads tokenize.
     pub workers: Option<usize>,
+}
+
+/// Texts tokenized and grouped into batches by [`Detoxify::prepare`].
+#[derive(Debug)]
+pub struct PreparedTexts {
+    plan: Vec<Vec<usize>>,
+    batches: Vec<TokenBatch>,
+    n_texts: usize,
+}
+
+impl PreparedTexts {
+    /// The number of texts.
+    pub fn len(&self) -> usize {
+        self.n_texts
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.n_texts == 0
+    }
 }
 
 /// One text's scores: the sigmoid of each output, by class name, in the
@@ -174,6 +152,8 @@ pub struct Detoxify {
     spec: BatchSpec,
     info: CheckpointInfo,
     device: Device,
+    device_spec: DeviceSpec,
+    precision: Precision,
     batch_size: usize,
     /// One single-thread pool per worker: Burn's CPU backends parallelise
     /// through rayon, and inside such a pool a forward pass runs on its thread alone.
@@ -218,18 +198,22 @@ impl Detoxify {
         };
         let max_length = config.max_sequence_length(architecture).min(512);
         let tokenizer = TextTokenizer::from_path(&tokenizer_path, architecture, config.vocab_size, max_length)?;
-        let device = options
-            .device
-            .clone()
-            .unwrap_or_else(|| CpuBackend::available().first().map(|backend| backend.device()).unwrap_or_default());
-        let loader::Loaded { classifier, ignored_tensors } =
+        let device = options.device.open()?;
+        options.precision.check(options.device, &device)?;
+        let loader::Loaded { mut classifier, ignored_tensors } =
             loader::load_classifier(&checkpoint, architecture, &config, info.num_classes, &device)?;
+        if options.precision == Precision::F16 {
+            classifier = model::cast_floats(classifier, burn::tensor::FloatDType::F16);
+        }
+        let workers = if options.device.is_cpu() { options.workers } else { Some(1) };
         let spec = BatchSpec::new(architecture, &config, tokenizer.pad_token_id());
         let named_indexes: Vec<usize> = (0..info.named_classes).collect();
         let named_names: Arc<[String]> = named_indexes.iter().map(|&idx| info.class_names[idx].clone()).collect();
         Ok(Detoxify {
             classifier,
-            settings: ForwardSettings::new(&config),
+            // GELU on the host pays on the CPU backends only (f32 there); on
+            // a GPU it would copy every activation to the host and back.
+            settings: ForwardSettings::new(&config, options.device.is_cpu() && options.precision == Precision::F32),
             tokenizer,
             spec,
             all_names: info.class_names.clone().into(),
@@ -237,8 +221,10 @@ impl Detoxify {
             named_indexes,
             info,
             device,
+            device_spec: options.device,
+            precision: options.precision,
             batch_size: options.batch_size.unwrap_or(32).max(1),
-            workers: worker_pools(options.workers)?,
+            workers: worker_pools(workers)?,
             ignored_tensors,
         })
     }
@@ -301,6 +287,16 @@ impl Detoxify {
         self.classifier.layers.len()
     }
 
+    /// Where the model runs.
+    pub fn device(&self) -> DeviceSpec {
+        self.device_spec
+    }
+
+    /// The floating-point type it computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
@@ -340,8 +336,7 @@ impl Detoxify {
     fn predict_probabilities(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         // One round: with no one to report to, every batch is balanced over
         // the workers at once.
-        let rows = self.predict_in_rounds(texts, self.batch_size, usize::MAX, &mut |_| ControlFlow::Continue(()))?;
-        Ok(rows.expect("the progress callback never stops"))
+        Ok(self.predict_prepared(&self.prepare(texts)?))
     }
 
     /// As [`predict_all_outputs`](Self::predict_all_outputs), as rows of
@@ -368,21 +363,11 @@ impl Detoxify {
         batches_per_round: usize,
         progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
     ) -> Result<Option<Vec<Vec<f32>>>> {
-        let batch_size = batch_size.max(1);
-        let sequences = self.tokenizer.encode_batch(texts)?;
-        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        let plan = plan_batches(&lengths, batch_size, batch_size * TOKENS_PER_TEXT);
-        let batches = plan
-            .iter()
-            .map(|chunk| {
-                let batch_sequences: Vec<&[u32]> = chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
-                TokenBatch::new(&self.spec, &batch_sequences)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let prepared = self.prepare_with(texts, batch_size)?;
         let mut results = vec![Vec::new(); texts.len()];
         let mut scored = 0;
         let round = batches_per_round.max(1);
-        for (plan_round, batch_round) in plan.chunks(round).zip(batches.chunks(round)) {
+        for (plan_round, batch_round) in prepared.plan.chunks(round).zip(prepared.batches.chunks(round)) {
             for (chunk, rows) in plan_round.iter().zip(self.forward_many(batch_round)) {
                 for (&text_idx, row) in chunk.iter().zip(rows) {
                     results[text_idx] = row;
@@ -394,6 +379,41 @@ impl Detoxify {
             }
         }
         Ok(Some(results))
+    }
+
+    /// Tokenizes texts and groups them into batches (as
+    /// [`plan_batches`](Self::plan_batches) does), without running the
+    /// model: a caller can prepare the next texts on CPU threads while the
+    /// device scores these ([`predict_prepared`](Self::predict_prepared)).
+    pub fn prepare(&self, texts: &[&str]) -> Result<PreparedTexts> {
+        self.prepare_with(texts, self.batch_size)
+    }
+
+    fn prepare_with(&self, texts: &[&str], batch_size: usize) -> Result<PreparedTexts> {
+        let batch_size = batch_size.max(1);
+        let sequences = self.tokenizer.encode_batch(texts)?;
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let plan = plan_batches(&lengths, batch_size, batch_size * TOKENS_PER_TEXT);
+        let batches = plan
+            .iter()
+            .map(|chunk| {
+                let batch_sequences: Vec<&[u32]> = chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
+                TokenBatch::new(&self.spec, &batch_sequences)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PreparedTexts { plan, batches, n_texts: texts.len() })
+    }
+
+    /// Scores [`prepare`](Self::prepare)d texts: every output's
+    /// probability, one row per text, in the order the texts were given.
+    pub fn predict_prepared(&self, prepared: &PreparedTexts) -> Vec<Vec<f32>> {
+        let mut results = vec![Vec::new(); prepared.n_texts];
+        for (chunk, rows) in prepared.plan.iter().zip(self.forward_many(&prepared.batches)) {
+            for (&text_idx, row) in chunk.iter().zip(rows) {
+                results[text_idx] = row;
+            }
+        }
+        results
     }
 
     /// Groups texts, given their token counts, into batches: sorted by

@@ -37,15 +37,16 @@ fn reference(model: &str) -> Reference {
 }
 
 fn load(model: &str, tokenizer_file: &str, batch_size: usize) -> Detoxify {
-    load_on(model, tokenizer_file, batch_size, None)
+    load_on(model, tokenizer_file, batch_size, toxmodel::DeviceSpec::Cpu)
 }
 
-fn load_on(model: &str, tokenizer_file: &str, batch_size: usize, device: Option<toxmodel::Device>) -> Detoxify {
+fn load_on(model: &str, tokenizer_file: &str, batch_size: usize, device: toxmodel::DeviceSpec) -> Detoxify {
     let dir = fixture(model);
     let options = LoadOptions {
         hf_config: Some(dir.join("config.json")),
         tokenizer: Some(dir.join(tokenizer_file)),
         device,
+        precision: toxmodel::Precision::F32,
         batch_size: Some(batch_size),
         workers: None,
     };
@@ -258,7 +259,7 @@ fn albert_layers_share_one_set_of_weights() {
 fn bert_and_roberta_probabilities_equal_pytorch_on_ndarray() {
     for (model, tokenizer_file) in [("bert", "vocab.txt"), ("roberta", "vocab.json")] {
         let reference = reference(model);
-        let detoxify = load_on(model, tokenizer_file, 16, Some(toxmodel::CpuBackend::NdArray.device()));
+        let detoxify = load_on(model, tokenizer_file, 16, toxmodel::DeviceSpec::NdArray);
         let texts: Vec<&str> = reference.texts.iter().map(String::as_str).collect();
         for (text_idx, (ours, theirs)) in
             detoxify.predict_all_outputs(&texts).unwrap().iter().zip(&reference.probabilities_batch16).enumerate()

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use toxmodel::registry::{self, ModelCache};
-use toxmodel::{CpuBackend, Detoxify, Error, LoadOptions};
+use toxmodel::{Detoxify, DeviceSpec, Error, LoadOptions, Precision};
 
 /// The one mapping of toxmodel's errors to Python exceptions, with
 /// toxmodel's message and its cause chain: `ValueError` for bad input (a
@@ -60,7 +60,9 @@ fn to_python_error(error: Error) -> PyErr {
         | Error::InvalidConfig { .. }
         | Error::Tokenizer { .. }
         | Error::InvalidBatch { .. }
-        | Error::UnknownModel { .. } => PyValueError::new_err(message),
+        | Error::UnknownModel { .. }
+        | Error::Device { .. }
+        | Error::UnknownPrecision { .. } => PyValueError::new_err(message),
         _ => PyRuntimeError::new_err(message),
     }
 }
@@ -78,22 +80,12 @@ fn no_panic<T>(what: &str, work: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     })
 }
 
-/// Parses a device name: `cpu` (the default CPU backend), or a CPU
-/// backend's name (`flex`, `ndarray`), alone or as `cpu:NAME`.
-fn parse_device(device: &str) -> PyResult<CpuBackend> {
-    let available = CpuBackend::available();
-    let backend = match device.trim().to_ascii_lowercase().as_str() {
-        "cpu" => available.first().copied(),
-        name => CpuBackend::from_name(name.strip_prefix("cpu:").unwrap_or(name)),
-    };
-    backend.ok_or_else(|| {
-        let names: Vec<&str> = available.iter().map(|backend| backend.name()).collect();
-        PyValueError::new_err(format!(
-            "device {device:?} is not available: this toxscore build runs on the CPU only \
-             (device=\"cpu\", or a CPU backend: {}); GPU support is a separate build (toxscore issue #16)",
-            names.join(", ")
-        ))
-    })
+/// Parses a device name with toxmodel's one parser (`cpu`, `ndarray`,
+/// `wgpu`, `wgpu:N`, `cuda`, `cuda:N`; `flex` and `cpu:NAME` too).
+fn parse_device(device: &str) -> PyResult<DeviceSpec> {
+    let spec: DeviceSpec = device.parse().map_err(to_python_error)?;
+    spec.check_compiled_in().map_err(to_python_error)?;
+    Ok(spec)
 }
 
 /// A loaded Detoxify model.
@@ -101,7 +93,6 @@ fn parse_device(device: &str) -> PyResult<CpuBackend> {
 struct Model {
     model: Arc<Detoxify>,
     checkpoint: PathBuf,
-    backend: CpuBackend,
 }
 
 impl Model {
@@ -109,7 +100,6 @@ impl Model {
         py: Python<'_>,
         checkpoint: PathBuf,
         options: LoadOptions,
-        backend: CpuBackend,
         registered: Option<&'static registry::RegisteredModel>,
     ) -> PyResult<Model> {
         let loaded = py.detach(|| {
@@ -119,7 +109,7 @@ impl Model {
                 Ok(model)
             })
         })?;
-        Ok(Model { model: Arc::new(loaded), checkpoint, backend })
+        Ok(Model { model: Arc::new(loaded), checkpoint })
     }
 }
 
@@ -130,7 +120,7 @@ impl Model {
     /// `allow_download` is set; its SHA-256 checked against the one its file
     /// name carries).
     #[staticmethod]
-    #[pyo3(signature = (*, checkpoint=None, name="original", cache_dir=None, allow_download=true, hf_config=None, tokenizer=None, device="cpu", workers=None))]
+    #[pyo3(signature = (*, checkpoint=None, name="original", cache_dir=None, allow_download=true, hf_config=None, tokenizer=None, device="cpu", precision="f32", workers=None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -141,12 +131,14 @@ impl Model {
         hf_config: Option<PathBuf>,
         tokenizer: Option<PathBuf>,
         device: &str,
+        precision: &str,
         workers: Option<usize>,
     ) -> PyResult<Model> {
-        let backend = parse_device(device)?;
-        let options = LoadOptions { hf_config, tokenizer, device: Some(backend.device()), batch_size: None, workers };
+        let device = parse_device(device)?;
+        let precision: Precision = precision.parse().map_err(to_python_error)?;
+        let options = LoadOptions { hf_config, tokenizer, device, precision, batch_size: None, workers };
         if let Some(checkpoint) = checkpoint {
-            return Model::load(py, checkpoint, options, backend, None);
+            return Model::load(py, checkpoint, options, None);
         }
         let registered = registry::find(name).map_err(to_python_error)?;
         if registered.architecture.is_none() {
@@ -161,7 +153,7 @@ impl Model {
                 cache.ensure(registered, allow_download, &mut |_| {}).map_err(to_python_error)
             })
         })?;
-        Model::load(py, checkpoint, options, backend, Some(registered))
+        Model::load(py, checkpoint, options, Some(registered))
     }
 
     /// The named classes `predict` returns (Detoxify's), in order.
@@ -182,10 +174,22 @@ impl Model {
         self.checkpoint.clone()
     }
 
-    /// The CPU backend the model runs on.
+    /// The Burn backend the model runs on: flex, ndarray, wgpu or cuda.
     #[getter]
     fn backend(&self) -> &'static str {
-        self.backend.name()
+        self.model.device().backend_name()
+    }
+
+    /// The device the model runs on, as `device=` names it (`cpu`, `wgpu:1`).
+    #[getter]
+    fn device(&self) -> String {
+        self.model.device().to_string()
+    }
+
+    /// The floating-point type it computes in: f32 or f16.
+    #[getter]
+    fn precision(&self) -> String {
+        self.model.precision().to_string()
     }
 
     /// The transformers class the checkpoint declares.
@@ -292,16 +296,23 @@ fn cached_checkpoint_path(name: &str, cache_dir: Option<PathBuf>) -> PyResult<Pa
     Ok(cache.checkpoint_path(registered))
 }
 
-/// The CPU backends compiled in, the default first.
+/// The Burn backends compiled in, the default first: flex, ndarray, wgpu, cuda.
 #[pyfunction]
 fn backends() -> Vec<&'static str> {
-    CpuBackend::available().into_iter().map(CpuBackend::name).collect()
+    DeviceSpec::compiled_in().into_iter().map(DeviceSpec::backend_name).collect()
+}
+
+/// The devices compiled in, the default first, as `device=` names them
+/// (whether this machine has them is known when a model loads).
+#[pyfunction]
+fn devices() -> Vec<String> {
+    DeviceSpec::compiled_in().into_iter().map(|device| device.to_string()).collect()
 }
 
 #[pymodule]
 mod _toxscore {
     #[pymodule_export]
-    use super::{Model, backends, cached_checkpoint_path, default_cache_dir, model_names};
+    use super::{Model, backends, cached_checkpoint_path, default_cache_dir, devices, model_names};
 
     #[pymodule_init]
     fn init(module: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

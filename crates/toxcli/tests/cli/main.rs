@@ -4,6 +4,7 @@
 //! The BigQuery test needs the emulator: `cargo xtask test` starts it and sets
 //! `TOXSCORE_BIGQUERY_EMULATOR`; without it that test fails (it never skips).
 
+mod gpu;
 mod pipeline;
 mod report;
 
@@ -50,7 +51,8 @@ fn toxcli(dir: &Path) -> Command {
         "LIMIT",
         "BATCH_SIZE",
         "MAX_THREADS",
-        "TOXSCORE_BACKEND",
+        "TOXSCORE_DEVICE",
+        "TOXSCORE_PRECISION",
         "RUST_BACKTRACE",
     ] {
         command.env_remove(name);
@@ -840,8 +842,15 @@ fn usage_and_model_errors_have_their_exit_codes() {
     check(&["score", "--shard", "0/2", "--input", &tweets], 2, "cannot be used with");
     check(&["score", "--batch-size", "0"], 2, "--batch-size");
     // Settled while the arguments are parsed, before any work: usage errors.
-    check(&["predict", "--backend", "cuda", "x"], 2, "unknown backend \"cuda\"");
-    check(&["score", "--backend", "gpu"], 2, "this build has: flex");
+    check(&["predict", "--device", "gpu", "x"], 2, "unknown device; expected one of cpu, ndarray, wgpu");
+    // CUDA cannot be built offline, so no test build has it (docs/gpu.md).
+    check(&["predict", "--device", "cuda:1", "x"], 2, "rebuild with the Cargo feature `cuda`");
+    check(&["score", "--device", "wgpu:x"], 2, "\"x\" is not a device number");
+    check(&["score", "--precision", "f8"], 2, "unknown precision \"f8\"");
+    let mut half = vec!["predict"];
+    half.extend(flags.iter().map(String::as_str));
+    half.extend(["--precision", "f16", "x"]);
+    check(&half, 2, "GPUs only");
     check(&["--score-table", "old_scores", "status"], 2, "name the model, as MODEL=old_scores");
     check(&["--tweets-table", "a.b.c.d", "status"], 2, "--tweets-table");
     check(&["--tweets-table", "p.d.t", "status"], 2, "are for");

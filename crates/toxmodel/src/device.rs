@@ -1,0 +1,397 @@
+//! Where a model runs, and in what precision: one parser, shared by the CLI
+//! (`--device`, `--precision`) and the Python package (`device=`,
+//! `precision=`).
+//!
+//! | name            | runs on                                                        | Cargo feature |
+//! |-----------------|----------------------------------------------------------------|---------------|
+//! | `cpu`           | Burn's `flex` backend (pure Rust), every core                  | `flex` (default) |
+//! | `ndarray`       | burn-ndarray, for comparison                                   | `ndarray`     |
+//! | `wgpu`          | the best GPU wgpu finds (Vulkan, Metal, DX12), else a software one | `wgpu`    |
+//! | `wgpu:N`        | the N-th discrete GPU wgpu finds (from 0)                      | `wgpu`        |
+//! | `cuda`, `cuda:N`| NVIDIA GPU N (default 0), through CUDA and NVRTC               | `cuda`        |
+//!
+//! A device that this build lacks, or that the machine lacks, is an
+//! [`Error::Device`] naming the Cargo feature or the missing driver: a model
+//! never falls back to the CPU silently.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+
+use crate::error::{Error, Result};
+
+/// A device, as `--device` names it: see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DeviceSpec {
+    /// The default CPU backend (`flex`).
+    #[default]
+    Cpu,
+    /// burn-ndarray on the CPU.
+    NdArray,
+    /// A wgpu adapter: `None` for the best available one, `Some(n)` for
+    /// the n-th discrete GPU.
+    Wgpu(Option<usize>),
+    /// A CUDA device: `None` for device 0.
+    Cuda(Option<usize>),
+}
+
+/// The names `--device` accepts, for help and error texts.
+pub const DEVICE_NAMES: &str = "cpu, ndarray, wgpu, wgpu:N, cuda, cuda:N";
+
+impl DeviceSpec {
+    /// The devices this build can run on (whether the machine has them or
+    /// not), the default first.
+    pub fn compiled_in() -> Vec<DeviceSpec> {
+        let mut devices = Vec::new();
+        if cfg!(feature = "flex") {
+            devices.push(DeviceSpec::Cpu);
+        }
+        if cfg!(feature = "ndarray") {
+            devices.push(DeviceSpec::NdArray);
+        }
+        if cfg!(feature = "wgpu") {
+            devices.push(DeviceSpec::Wgpu(None));
+        }
+        if cfg!(feature = "cuda") {
+            devices.push(DeviceSpec::Cuda(None));
+        }
+        devices
+    }
+
+    /// Whether the device is the CPU, where toxmodel runs whole batches side
+    /// by side on its own worker threads and computes GELU on the host.
+    pub fn is_cpu(self) -> bool {
+        matches!(self, DeviceSpec::Cpu | DeviceSpec::NdArray)
+    }
+
+    /// The Cargo feature that compiles this device in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            DeviceSpec::Cpu => "flex",
+            DeviceSpec::NdArray => "ndarray",
+            DeviceSpec::Wgpu(_) => "wgpu",
+            DeviceSpec::Cuda(_) => "cuda",
+        }
+    }
+
+    /// The Burn backend's name: `flex`, `ndarray`, `wgpu` or `cuda`.
+    pub fn backend_name(self) -> &'static str {
+        self.feature()
+    }
+
+    /// Checks that this build has the device (not that the machine has it).
+    pub fn check_compiled_in(self) -> Result<()> {
+        if DeviceSpec::compiled_in().iter().any(|compiled| compiled.feature() == self.feature()) {
+            Ok(())
+        } else {
+            Err(self.not_compiled_in())
+        }
+    }
+
+    /// Opens the device: checks that this build has it and that the
+    /// machine's driver can start it. The first use of a GPU device starts
+    /// its runtime; later calls return the same device.
+    pub fn open(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Cpu => cpu_device(),
+            DeviceSpec::NdArray => ndarray_device(),
+            DeviceSpec::Wgpu(index) => wgpu_device(self, index),
+            DeviceSpec::Cuda(index) => cuda_device(self, index),
+        }
+    }
+
+    fn not_compiled_in(self) -> Error {
+        Error::Device {
+            device: self.to_string(),
+            problem: format!(
+                "this toxscore was built without it: rebuild with the Cargo feature `{}` \
+                 (for example `cargo install --path crates/toxcli --features {}`); this build has: {}",
+                self.feature(),
+                self.feature(),
+                compiled_in_names()
+            ),
+        }
+    }
+}
+
+fn compiled_in_names() -> String {
+    DeviceSpec::compiled_in().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => formatter.write_str("cpu"),
+            DeviceSpec::NdArray => formatter.write_str("ndarray"),
+            DeviceSpec::Wgpu(None) => formatter.write_str("wgpu"),
+            DeviceSpec::Wgpu(Some(index)) => write!(formatter, "wgpu:{index}"),
+            DeviceSpec::Cuda(None) => formatter.write_str("cuda"),
+            DeviceSpec::Cuda(Some(index)) => write!(formatter, "cuda:{index}"),
+        }
+    }
+}
+
+impl FromStr for DeviceSpec {
+    type Err = Error;
+
+    /// Parses a device name, case-insensitively, surrounding blanks
+    /// ignored. `flex`, `cpu:flex` and `cpu:ndarray` are accepted too (the
+    /// names of the CPU backends before devices had names).
+    fn from_str(text: &str) -> Result<DeviceSpec> {
+        let name = text.trim().to_ascii_lowercase();
+        let unknown = |problem: String| Error::Device { device: text.to_owned(), problem };
+        let (kind, index) = match name.split_once(':') {
+            Some((kind, index)) => (kind, Some(index)),
+            None => (name.as_str(), None),
+        };
+        let parse_index = |index: &str| {
+            index.parse::<usize>().map_err(|_| {
+                unknown(format!("{index:?} is not a device number (0, 1, ...); expected one of {DEVICE_NAMES}"))
+            })
+        };
+        match (kind, index) {
+            ("cpu" | "flex", None) | ("cpu", Some("flex")) => Ok(DeviceSpec::Cpu),
+            ("ndarray", None) | ("cpu", Some("ndarray")) => Ok(DeviceSpec::NdArray),
+            ("wgpu", None) => Ok(DeviceSpec::Wgpu(None)),
+            ("wgpu", Some(index)) => Ok(DeviceSpec::Wgpu(Some(parse_index(index)?))),
+            ("cuda", None) => Ok(DeviceSpec::Cuda(None)),
+            ("cuda", Some(index)) => Ok(DeviceSpec::Cuda(Some(parse_index(index)?))),
+            _ => Err(unknown(format!("unknown device; expected one of {DEVICE_NAMES}"))),
+        }
+    }
+}
+
+/// The floating-point type the model computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// 32-bit floats, as Detoxify computes.
+    #[default]
+    F32,
+    /// 16-bit floats (IEEE half): on GPUs only, where they are faster. The
+    /// drift against f32 is measured in docs/gpu.md.
+    F16,
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Precision> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Precision::F32),
+            "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
+            _ => Err(Error::UnknownPrecision { name: text.to_owned() }),
+        }
+    }
+}
+
+impl Precision {
+    /// Checks that `device` can compute in this precision: f16 only on a
+    /// GPU that supports it (CPUs here have no fast f16, and Burn's CPU
+    /// backends would run it slower than f32).
+    pub fn check(self, spec: DeviceSpec, device: &Device) -> Result<()> {
+        if self == Precision::F32 {
+            return Ok(());
+        }
+        if spec.is_cpu() {
+            return Err(Error::Device {
+                device: spec.to_string(),
+                problem: "--precision f16 is for GPUs only (on a CPU it is slower than f32); use f32".to_owned(),
+            });
+        }
+        if !device.supports_dtype(burn::tensor::DType::F16) {
+            return Err(Error::Device {
+                device: spec.to_string(),
+                problem: "this GPU (or its driver) does not compute in f16 (wgpu needs the shader-f16 feature); \
+                          use --precision f32"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn cpu_device() -> Result<Device> {
+    #[cfg(feature = "flex")]
+    {
+        Ok(Device::flex())
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        Err(DeviceSpec::Cpu.not_compiled_in())
+    }
+}
+
+fn ndarray_device() -> Result<Device> {
+    #[cfg(feature = "ndarray")]
+    {
+        // burn-ndarray is deprecated in Burn 0.22 but is the design card's
+        // backend: kept, behind its feature, for comparison.
+        #[allow(deprecated)]
+        Ok(Device::ndarray())
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        Err(DeviceSpec::NdArray.not_compiled_in())
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device(spec: DeviceSpec, index: Option<usize>) -> Result<Device> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use burn::tensor::DeviceKind;
+
+    // A wgpu runtime starts once per process and adapter; a second `init`
+    // of the same one is an error, so each opened device is kept.
+    static OPENED: OnceLock<Mutex<HashMap<Option<usize>, Device>>> = OnceLock::new();
+    let mut opened = OPENED.get_or_init(Default::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(device) = opened.get(&index) {
+        return Ok(device.clone());
+    }
+    let kind = index.map_or(DeviceKind::DefaultDevice, DeviceKind::DiscreteGpu);
+    // wgpu panics on some driver failures instead of returning an error.
+    let started = std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init());
+    let device = match started {
+        Ok(Ok(device)) => device,
+        Ok(Err(error)) => {
+            return Err(Error::Device {
+                device: spec.to_string(),
+                problem: format!(
+                    "wgpu found no usable adapter ({error}); a GPU needs its Vulkan driver \
+                     (libvulkan1 and the vendor's driver; for the software one, Debian's mesa-vulkan-drivers)"
+                ),
+            });
+        }
+        Err(panic) => {
+            return Err(Error::Device {
+                device: spec.to_string(),
+                problem: format!(
+                    "wgpu could not start ({}); a GPU needs its Vulkan driver \
+                     (libvulkan1 and the vendor's driver; for the software one, Debian's mesa-vulkan-drivers)",
+                    panic_message(&*panic)
+                ),
+            });
+        }
+    };
+    opened.insert(index, device.clone());
+    Ok(device)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device(spec: DeviceSpec, _index: Option<usize>) -> Result<Device> {
+    Err(spec.not_compiled_in())
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(spec: DeviceSpec, index: Option<usize>) -> Result<Device> {
+    let index = index.unwrap_or(0);
+    let device = Device::cuda(index);
+    // The CUDA runtime starts lazily, at the first tensor: start it here,
+    // so that a missing driver is this error and not a panic mid-run.
+    let probe = device.clone();
+    std::panic::catch_unwind(move || {
+        let _ = burn::tensor::Tensor::<1>::zeros([1], &probe).into_data();
+    })
+    .map_err(|panic| Error::Device {
+        device: spec.to_string(),
+        problem: format!(
+            "CUDA could not start on device {index} ({}); it needs the NVIDIA driver (libcuda) and NVRTC \
+             (libnvrtc, from the CUDA toolkit or the nvidia-cuda-nvrtc wheel) at run time",
+            panic_message(&*panic)
+        ),
+    })?;
+    Ok(device)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(spec: DeviceSpec, _index: Option<usize>) -> Result<Device> {
+    Err(spec.not_compiled_in())
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DeviceSpec, Precision};
+
+    #[track_caller]
+    fn check(text: &str, expected: Option<DeviceSpec>) {
+        let parsed = text.parse::<DeviceSpec>();
+        match expected {
+            Some(expected) => {
+                let parsed = parsed.unwrap_or_else(|error| panic!("{text:?}: {error}"));
+                assert_eq!(parsed, expected, "{text:?}");
+                // Display gives a name that parses back to the same device.
+                assert_eq!(parsed.to_string().parse::<DeviceSpec>().ok(), Some(expected));
+            }
+            None => {
+                let error = parsed.expect_err(text).to_string();
+                assert!(error.contains(text.trim()) && error.contains("cpu, ndarray, wgpu"), "{text:?}: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn device_names_parse_and_print_back() {
+        check("cpu", Some(DeviceSpec::Cpu));
+        check(" CPU ", Some(DeviceSpec::Cpu));
+        check("flex", Some(DeviceSpec::Cpu));
+        check("cpu:flex", Some(DeviceSpec::Cpu));
+        check("ndarray", Some(DeviceSpec::NdArray));
+        check("cpu:ndarray", Some(DeviceSpec::NdArray));
+        check("wgpu", Some(DeviceSpec::Wgpu(None)));
+        check("wgpu:1", Some(DeviceSpec::Wgpu(Some(1))));
+        check("cuda", Some(DeviceSpec::Cuda(None)));
+        check("cuda:0", Some(DeviceSpec::Cuda(Some(0))));
+        check("gpu", None);
+        check("cuda:", None);
+        check("cuda:-1", None);
+        check("wgpu:x", None);
+        check("cpu:2", None);
+        check("", None);
+    }
+
+    #[test]
+    fn precisions_parse() {
+        assert_eq!("f32".parse::<Precision>().ok(), Some(Precision::F32));
+        assert_eq!("FP16".parse::<Precision>().ok(), Some(Precision::F16));
+        assert_eq!("half".parse::<Precision>().ok(), Some(Precision::F16));
+        assert!("bf16".parse::<Precision>().is_err());
+    }
+
+    #[test]
+    fn a_device_this_build_lacks_names_its_feature() {
+        // The test build has no `cuda` feature: CUDA does not build offline.
+        if cfg!(feature = "cuda") {
+            return;
+        }
+        let error = DeviceSpec::Cuda(Some(1)).open().expect_err("cuda is not compiled in").to_string();
+        assert!(error.contains("cuda:1") && error.contains("feature `cuda`"), "{error}");
+    }
+
+    #[test]
+    fn f16_is_refused_on_the_cpu() {
+        let device = DeviceSpec::Cpu.open().expect("the test build has flex");
+        let error = Precision::F16.check(DeviceSpec::Cpu, &device).expect_err("f16 on the CPU").to_string();
+        assert!(error.contains("GPUs only"), "{error}");
+        assert!(Precision::F32.check(DeviceSpec::Cpu, &device).is_ok());
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The GPU benchmark as one prepared script, for a GPU machine that has
+# torch (CUDA), transformers and NVIDIA's driver but no internet and no Rust
+# (docs/gpu.md). Run from the repository root:
+#
+#   scripts/gpu-bench.sh bundle    # here, with internet: fills target/gpu-bundle/
+#   scripts/gpu-bench.sh run       # there: writes the large fixtures, runs the benchmark
+#
+# `bundle` builds toxcli with wgpu and kernel fusion, and xtask, in release, downloads the
+# detoxify wheel (no dependencies: the GPU machine has torch and
+# transformers) and the Vulkan loader's .deb, and copies them to
+# target/gpu-bundle/ (about 40 MB). `run` installs what is missing (the
+# loader unpacked into the bundle, NVIDIA's Vulkan ICD file if the driver's
+# is not there, detoxify into a venv that sees the system's torch), writes
+# fixtures/large/ with fixtures/generate.py --large, and runs
+# `xtask bench --device wgpu`. Its report goes to stdout and to
+# target/gpu-bundle/report.txt.
+#
+# Environment: PYTHON (default python3), TEXTS (20000), BATCH (64),
+# REPEATS (2), DEVICE (wgpu), PRECISION (f32,f16).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bundle=target/gpu-bundle
+python=${PYTHON:-python3}
+
+case "${1:-}" in
+bundle)
+    mkdir -p "$bundle/debs"
+    cargo build --release -p toxcli --features toxcli/wgpu,toxcli/fusion
+    cargo build --release -p xtask
+    cp target/release/toxcli target/release/xtask "$bundle/"
+    "$python" -m pip download --quiet --no-deps --dest "$bundle" detoxify
+    (cd "$bundle/debs" && apt-get download libvulkan1)
+    ls -l "$bundle" "$bundle/debs"
+    ;;
+run)
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    # The Vulkan loader, unless the system has one.
+    if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+        for deb in "$bundle"/debs/*.deb; do dpkg-deb -x "$deb" "$bundle/root"; done
+        export LD_LIBRARY_PATH="$PWD/$bundle/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    fi
+    # NVIDIA's Vulkan driver is its GLX library; containers often lack the
+    # ICD file that names it.
+    if ! ls /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json >/dev/null 2>&1; then
+        cat >"$bundle/nvidia_icd.json" <<'JSON'
+{"file_format_version": "1.0.0", "ICD": {"library_path": "libGLX_nvidia.so.0", "api_version": "1.3"}}
+JSON
+        export VK_ICD_FILENAMES="$PWD/$bundle/nvidia_icd.json"
+    fi
+    # detoxify beside the system's torch and transformers.
+    if ! "$python" -c 'import detoxify' 2>/dev/null; then
+        "$python" -m venv --system-site-packages "$bundle/venv"
+        "$bundle/venv/bin/python" -m pip install --quiet --no-deps --no-index "$bundle"/detoxify-*.whl
+        python="$PWD/$bundle/venv/bin/python"
+    fi
+    if [[ ! -f fixtures/large/original/checkpoint.ckpt ]]; then
+        HF_HUB_OFFLINE=1 "$python" fixtures/generate.py --large
+    fi
+    "$bundle/xtask" bench --device "${DEVICE:-wgpu}" --toxcli "$bundle/toxcli" --python "$python" \
+        --texts "${TEXTS:-20000}" --batch-size "${BATCH:-64}" --repeats "${REPEATS:-2}" \
+        --precision "${PRECISION:-f32,f16}" | tee "$bundle/report.txt"
+    ;;
+*)
+    echo "usage: scripts/gpu-bench.sh bundle|run" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,486 @@
+//! `cargo xtask bench --device wgpu|cuda`: toxscore on a GPU against
+//! Detoxify on torch CUDA, on the same GPU (issue #16).
+//!
+//! Each repeat runs, one after the other and each as its own process:
+//! `toxcli predict --device D --precision P` and Detoxify's own `predict`
+//! (`scripts/bench_detoxify.py run --device cuda:N`, in arrival order and
+//! length-sorted), for P = f32 then f16 (Detoxify's model halved with
+//! `model.model.half()`, as torch users do). Every run scores the same
+//! texts: the large corpus (`fixtures/large/corpus.txt`, 10,000 tweets),
+//! continued past its end with its own lines suffixed ` #2`, ` #3` ... up to
+//! `--texts` (default 20,000), so that every text is distinct.
+//!
+//! Measured per run: texts per second over the whole process (start-up
+//! included) and after the first burst of output, the time to the first
+//! score, the peak RSS (GNU time), and the peak device memory: the GPU's
+//! used memory (`nvidia-smi`, sampled every 100 ms) above what it used
+//! before the run, the same gauge for both. Then it prints the ratios the
+//! issue's targets name, the f16 drift (max and mean |f16 - f32|, agreement
+//! of the 0.5 decision) and the projection for 13.5M texts.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::bench::{
+    Measurement, PYTHON_VAR, Paths, SCORE_TOLERANCE, TIME, bench_field, ensure_large_fixtures, measure, median,
+    read_corpus, shell_line, show, write_lines,
+};
+
+const USAGE: &str = "usage: cargo xtask bench --device DEVICE [options]
+
+GPU benchmark: toxcli predict on DEVICE against Detoxify on torch CUDA, f32 and f16, alternating.
+
+options:
+  --device DEVICE     wgpu, wgpu:N, cuda or cuda:N (toxscore's device)
+  --torch-device D    Detoxify's device [default: cuda:N for cuda:N, else cuda]
+  --texts N           texts per run [default: 20000]
+  --batch-size N      texts per batch, for both [default: 64]
+  --precision LIST    f32, f16 or f32,f16 [default: f32,f16]
+  --repeats R         alternate the runs R times and report medians [default: 2]
+  --python PATH       a Python with torch (CUDA) and `detoxify` (or set TOXSCORE_BENCH_PYTHON);
+                      without it only toxscore runs
+  --toxcli PATH       a toxcli built with the device's feature [default: build target/release/toxcli
+                      with `--features DEVICE,fusion`]
+";
+
+/// The issue's scale: distinct texts of the first user's dataset.
+const MISSION_TEXTS: f64 = 13.5e6;
+/// Device-memory sampling period.
+const GPU_SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+/// The f16 drift up to which f16 is worth keeping (issue #16).
+const F16_TOLERANCE: f64 = 1e-3;
+
+struct Options {
+    device: String,
+    torch_device: String,
+    n_texts: usize,
+    batch_size: usize,
+    precisions: Vec<String>,
+    repeats: usize,
+    python: Option<PathBuf>,
+    toxcli: Option<PathBuf>,
+}
+
+fn parse_options(args: &[String]) -> Result<Option<Options>> {
+    let mut device = None;
+    let mut torch_device = None;
+    let mut options = Options {
+        device: String::new(),
+        torch_device: String::new(),
+        n_texts: 20_000,
+        batch_size: 64,
+        precisions: vec!["f32".into(), "f16".into()],
+        repeats: 2,
+        python: std::env::var_os(PYTHON_VAR).filter(|value| !value.is_empty()).map(PathBuf::from),
+        toxcli: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value =
+            || inline.clone().or_else(|| args.next().cloned()).with_context(|| format!("{flag} needs a value"));
+        let positive = |name: &str, value: String| -> Result<usize> {
+            match value.parse::<usize>() {
+                Ok(number) if number > 0 => Ok(number),
+                _ => bail!("{name} {value:?}: expected a positive whole number"),
+            }
+        };
+        match flag {
+            "--device" => device = Some(value()?),
+            "--torch-device" => torch_device = Some(value()?),
+            "--texts" => options.n_texts = positive(flag, value()?)?,
+            "--batch-size" => options.batch_size = positive(flag, value()?)?,
+            "--repeats" => options.repeats = positive(flag, value()?)?,
+            "--precision" => {
+                options.precisions = value()?.split(',').map(|name| name.trim().to_owned()).collect();
+                if let Some(bad) = options.precisions.iter().find(|name| !matches!(name.as_str(), "f32" | "f16")) {
+                    bail!("--precision {bad:?}: expected f32, f16 or f32,f16");
+                }
+            }
+            "--python" => options.python = Some(PathBuf::from(value()?)),
+            "--toxcli" => options.toxcli = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return Ok(None);
+            }
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    options.device = device.context("--device is needed")?;
+    let (kind, index) = options.device.split_once(':').map_or((options.device.as_str(), None), |(k, i)| (k, Some(i)));
+    if !matches!(kind, "wgpu" | "cuda") {
+        bail!("--device {:?}: the GPU benchmark runs on wgpu[:N] or cuda[:N]", options.device);
+    }
+    options.torch_device = torch_device.unwrap_or_else(|| match (kind, index) {
+        ("cuda", Some(index)) => format!("cuda:{index}"),
+        _ => "cuda".to_owned(),
+    });
+    Ok(Some(options))
+}
+
+/// The corpus, continued past its end with suffixed copies of its lines,
+/// up to `n_texts` distinct texts.
+fn texts_for(corpus: &[String], n_texts: usize) -> Vec<String> {
+    (0..n_texts)
+        .map(|idx| {
+            let line = &corpus[idx % corpus.len()];
+            match idx / corpus.len() {
+                0 => line.clone(),
+                round => format!("{line} #{}", round + 1),
+            }
+        })
+        .collect()
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let Some(options) = parse_options(args)? else { return Ok(()) };
+    let paths = Paths::new();
+    if !Path::new(TIME).is_file() {
+        eprintln!("xtask: {TIME} (GNU time) is missing: no peak RSS figures");
+    }
+    std::fs::create_dir_all(&paths.work).with_context(|| format!("creating {}", paths.work.display()))?;
+    let feature = options.device.split(':').next().unwrap_or("wgpu").to_owned();
+    let toxcli = match &options.toxcli {
+        Some(path) => path.clone(),
+        None => {
+            build_toxcli(&paths, &feature)?;
+            paths.toxcli.clone()
+        }
+    };
+    ensure_large_fixtures(&paths, options.python.as_deref())?;
+    let corpus = read_corpus(&paths)?;
+    if corpus.is_empty() {
+        bail!("{} is empty", paths.corpus.display());
+    }
+    let texts = texts_for(&corpus, options.n_texts);
+    let n_texts = texts.len();
+    let texts_path = paths.work.join(format!("gpu_corpus_{n_texts}.txt"));
+    write_lines(&texts_path, &texts)?;
+    let gpu_index = options.torch_device.split_once(':').map_or("0", |(_, index)| index).to_owned();
+
+    println!("{}", crate::bench::MachineInfo::read(&paths).describe());
+    println!("gpu: {}", nvidia_smi(&["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], &gpu_index)
+        .unwrap_or_else(|| "nvidia-smi not available: no device-memory figures".to_owned()));
+    let batch = options.batch_size.to_string();
+    let toxscore_args = |precision: &str| -> Vec<OsString> {
+        let mut args = vec![OsString::from("predict")];
+        args.extend(Paths::model_args(&paths.large));
+        args.extend(
+            ["--device", &options.device, "--precision", precision, "--batch-size", &batch]
+                .iter()
+                .map(OsString::from),
+        );
+        args.extend(["--input".into(), texts_path.clone().into()]);
+        args
+    };
+    let detoxify_args = |order: &str, precision: &str| -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![paths.script.clone().into(), "run".into()];
+        args.extend(["--checkpoint".into(), paths.large.join("checkpoint.ckpt").into()]);
+        args.extend(["--hf-folder".into(), paths.large.clone().into(), "--input".into(), texts_path.clone().into()]);
+        args.extend(
+            ["--batch-size", &batch, "--order", order, "--device", &options.torch_device, "--precision", precision]
+                .iter()
+                .map(OsString::from),
+        );
+        args
+    };
+    println!("commands (from {}):", paths.root.display());
+    for precision in &options.precisions {
+        println!("  {}", shell_line(&toxcli, &toxscore_args(precision)));
+        if let Some(python) = &options.python {
+            println!("  HF_HUB_OFFLINE=1 {}", shell_line(python, &detoxify_args("arrival", precision)));
+        }
+    }
+    if let Some(python) = &options.python {
+        println!("  HF_HUB_OFFLINE=1 {}", shell_line(python, &detoxify_args("sorted", "f32")));
+    } else {
+        println!("  (no --python / {PYTHON_VAR}: Detoxify is not run, so there are no ratios)");
+    }
+    println!();
+
+    // (name, runs, device peaks); the order of the table.
+    let mut variants: Vec<(String, Vec<Measurement>, Vec<f64>)> = Vec::new();
+    let mut record = |name: String, run: Measurement, peak: Option<f64>| {
+        eprintln!(
+            "xtask: {name}: {:.1} s, {:.1} texts/s, first score {}, device memory {}",
+            run.wall.as_secs_f64(),
+            run.rate(n_texts),
+            show(run.first_output.map_or(f64::NAN, |time| time.as_secs_f64()), 2, " s"),
+            show(peak.unwrap_or(f64::NAN), 0, " MiB")
+        );
+        match variants.iter_mut().find(|(existing, _, _)| *existing == name) {
+            Some((_, runs, peaks)) => {
+                runs.push(run);
+                peaks.extend(peak);
+            }
+            None => variants.push((name, vec![run], peak.into_iter().collect())),
+        }
+    };
+    let offline = [("HF_HUB_OFFLINE", "1")];
+    for repeat in 1..=options.repeats {
+        for precision in &options.precisions {
+            let label = format!("gpu-toxscore-{precision}");
+            let out = paths.work.join(format!("{label}.jsonl"));
+            let (run, peak) = with_device_memory(&gpu_index, || {
+                measure(&label, &toxcli, &toxscore_args(precision), &[], &out, &paths)
+            })?;
+            record(format!("toxscore {} {precision}", options.device), run, peak);
+            let Some(python) = &options.python else { continue };
+            let orders: &[&str] = if precision == "f32" { &["arrival", "sorted"] } else { &["arrival"] };
+            for order in orders {
+                let label = format!("gpu-detoxify-{order}-{precision}");
+                let out = paths.work.join(format!("{label}.jsonl"));
+                let (run, peak) = with_device_memory(&gpu_index, || {
+                    measure(&label, python, &detoxify_args(order, precision), &offline, &out, &paths)
+                })?;
+                let name = format!("detoxify {} {order} {precision}", options.torch_device);
+                eprintln!(
+                    "xtask: run {repeat}: {name}: torch's own peak allocation {} MiB",
+                    bench_field(&run.stderr, "device_peak_mib").unwrap_or_else(|| "?".into())
+                );
+                record(name, run, peak);
+            }
+        }
+    }
+
+    println!();
+    println!("results: {n_texts} texts, batch {}, medians of {} run(s)", options.batch_size, options.repeats);
+    println!(
+        "{:<34} {:>9} {:>9} {:>12} {:>13} {:>10}",
+        "", "texts/s", "steady/s", "first score", "device mem", "peak RSS"
+    );
+    let median_of = |values: &mut Vec<f64>| median(values);
+    let rate = |name: &str| -> f64 {
+        variants
+            .iter()
+            .find(|(existing, _, _)| existing == name)
+            .map_or(f64::NAN, |(_, runs, _)| median_of(&mut runs.iter().map(|run| run.rate(n_texts)).collect()))
+    };
+    for (name, runs, peaks) in &variants {
+        println!(
+            "{:<34} {:>9} {:>9} {:>12} {:>13} {:>10}",
+            name,
+            show(median_of(&mut runs.iter().map(|run| run.rate(n_texts)).collect()), 1, ""),
+            show(median_of(&mut runs.iter().filter_map(Measurement::steady_rate).collect()), 1, ""),
+            show(
+                median_of(&mut runs.iter().filter_map(|run| run.first_output.map(|time| time.as_secs_f64())).collect()),
+                2,
+                " s"
+            ),
+            show(median_of(&mut peaks.clone()), 0, " MiB"),
+            show(median_of(&mut runs.iter().filter(|run| run.peak_rss_kib > 0).map(|run| run.peak_rss_kib as f64 / 1024.0).collect()), 0, " MiB"),
+        );
+    }
+    println!("  texts/s: over the whole process, start-up included; steady/s: after the first burst of output;");
+    println!("  device mem: the GPU's used memory (nvidia-smi, every 100 ms) above its use before the run");
+
+    let toxscore_f32 = rate(&format!("toxscore {} f32", options.device));
+    let toxscore_f16 = rate(&format!("toxscore {} f16", options.device));
+    let detoxify_f32 = rate(&format!("detoxify {} arrival f32", options.torch_device));
+    let best = toxscore_f32.max(if toxscore_f16.is_finite() { toxscore_f16 } else { 0.0 });
+    println!();
+    println!("ratios, target in brackets:");
+    let line = |name: &str, value: f64, target: &str, met: bool| {
+        let verdict = if !value.is_finite() { "n/a" } else if met { "met" } else { "NOT met" };
+        println!("  {name:<52} {:>8}  [{target}] {verdict}", show(value, 2, "x"));
+    };
+    let against_detoxify = toxscore_f32 / detoxify_f32;
+    line("toxscore f32 / Detoxify f32 (as run, same batch size)", against_detoxify, ">= 1.5", against_detoxify >= 1.5);
+    let f16_gain = toxscore_f16 / toxscore_f32;
+    line("toxscore f16 / toxscore f32", f16_gain, ">= 2.5", f16_gain >= 2.5);
+    let hours = MISSION_TEXTS / best / 3600.0;
+    println!(
+        "  projection: 13.5M texts at {} texts/s take {} on one GPU [<= 1 h, >= 3,750 texts/s] {}",
+        show(best, 0, ""),
+        show(hours, 2, " h"),
+        if !best.is_finite() { "n/a" } else if best >= 3750.0 { "met" } else { "NOT met" }
+    );
+
+    let mut failed = false;
+    let f32_out = paths.work.join("gpu-toxscore-f32.jsonl");
+    let f16_out = paths.work.join("gpu-toxscore-f16.jsonl");
+    if f32_out.is_file() && f16_out.is_file() {
+        let drift = Drift::between(&read_scores(&f32_out)?, &read_scores(&f16_out)?)?;
+        println!(
+            "  f16 drift from f32 (toxscore, {} texts): max |diff| {:.2e}, mean {:.2e}, 0.5 decision agrees on {:.3}% [max <= {F16_TOLERANCE:.0e}] {}",
+            drift.texts,
+            drift.max,
+            drift.mean,
+            drift.agreement * 100.0,
+            if drift.max <= F16_TOLERANCE { "met" } else { "NOT met" }
+        );
+    }
+    if let Some(python) = &options.python {
+        let detoxify_out = paths.work.join("gpu-detoxify-arrival-f32.jsonl");
+        if f32_out.is_file() && detoxify_out.is_file() {
+            let output = Command::new(python)
+                .current_dir(&paths.root)
+                .arg(&paths.script)
+                .args(["compare", "--toxscore"])
+                .arg(&f32_out)
+                .arg("--detoxify")
+                .arg(&detoxify_out)
+                .output()
+                .with_context(|| format!("running {} compare", paths.script.display()))?;
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            let max = stdout
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("max_abs_diff="))
+                .and_then(|value| value.parse::<f64>().ok())
+                .with_context(|| format!("unexpected compare output {stdout:?}"))?;
+            println!(
+                "  scores f32 against Detoxify on {}: max |diff| {max:.2e} [<= {SCORE_TOLERANCE:.0e}] {}",
+                options.torch_device,
+                if max <= SCORE_TOLERANCE { "met" } else { "NOT met" }
+            );
+            failed |= max > SCORE_TOLERANCE;
+        }
+    }
+    println!("outputs and logs: {}", paths.work.display());
+    if failed {
+        bail!("toxscore's scores differ from Detoxify's by more than {SCORE_TOLERANCE:.0e}");
+    }
+    Ok(())
+}
+
+fn build_toxcli(paths: &Paths, feature: &str) -> Result<()> {
+    // Kernel fusion: what a real GPU build uses (docs/gpu.md).
+    let features = format!("toxcli/{feature},toxcli/fusion");
+    eprintln!("xtask: cargo build --release -p toxcli --features {features}");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&paths.root)
+        .args(["build", "--release", "-p", "toxcli", "--features", &features])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p toxcli --features {features} failed ({status})");
+    }
+    Ok(())
+}
+
+/// `nvidia-smi -i INDEX ARGS`, its output trimmed; `None` without it.
+fn nvidia_smi(args: &[&str], gpu_index: &str) -> Option<String> {
+    let output = Command::new("nvidia-smi").args(["-i", gpu_index]).args(args).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn used_mib(gpu_index: &str) -> Option<f64> {
+    nvidia_smi(&["--query-gpu=memory.used", "--format=csv,noheader,nounits"], gpu_index)?.parse().ok()
+}
+
+/// Runs `work` while sampling the GPU's used memory; returns its result and
+/// the peak above the use before it started (`None` without nvidia-smi).
+fn with_device_memory<T>(gpu_index: &str, work: impl FnOnce() -> Result<T>) -> Result<(T, Option<f64>)> {
+    let Some(before) = used_mib(gpu_index) else { return Ok((work()?, None)) };
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (stop, gpu_index) = (Arc::clone(&stop), gpu_index.to_owned());
+        std::thread::spawn(move || {
+            let mut peak = before;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(used) = used_mib(&gpu_index) {
+                    peak = peak.max(used);
+                }
+                std::thread::sleep(GPU_SAMPLE_PERIOD);
+            }
+            peak
+        })
+    };
+    let result = work();
+    stop.store(true, Ordering::Relaxed);
+    let peak = sampler.join().ok();
+    Ok((result?, peak.map(|peak| peak - before)))
+}
+
+/// Each text's scores from a `toxcli predict` output, in order.
+fn read_scores(path: &Path) -> Result<Vec<Vec<(String, f64)>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(line_idx, line)| {
+            let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not a JSON object", path.display(), line_idx + 1))?;
+            Ok(row.into_iter().filter_map(|(name, value)| Some((name, value.as_f64()?))).collect())
+        })
+        .collect()
+}
+
+/// How far f16 scores are from f32 ones.
+#[derive(Debug, PartialEq)]
+struct Drift {
+    texts: usize,
+    max: f64,
+    mean: f64,
+    /// The share of (text, class) pairs on the same side of 0.5.
+    agreement: f64,
+}
+
+impl Drift {
+    fn between(full: &[Vec<(String, f64)>], half: &[Vec<(String, f64)>]) -> Result<Drift> {
+        if full.len() != half.len() {
+            bail!("f32 scored {} texts, f16 {}", full.len(), half.len());
+        }
+        let (mut max, mut total, mut agree, mut count) = (0.0f64, 0.0, 0usize, 0usize);
+        for (full_row, half_row) in full.iter().zip(half) {
+            for ((name, full_value), (half_name, half_value)) in full_row.iter().zip(half_row) {
+                if name != half_name {
+                    bail!("the f32 and f16 outputs list classes in other orders ({name} and {half_name})");
+                }
+                let diff = (full_value - half_value).abs();
+                max = max.max(diff);
+                total += diff;
+                agree += usize::from((*full_value >= 0.5) == (*half_value >= 0.5));
+                count += 1;
+            }
+        }
+        let count_f = count.max(1) as f64;
+        Ok(Drift { texts: full.len(), max, mean: total / count_f, agreement: agree as f64 / count_f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Drift, parse_options, texts_for};
+
+    #[test]
+    fn the_corpus_continues_with_distinct_suffixed_copies() {
+        let corpus = vec!["a".to_owned(), "b".to_owned()];
+        assert_eq!(texts_for(&corpus, 5), ["a", "b", "a #2", "b #2", "a #3"]);
+    }
+
+    #[test]
+    fn detoxify_runs_on_the_same_cuda_device() {
+        let options = |args: &[&str]| {
+            parse_options(&args.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>())
+                .expect("valid options")
+                .expect("not --help")
+        };
+        assert_eq!(options(&["--device", "cuda:1"]).torch_device, "cuda:1");
+        assert_eq!(options(&["--device=wgpu"]).torch_device, "cuda");
+        assert_eq!(options(&["--device", "wgpu:1", "--torch-device", "cuda:1"]).torch_device, "cuda:1");
+        assert!(parse_options(&["--device".to_owned(), "cpu".to_owned()]).is_err());
+        assert!(parse_options(&["--device=wgpu".to_owned(), "--precision=bf16".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn drift_counts_the_decisions_that_flip() {
+        let row = |values: &[f64]| -> Vec<(String, f64)> {
+            values.iter().enumerate().map(|(idx, value)| (format!("c{idx}"), *value)).collect()
+        };
+        let full = vec![row(&[0.2, 0.6]), row(&[0.49, 0.9])];
+        let half = vec![row(&[0.2, 0.6]), row(&[0.51, 0.9])];
+        let drift = Drift::between(&full, &half).expect("same shape");
+        assert_eq!(drift.texts, 2);
+        assert!((drift.max - 0.02).abs() < 1e-12 && (drift.agreement - 0.75).abs() < 1e-12, "{drift:?}");
+    }
+}
