@@ -11,6 +11,14 @@ crates with the workspace's features; this script prints what still differs
 (host = build scripts and proc-macros, target = the library code) and exits 1
 if anything does. It runs only `cargo tree`, never a build.
 
+Blind spot: cargo tree prints a shared dependency once, so a build-time
+(host) unit seen only behind a `(*)` is missed. The memchr of
+pliron-derive's build was (session 5: toxpy alone built it without
+`default`, which rebuilt cubecl and burn). The proof is a clean `.ci/run`:
+maturin's step must take about a minute, or read
+target/release/.fingerprint/NAME-*/lib-NAME.json ("features") of the
+crates it rebuilt.
+
     python3 scripts/check_feature_unification.py
 """
 

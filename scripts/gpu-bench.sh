@@ -9,7 +9,7 @@
 # `bundle` builds toxcli with wgpu and kernel fusion, and xtask, in release, downloads the
 # detoxify wheel (no dependencies: the GPU machine has torch and
 # transformers) and the Vulkan loader's .deb, and copies them to
-# target/gpu-bundle/ (about 40 MB). `run` installs what is missing (the
+# target/gpu-bundle/ (stripped binaries, about 40 MB). `run` installs what is missing (the
 # loader unpacked into the bundle, NVIDIA's Vulkan ICD file if the driver's
 # is not there, detoxify into a venv that sees the system's torch), writes
 # fixtures/large/ with fixtures/generate.py --large, and runs
@@ -29,6 +29,9 @@ bundle)
     cargo build --release -p toxcli --features toxcli/wgpu,toxcli/fusion
     cargo build --release -p xtask
     cp target/release/toxcli target/release/xtask "$bundle/"
+    # Symbols off: the wgpu toxcli is about 110 MB with them, over the
+    # device tool's 64 MiB.
+    strip "$bundle/toxcli" "$bundle/xtask"
     "$python" -m pip download --quiet --no-deps --dest "$bundle" detoxify
     (cd "$bundle/debs" && apt-get download libvulkan1)
     ls -l "$bundle" "$bundle/debs"
