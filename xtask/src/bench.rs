@@ -132,11 +132,7 @@ impl Paths {
         let root = manifest_dir.parent().map(PathBuf::from).unwrap_or(manifest_dir);
         // A copied xtask binary (scripts/gpu-bench.sh) runs in another
         // checkout: the repository it is started in.
-        let root = if root.join("Cargo.toml").is_file() {
-            root
-        } else {
-            std::env::current_dir().unwrap_or(root)
-        };
+        let root = if root.join("Cargo.toml").is_file() { root } else { std::env::current_dir().unwrap_or(root) };
         Paths {
             toxcli: root.join("target/release/toxcli"),
             large: root.join("fixtures/large/original"),

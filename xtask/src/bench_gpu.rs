@@ -168,16 +168,17 @@ pub fn run(args: &[String]) -> Result<()> {
     let gpu_index = options.torch_device.split_once(':').map_or("0", |(_, index)| index).to_owned();
 
     println!("{}", crate::bench::MachineInfo::read(&paths).describe());
-    println!("gpu: {}", nvidia_smi(&["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], &gpu_index)
-        .unwrap_or_else(|| "nvidia-smi not available: no device-memory figures".to_owned()));
+    println!(
+        "gpu: {}",
+        nvidia_smi(&["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], &gpu_index)
+            .unwrap_or_else(|| "nvidia-smi not available: no device-memory figures".to_owned())
+    );
     let batch = options.batch_size.to_string();
     let toxscore_args = |precision: &str| -> Vec<OsString> {
         let mut args = vec![OsString::from("predict")];
         args.extend(Paths::model_args(&paths.large));
         args.extend(
-            ["--device", &options.device, "--precision", precision, "--batch-size", &batch]
-                .iter()
-                .map(OsString::from),
+            ["--device", &options.device, "--precision", precision, "--batch-size", &batch].iter().map(OsString::from),
         );
         args.extend(["--input".into(), texts_path.clone().into()]);
         args
@@ -277,7 +278,17 @@ pub fn run(args: &[String]) -> Result<()> {
                 " s"
             ),
             show(median_of(&mut peaks.clone()), 0, " MiB"),
-            show(median_of(&mut runs.iter().filter(|run| run.peak_rss_kib > 0).map(|run| run.peak_rss_kib as f64 / 1024.0).collect()), 0, " MiB"),
+            show(
+                median_of(
+                    &mut runs
+                        .iter()
+                        .filter(|run| run.peak_rss_kib > 0)
+                        .map(|run| run.peak_rss_kib as f64 / 1024.0)
+                        .collect()
+                ),
+                0,
+                " MiB"
+            ),
         );
     }
     println!("  texts/s: over the whole process, start-up included; steady/s: after the first burst of output;");
@@ -290,7 +301,13 @@ pub fn run(args: &[String]) -> Result<()> {
     println!();
     println!("ratios, target in brackets:");
     let line = |name: &str, value: f64, target: &str, met: bool| {
-        let verdict = if !value.is_finite() { "n/a" } else if met { "met" } else { "NOT met" };
+        let verdict = if !value.is_finite() {
+            "n/a"
+        } else if met {
+            "met"
+        } else {
+            "NOT met"
+        };
         println!("  {name:<52} {:>8}  [{target}] {verdict}", show(value, 2, "x"));
     };
     let against_detoxify = toxscore_f32 / detoxify_f32;
@@ -302,7 +319,13 @@ pub fn run(args: &[String]) -> Result<()> {
         "  projection: 13.5M texts at {} texts/s take {} on one GPU [<= 1 h, >= 3,750 texts/s] {}",
         show(best, 0, ""),
         show(hours, 2, " h"),
-        if !best.is_finite() { "n/a" } else if best >= 3750.0 { "met" } else { "NOT met" }
+        if !best.is_finite() {
+            "n/a"
+        } else if best >= 3750.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 
     let mut failed = false;

@@ -273,7 +273,9 @@ fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 fn map_in_place<const D: usize>(tensor: Tensor<D>, f: impl Fn(f32) -> f32) -> Tensor<D> {
     let device = tensor.device();
     let mut data = tensor.into_data();
-    for value in data.as_mut_slice::<f32>().expect("host activations run only in f32 (ForwardSettings::host_activation)") {
+    for value in
+        data.as_mut_slice::<f32>().expect("host activations run only in f32 (ForwardSettings::host_activation)")
+    {
         *value = f(*value);
     }
     Tensor::from_data(data, &device)
