@@ -6,7 +6,9 @@
 #   scripts/gpu-bench.sh bundle    # here, with internet: fills target/gpu-bundle/
 #   scripts/gpu-bench.sh run       # there: writes the large fixtures, runs the benchmark
 #
-# `bundle` builds toxcli with wgpu and kernel fusion, and xtask, in release, downloads the
+# `bundle` builds toxcli with wgpu, kernel fusion and f16-experiment (f16 is
+# not offered in other builds: it drifts over 1e-3, docs/gpu.md; the
+# benchmark measures it), and xtask, in release, downloads the
 # detoxify wheel (no dependencies: the GPU machine has torch and
 # transformers) and the Vulkan loader's .deb, and copies them to
 # target/gpu-bundle/ (stripped binaries, about 40 MB). `run` installs what is missing (the
@@ -26,7 +28,7 @@ python=${PYTHON:-python3}
 case "${1:-}" in
 bundle)
     mkdir -p "$bundle/debs"
-    cargo build --release -p toxcli --features toxcli/wgpu,toxcli/fusion
+    cargo build --release -p toxcli --features toxcli/wgpu,toxcli/fusion,toxcli/f16-experiment
     cargo build --release -p xtask
     cp target/release/toxcli target/release/xtask "$bundle/"
     # Symbols off: the wgpu toxcli is about 110 MB with them, over the

@@ -220,8 +220,11 @@ def test_devices_this_build_lacks_are_refused_by_name():
         assert device in str(raised.value)
     with pytest.raises(ValueError, match="unknown precision"):
         Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, precision="f8")
-    with pytest.raises(ValueError, match="GPUs only"):
-        Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, precision="f16")
+    # f16 drifts over 1e-3 from f32 (docs/gpu.md): the wheel is built without
+    # the Cargo feature `f16-experiment`, so it does not take f16 at all.
+    for precision in ("f16", "FP16", "half"):
+        with pytest.raises(ValueError, match="is not offered.*over the 1e-3 toxscore allows; use f32"):
+            Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, precision=precision)
 
 
 # The GPU tolerance of crates/toxmodel/tests/gpu.rs: other kernels sum in

@@ -135,8 +135,10 @@ class Detoxify:
             downloading a model missing from the cache.
         workers: toxscore only: how many batches run side by side (default:
             one per core; one on a GPU).
-        precision: toxscore only: ``"f32"`` (the default, as Detoxify) or
-            ``"f16"`` (GPUs only).
+        precision: toxscore only: ``"f32"``, the default and, in the
+            published builds, the only one: f16 drifts over 1e-3 from f32
+            (docs/gpu.md) and is built only with the Cargo feature
+            ``f16-experiment``, to measure it.
 
     Attributes:
         class_names: the classes ``predict`` returns, in Detoxify's order.
@@ -175,8 +177,8 @@ class Detoxify:
         )
         if self._model.precision == "f16":
             warnings.warn(
-                "precision='f16' is experimental: on the fixture models it drifts up to 8.5e-3 from f32 "
-                "(docs/gpu.md); use 'f32' for results you keep",
+                "precision='f16' (an f16-experiment build) drifts up to 8.5e-3 from f32 on the fixture "
+                "models (docs/gpu.md); use 'f32' for results you keep",
                 stacklevel=2,
             )
         self.model_type = model_type

@@ -16,7 +16,7 @@ const USAGE: &str = "usage: cargo xtask <task> [args]
 tasks:
   bench      whole-process benchmark: toxcli against PyTorch Detoxify (see `cargo xtask bench --help`)
   test       start the BigQuery emulator, run the whole test suite, stop the emulator, run the Python tests
-  migrate    apply the schema migrations and de-duplicate texts in a store (see `cargo xtask migrate --help`)
+  migrate    toxcli migrate: apply the schema migrations and de-duplicate texts in a store (see `cargo xtask migrate --help`)
 ";
 
 fn main() -> Result<()> {

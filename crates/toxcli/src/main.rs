@@ -44,7 +44,7 @@ Environment variables (a flag given on the command line wins):
   BATCH_SIZE                      score --batch-size
   MAX_THREADS                     score --threads
   TOXSCORE_DEVICE                 --device (cpu, ndarray, wgpu[:N], cuda[:N], as compiled in)
-  TOXSCORE_PRECISION              --precision (f32, or f16 on a GPU)
+  TOXSCORE_PRECISION              --precision (f32)
   TOXSCORE_OFFLINE                --offline: never download a model
   TOXSCORE_CACHE_DIR              model cache folder (default $XDG_CACHE_HOME/toxscore, else ~/.cache/toxscore)
   TOXSCORE_RELEASE_BASE_URL       where models are downloaded from (a mirror)

@@ -35,7 +35,9 @@ pub struct ModelArgs {
     /// error, never a silent fall-back to the CPU.
     #[arg(long, env = "TOXSCORE_DEVICE", default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceSpec,
-    /// The floating-point type: f32 (default, as Detoxify) or f16 (GPUs only).
+    /// The floating-point type: f32 (default, as Detoxify). f16 drifts over
+    /// 1e-3 from f32 and is parsed only by builds with the Cargo feature
+    /// `f16-experiment`, to measure it (docs/gpu.md).
     #[arg(long, env = "TOXSCORE_PRECISION", default_value = "f32", value_parser = parse_precision)]
     pub precision: Precision,
     /// Never download: fail if the model is not cached.
@@ -124,8 +126,8 @@ impl ModelArgs {
         };
         if model.precision() == Precision::F16 {
             eprintln!(
-                "warning: --precision f16 is experimental: on the fixture models it drifts up to 8.5e-3 from f32 \
-                 (docs/gpu.md); use f32 for results you keep"
+                "warning: --precision f16 (an f16-experiment build) drifts up to 8.5e-3 from f32 on the fixture \
+                 models (docs/gpu.md); use f32 for results you keep"
             );
         }
         let ignored = model.ignored_tensors();

@@ -540,7 +540,8 @@ async fn read_pages(
 
 /// The tokenizer: tokenizes each page (in parallel, on Rayon's pool) and
 /// cuts it into batches by `Detoxify::plan_batches` (sorted by length, at
-/// most the batch size, within a token budget).
+/// most the batch size, within the model's batch budget: the CPU's token
+/// budget, or what the device's memory allows).
 fn tokenize_pages(
     model: &LoadedModel,
     cancel: &AtomicBool,

@@ -168,10 +168,25 @@ pub enum Precision {
     /// 32-bit floats, as Detoxify computes.
     #[default]
     F32,
-    /// 16-bit floats (IEEE half): on GPUs only, where they are faster. The
-    /// drift against f32 is measured in docs/gpu.md.
+    /// 16-bit floats (IEEE half), on GPUs only: parsed only by builds with
+    /// the Cargo feature `f16-experiment`, to measure it. Its drift from f32
+    /// (docs/gpu.md) is over the 1e-3 issue #16 set for offering it.
     F16,
 }
+
+/// The largest drift of f16 from f32 over the fixture models, measured on
+/// lavapipe (`tests/gpu.rs`): 2.7e-3 bert, 6.7e-3 roberta, 5.1e-3 xlmr,
+/// 8.5e-3 albert-original, 4.0e-3 albert-unbiased.
+pub const F16_MAX_DRIFT: f32 = 8.5e-3;
+
+/// The same figure for PyTorch 2.15's own f16 (`model.half()`, f32
+/// accumulation) on the same models and texts: 2.7e-3 bert, 4.9e-3
+/// roberta, 3.6e-3 xlmr, 1.1e-2 albert-original, 4.4e-3 albert-unbiased
+/// (autocast: 2.2e-3 to 1.2e-2). No f16 meets 1e-3 on them.
+pub const TORCH_F16_MAX_DRIFT: f32 = 1.1e-2;
+
+/// Whether this build parses `f16` (the Cargo feature `f16-experiment`).
+pub const F16_OFFERED: bool = cfg!(feature = "f16-experiment");
 
 impl fmt::Display for Precision {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -186,9 +201,17 @@ impl FromStr for Precision {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Precision> {
+        Precision::parse(text, F16_OFFERED)
+    }
+}
+
+impl Precision {
+    /// Parses a precision name; `f16` only where `f16_offered`.
+    fn parse(text: &str, f16_offered: bool) -> Result<Precision> {
         match text.trim().to_ascii_lowercase().as_str() {
             "f32" | "fp32" | "float32" => Ok(Precision::F32),
-            "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
+            "f16" | "fp16" | "float16" | "half" if f16_offered => Ok(Precision::F16),
+            "f16" | "fp16" | "float16" | "half" => Err(Error::PrecisionNotOffered { name: text.to_owned() }),
             _ => Err(Error::UnknownPrecision { name: text.to_owned() }),
         }
     }
@@ -218,6 +241,28 @@ impl Precision {
         }
         Ok(())
     }
+}
+
+/// What the runtime of a GPU device says of its memory: CubeCL's largest
+/// buffer (wgpu: the storage-binding and buffer limits) and, where the
+/// runtime states it, its capacity. `None` for the CPU backends.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub(crate) fn memory_of(device: &Device) -> Option<crate::DeviceMemory> {
+    match device.as_dispatch() {
+        burn_dispatch::DispatchDevice::Cube(cube) => {
+            let client = cube.client();
+            let memory = &client.properties().memory;
+            Some(crate::DeviceMemory { max_allocation: memory.max_page_size, capacity: memory.max_memory() })
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// A build without GPU backends has no device memory to read.
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+pub(crate) fn memory_of(_device: &Device) -> Option<crate::DeviceMemory> {
+    None
 }
 
 fn cpu_device() -> Result<Device> {
@@ -371,10 +416,24 @@ mod tests {
 
     #[test]
     fn precisions_parse() {
-        assert_eq!("f32".parse::<Precision>().ok(), Some(Precision::F32));
-        assert_eq!("FP16".parse::<Precision>().ok(), Some(Precision::F16));
-        assert_eq!("half".parse::<Precision>().ok(), Some(Precision::F16));
-        assert!("bf16".parse::<Precision>().is_err());
+        for offered in [false, true] {
+            assert_eq!(Precision::parse("f32", offered).ok(), Some(Precision::F32));
+            assert_eq!(Precision::parse(" Float32", offered).ok(), Some(Precision::F32));
+            let error = Precision::parse("bf16", offered).expect_err("bf16").to_string();
+            assert!(error.contains("unknown precision \"bf16\""), "{error}");
+        }
+        assert_eq!(Precision::parse("FP16", true).ok(), Some(Precision::F16));
+        assert_eq!(Precision::parse("half", true).ok(), Some(Precision::F16));
+    }
+
+    #[test]
+    fn f16_is_not_offered_without_its_experiment_feature_and_says_why() {
+        for name in ["f16", "FP16", "half", "float16"] {
+            let error = Precision::parse(name, false).expect_err("f16 is not offered").to_string();
+            assert!(error.contains("not offered") && error.contains("8.5e-3") && error.contains("1e-3"), "{error}");
+            assert!(error.contains("f16-experiment") && error.contains("use f32"), "{error}");
+        }
+        assert_eq!("f16".parse::<Precision>().is_ok(), cfg!(feature = "f16-experiment"));
     }
 
     #[test]

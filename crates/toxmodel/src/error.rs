@@ -133,12 +133,24 @@ pub enum Error {
         problem: String,
     },
     /// A precision name other than `f32` or `f16`.
-    #[error("unknown precision {name:?}; expected f32 or f16")]
+    #[error("unknown precision {name:?}; expected f32")]
     UnknownPrecision {
         /// The name given.
         name: String,
     },
+    /// f16 asked of a build without the Cargo feature `f16-experiment`.
+    #[error(
+        "precision {name:?} is not offered: f16 drifts up to {F16_MAX_DRIFT:.1e} from f32 on the fixture models \
+         (PyTorch's own f16 up to {TORCH_F16_MAX_DRIFT:.1e}), over the 1e-3 toxscore allows; use f32 \
+         (builds with the Cargo feature `f16-experiment` take f16, to measure it: docs/gpu.md)"
+    )]
+    PrecisionNotOffered {
+        /// The name given.
+        name: String,
+    },
 }
+
+use crate::device::{F16_MAX_DRIFT, TORCH_F16_MAX_DRIFT};
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

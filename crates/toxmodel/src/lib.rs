@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod budget;
 mod checkpoint;
 mod config;
 pub mod device;
@@ -48,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use batch::{BatchSpec, TokenBatch};
+pub use budget::{ASSUMED_DEVICE_MEMORY, BatchBudget, DeviceMemory, TOKENS_PER_TEXT};
 pub use burn::tensor::Device;
 pub use checkpoint::{Checkpoint, CheckpointInfo, rename_class, sha256_file};
 pub use config::{Activation, Architecture, EncoderConfig};
@@ -155,6 +157,8 @@ pub struct Detoxify {
     device_spec: DeviceSpec,
     precision: Precision,
     batch_size: usize,
+    /// On a device: what its memory allows a batch (`None` on the CPU).
+    device_fit: Option<budget::DeviceFit>,
     /// One single-thread pool per worker: Burn's CPU backends parallelise
     /// through rayon, and inside such a pool a forward pass runs on its thread alone.
     workers: Vec<rayon::ThreadPool>,
@@ -206,6 +210,13 @@ impl Detoxify {
             classifier = model::cast_floats(classifier, burn::tensor::FloatDType::F16);
         }
         let workers = if options.device.is_cpu() { options.workers } else { Some(1) };
+        let device_fit = match options.device.is_cpu() {
+            true => None,
+            false => device::memory_of(&device).map(|memory| {
+                use burn::module::Module;
+                budget::DeviceFit::new(memory, &config, options.precision, classifier.num_params())
+            }),
+        };
         let spec = BatchSpec::new(architecture, &config, tokenizer.pad_token_id());
         let named_indexes: Vec<usize> = (0..info.named_classes).collect();
         let named_names: Arc<[String]> = named_indexes.iter().map(|&idx| info.class_names[idx].clone()).collect();
@@ -224,6 +235,7 @@ impl Detoxify {
             device_spec: options.device,
             precision: options.precision,
             batch_size: options.batch_size.unwrap_or(32).max(1),
+            device_fit,
             workers: worker_pools(workers)?,
             ignored_tensors,
         })
@@ -368,12 +380,7 @@ impl Detoxify {
         let mut scored = 0;
         let round = batches_per_round.max(1);
         for (plan_round, batch_round) in prepared.plan.chunks(round).zip(prepared.batches.chunks(round)) {
-            for (chunk, rows) in plan_round.iter().zip(self.forward_many(batch_round)) {
-                for (&text_idx, row) in chunk.iter().zip(rows) {
-                    results[text_idx] = row;
-                }
-                scored += chunk.len();
-            }
+            scored += scatter(&mut results, plan_round, self.forward_many(batch_round));
             if progress(scored).is_break() {
                 return Ok(None);
             }
@@ -393,7 +400,7 @@ impl Detoxify {
         let batch_size = batch_size.max(1);
         let sequences = self.tokenizer.encode_batch(texts)?;
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        let plan = plan_batches(&lengths, batch_size, batch_size * TOKENS_PER_TEXT);
+        let plan = self.batch_budget(batch_size).plan(&lengths);
         let batches = plan
             .iter()
             .map(|chunk| {
@@ -408,22 +415,35 @@ impl Detoxify {
     /// probability, one row per text, in the order the texts were given.
     pub fn predict_prepared(&self, prepared: &PreparedTexts) -> Vec<Vec<f32>> {
         let mut results = vec![Vec::new(); prepared.n_texts];
-        for (chunk, rows) in prepared.plan.iter().zip(self.forward_many(&prepared.batches)) {
-            for (&text_idx, row) in chunk.iter().zip(rows) {
-                results[text_idx] = row;
-            }
-        }
+        scatter(&mut results, &prepared.plan, self.forward_many(&prepared.batches));
         results
     }
 
     /// Groups texts, given their token counts, into batches: sorted by
     /// length, so texts of similar length share a batch and little compute
-    /// goes to padding; at most the batch size per batch, and at most
-    /// [`TOKENS_PER_TEXT`] times the batch size in tokens (padding included),
-    /// so long texts come in smaller batches and a batch's memory does not
-    /// grow with the length of its texts. Returns the indexes of each batch.
+    /// goes to padding; at most the batch size per batch, and within the
+    /// [`batch_budget`](Self::batch_budget) of the batch's longest text.
+    /// Returns the indexes of each batch.
     pub fn plan_batches(&self, lengths: &[usize]) -> Vec<Vec<usize>> {
-        plan_batches(lengths, self.batch_size, self.batch_size * TOKENS_PER_TEXT)
+        self.batch_budget(self.batch_size).plan(lengths)
+    }
+
+    /// How many texts of each length one batch of at most `batch_size`
+    /// texts holds: on the CPU, [`TOKENS_PER_TEXT`] tokens per text of the
+    /// batch size (long texts come in smaller batches, and a batch's memory
+    /// does not grow with its texts' length); on a device, what fits its
+    /// memory (the largest buffer its runtime allows, and its capacity where
+    /// stated, else [`ASSUMED_DEVICE_MEMORY`]).
+    pub fn batch_budget(&self, batch_size: usize) -> BatchBudget {
+        match self.device_fit {
+            None => BatchBudget::cpu(batch_size),
+            Some(fit) => BatchBudget::device(batch_size, fit),
+        }
+    }
+
+    /// What the device's runtime says of its memory: `None` on the CPU.
+    pub fn device_memory(&self) -> Option<DeviceMemory> {
+        self.device_fit.map(|fit| fit.memory())
     }
 
     /// The number of workers: batches that run at once.
@@ -515,32 +535,21 @@ fn names_base_model(model_type: &str, base_model: &str) -> bool {
     model_type == base_model || model_type.rsplit('/').next() == Some(base_model)
 }
 
-/// The token budget of a batch, per text of the batch size: 64 tokens, the
-/// 95th percentile of a tweet. A batch of 32 tweets fits; 32 texts of 512
-/// tokens go in batches of 4.
-pub const TOKENS_PER_TEXT: usize = 64;
-
 /// Batches each worker runs between two progress reports of
 /// [`Detoxify::predict_rows`].
 const BATCHES_PER_WORKER_AND_ROUND: usize = 4;
 
-fn plan_batches(lengths: &[usize], max_texts: usize, max_tokens: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    order.sort_by_key(|&idx| lengths[idx]);
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    for idx in order {
-        // Sorted ascending: this text is the longest of the batch so far.
-        let padded_tokens = (current.len() + 1) * lengths[idx];
-        if !current.is_empty() && (current.len() == max_texts || padded_tokens > max_tokens) {
-            batches.push(std::mem::take(&mut current));
+/// Puts each batch's rows back at their texts' places in `results`;
+/// returns how many texts the batches held.
+fn scatter(results: &mut [Vec<f32>], plan: &[Vec<usize>], batch_rows: Vec<Vec<Vec<f32>>>) -> usize {
+    let mut placed = 0;
+    for (chunk, rows) in plan.iter().zip(batch_rows) {
+        for (&text_idx, row) in chunk.iter().zip(rows) {
+            results[text_idx] = row;
         }
-        current.push(idx);
+        placed += chunk.len();
     }
-    if !current.is_empty() {
-        batches.push(current);
-    }
-    batches
+    placed
 }
 
 fn worker_pools(workers: Option<usize>) -> Result<Vec<rayon::ThreadPool>> {
@@ -560,9 +569,7 @@ fn worker_pools(workers: Option<usize>) -> Result<Vec<rayon::ThreadPool>> {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
-    use super::{names_base_model, plan_batches};
+    use super::names_base_model;
 
     #[test]
     fn model_types_name_base_models_with_or_without_an_organisation() {
@@ -571,38 +578,5 @@ mod tests {
         assert!(names_base_model("/models/bert-base-uncased/", "bert-base-uncased"));
         assert!(!names_base_model("bert-base-cased", "bert-base-uncased"));
         assert!(!names_base_model("bert-base-uncased-finetuned", "bert-base-uncased"));
-    }
-
-    proptest! {
-        /// Every text in exactly one batch; batches sorted by length, at most
-        /// `max_texts` long and within the token budget (a text longer than
-        /// the budget alone in its batch).
-        #[test]
-        fn batches_cover_every_text_once_within_both_limits(
-            lengths in proptest::collection::vec(1usize..=512, 0..300),
-            max_texts in 1usize..=64,
-        ) {
-            let max_tokens = max_texts * 64;
-            let batches = plan_batches(&lengths, max_texts, max_tokens);
-            let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
-            seen.sort_unstable();
-            prop_assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
-            let mut previous = 0;
-            for batch in &batches {
-                prop_assert!(!batch.is_empty() && batch.len() <= max_texts);
-                let longest = batch.iter().map(|&idx| lengths[idx]).max().unwrap_or_default();
-                prop_assert!(batch.len() == 1 || batch.len() * longest <= max_tokens, "{:?}", batch);
-                let shortest = batch.iter().map(|&idx| lengths[idx]).min().unwrap_or_default();
-                prop_assert!(shortest >= previous);
-                previous = longest;
-            }
-        }
-    }
-
-    #[test]
-    fn tweets_fill_whole_batches_and_long_texts_come_in_small_ones() {
-        let lengths = [vec![30; 64], vec![512; 8]].concat();
-        let sizes: Vec<usize> = plan_batches(&lengths, 32, 32 * 64).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![32, 32, 4, 4]);
     }
 }

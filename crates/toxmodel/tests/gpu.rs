@@ -21,9 +21,10 @@ use toxmodel::{Detoxify, DeviceSpec, LoadOptions, Precision};
 const GPU_TOLERANCE: f32 = 1e-4;
 
 /// Max drift of f16 from f32 on the fixture models, for a working f16 path.
-/// Issue #16 recommends f16 only within 1e-3; on lavapipe it drifts 2.7e-3
-/// (bert) to 8.5e-3 (albert-original), so f16 stays experimental (docs/gpu.md) and
-/// this bound only catches a broken f16 path (a wrong cast or a mask in
+/// Issue #16 offers f16 only within 1e-3; on lavapipe it drifts 2.7e-3
+/// (bert) to 8.5e-3 (albert-original), as PyTorch's own f16 does, so only
+/// `f16-experiment` builds parse it (docs/gpu.md), and this bound only
+/// catches a broken f16 path (a wrong cast or a mask in
 /// f16 moves scores by 1e-1 or more).
 const F16_TOLERANCE: f32 = 2e-2;
 
@@ -95,14 +96,16 @@ fn every_fixture_model_on_wgpu_equals_pytorch_within_the_gpu_tolerance() {
 }
 
 /// f16 where the adapter computes in it: within [`F16_TOLERANCE`] of f32
-/// on every fixture model. Where it does not (lavapipe 22.3 has no
-/// shader-f16), loading in f16 is an error that says so, never a panic and
-/// never a silent f32.
+/// on bert and albert-original, the fixture models it drifts least and most
+/// on (f16 is an experiment, not offered: the other three were measured once,
+/// docs/gpu.md, and cost a minute of lavapipe each run). Where the adapter
+/// has no f16 (no shader-f16), loading in f16 is an error that says so,
+/// never a panic and never a silent f32.
 #[test]
 fn f16_on_wgpu_stays_near_f32_or_is_refused_by_name() {
     let device = DeviceSpec::Wgpu(None).open().expect("opening wgpu");
     let supported = Precision::F16.check(DeviceSpec::Wgpu(None), &device).is_ok();
-    for (model, tokenizer_file) in MODELS {
+    for (model, tokenizer_file) in [MODELS[0], MODELS[3]] {
         let loaded = load(model, tokenizer_file, DeviceSpec::Wgpu(None), Precision::F16);
         if !supported {
             let error = loaded.expect_err("f16 on an adapter without it").to_string();
@@ -146,5 +149,38 @@ fn wgpu_and_the_cpu_agree_and_batching_changes_nothing() {
     for (text_idx, (alone, batched)) in one_by_one.iter().zip(&on_gpu).enumerate() {
         let diff = max_abs_diff(alone, batched.values());
         assert!(diff <= GPU_TOLERANCE, "text {text_idx}: alone and batched differ by {diff} on wgpu");
+    }
+}
+
+/// On a device, batches are sized by what its memory allows, not by the
+/// CPU's token budget: long texts keep the full batch size (the fixture
+/// models are small), and score as they do on the CPU.
+#[test]
+fn batches_on_wgpu_are_sized_by_the_devices_memory() {
+    let gpu = load("bert", "vocab.txt", DeviceSpec::Wgpu(None), Precision::F32).expect("bert on wgpu");
+    let cpu = load("bert", "vocab.txt", DeviceSpec::Cpu, Precision::F32).expect("bert on the CPU");
+    let memory = gpu.device_memory().expect("wgpu states its buffer limits");
+    eprintln!("wgpu memory: {memory:?}");
+    assert!(memory.max_allocation >= 1 << 20, "{memory:?}");
+    assert_eq!(cpu.device_memory(), None);
+
+    // The load's batch size is 16: on the CPU, 16 * 64 tokens per batch.
+    let long = vec![512; 32];
+    let sizes = |model: &Detoxify| model.plan_batches(&long).iter().map(Vec::len).collect::<Vec<_>>();
+    assert_eq!(sizes(&cpu), vec![2; 16]);
+    assert_eq!(sizes(&gpu), vec![16, 16]);
+    assert_eq!(gpu.batch_budget(16).texts_at(512), 16);
+
+    let reference = reference("bert");
+    let texts: Vec<String> = (0..16).map(|idx| reference.texts[idx % reference.texts.len()].repeat(60)).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let lengths: Vec<usize> = texts.iter().map(|text| gpu.tokenizer().encode(text).expect("tokenizes").len()).collect();
+    assert!(lengths.iter().all(|&len| len > 256), "{lengths:?}");
+    assert_eq!(gpu.plan_batches(&lengths).len(), 1, "one batch on the device");
+    let on_gpu = gpu.predict_all_outputs(&texts).expect("scoring long texts on wgpu");
+    let on_cpu = cpu.predict_all_outputs(&texts).expect("scoring long texts on the CPU");
+    for (text_idx, (ours, theirs)) in on_gpu.iter().zip(&on_cpu).enumerate() {
+        let diff = max_abs_diff(ours.values(), theirs.values());
+        assert!(diff <= GPU_TOLERANCE, "long text {text_idx}: wgpu differs from the CPU by {diff}");
     }
 }

@@ -62,7 +62,8 @@ fn to_python_error(error: Error) -> PyErr {
         | Error::InvalidBatch { .. }
         | Error::UnknownModel { .. }
         | Error::Device { .. }
-        | Error::UnknownPrecision { .. } => PyValueError::new_err(message),
+        | Error::UnknownPrecision { .. }
+        | Error::PrecisionNotOffered { .. } => PyValueError::new_err(message),
         _ => PyRuntimeError::new_err(message),
     }
 }

@@ -850,7 +850,8 @@ fn usage_and_model_errors_have_their_exit_codes() {
     let mut half = vec!["predict"];
     half.extend(flags.iter().map(String::as_str));
     half.extend(["--precision", "f16", "x"]);
-    check(&half, 2, "GPUs only");
+    // f16 drifts over 1e-3 (docs/gpu.md): only `f16-experiment` builds parse it.
+    check(&half, 2, if cfg!(feature = "f16-experiment") { "GPUs only" } else { "\"f16\" is not offered" });
     check(&["--score-table", "old_scores", "status"], 2, "name the model, as MODEL=old_scores");
     check(&["--tweets-table", "a.b.c.d", "status"], 2, "--tweets-table");
     check(&["--tweets-table", "p.d.t", "status"], 2, "are for");
