@@ -8,10 +8,13 @@
 #
 # `bundle` builds toxcli with wgpu, kernel fusion and f16-experiment (f16 is
 # not offered in other builds: it drifts over 1e-3, docs/gpu.md; the
-# benchmark measures it), and xtask, in release, downloads the
+# benchmark measures it), a second toxcli with `vulkan` as well (SPIR-V
+# kernels; its own target folder, target/spirv: another build of burn's
+# graph, about half an hour on 2 cores), and xtask, in release, downloads the
 # detoxify wheel (no dependencies: the GPU machine has torch and
 # transformers) and the Vulkan loader's .deb, and copies them to
-# target/gpu-bundle/ (stripped binaries, about 40 MB). `run` installs what is missing (the
+# target/gpu-bundle/ (stripped, gzipped binaries: the device tool carries
+# 64 MiB at most). `run` installs what is missing (the
 # loader unpacked into the bundle, NVIDIA's Vulkan ICD file if the driver's
 # is not there, detoxify into a venv that sees the system's torch), writes
 # fixtures/large/ with fixtures/generate.py --large, and runs
@@ -30,16 +33,27 @@ bundle)
     mkdir -p "$bundle/debs"
     cargo build --release -p toxcli --features toxcli/wgpu,toxcli/fusion,toxcli/f16-experiment
     cargo build --release -p xtask
+    CARGO_TARGET_DIR=target/spirv cargo build --release -p toxcli \
+        --features toxcli/wgpu,toxcli/vulkan,toxcli/fusion,toxcli/f16-experiment
     cp target/release/toxcli target/release/xtask "$bundle/"
-    # Symbols off: the wgpu toxcli is about 110 MB with them, over the
-    # device tool's 64 MiB.
-    strip "$bundle/toxcli" "$bundle/xtask"
+    cp target/spirv/release/toxcli "$bundle/toxcli-spirv"
+    # Symbols off and gzipped: the wgpu toxcli is about 110 MB with
+    # symbols, and the device tool carries 64 MiB in all.
+    strip "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
+    gzip -9 --force "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
     "$python" -m pip download --quiet --no-deps --dest "$bundle" detoxify
     (cd "$bundle/debs" && apt-get download libvulkan1)
     ls -l "$bundle" "$bundle/debs"
     ;;
 run)
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    # The bundle may arrive read-only: unpack the binaries beside it.
+    bin=target/gpu-bin
+    mkdir -p "$bin"
+    for name in toxcli toxcli-spirv xtask; do
+        gzip -dc "$bundle/$name.gz" >"$bin/$name"
+        chmod +x "$bin/$name"
+    done
     # The Vulkan loader, unless the system has one.
     if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
         for deb in "$bundle"/debs/*.deb; do dpkg-deb -x "$deb" "$bundle/root"; done
@@ -62,7 +76,10 @@ JSON
     if [[ ! -f fixtures/large/original/checkpoint.ckpt ]]; then
         HF_HUB_OFFLINE=1 "$python" fixtures/generate.py --large
     fi
-    "$bundle/xtask" bench --device "${DEVICE:-wgpu}" --toxcli "$bundle/toxcli" --python "$python" \
+    # The SPIR-V build races the WGSL one on wgpu (docs/gpu.md).
+    spirv=()
+    [[ "${DEVICE:-wgpu}" == wgpu* ]] && spirv=(--toxcli-spirv "$bin/toxcli-spirv")
+    "$bin/xtask" bench --device "${DEVICE:-wgpu}" --toxcli "$bin/toxcli" "${spirv[@]}" --python "$python" \
         --texts "${TEXTS:-20000}" --batch-size "${BATCH:-64}" --repeats "${REPEATS:-2}" \
         --precision "${PRECISION:-f32,f16}" | tee "$bundle/report.txt"
     ;;

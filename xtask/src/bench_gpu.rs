@@ -47,6 +47,8 @@ options:
                       without it only toxscore runs
   --toxcli PATH       a toxcli built with the device's feature, and f16-experiment for f16
                       [default: build target/release/toxcli with `--features DEVICE,fusion,f16-experiment`]
+  --toxcli-spirv PATH also run this toxcli, built with `vulkan` (SPIR-V kernels instead of WGSL),
+                      as a third contender (wgpu only)
 ";
 
 /// The issue's scale: distinct texts of the first user's dataset.
@@ -65,6 +67,9 @@ struct Options {
     repeats: usize,
     python: Option<PathBuf>,
     toxcli: Option<PathBuf>,
+    /// A second toxcli, built with `vulkan` (SPIR-V kernels), to race the
+    /// WGSL one.
+    toxcli_spirv: Option<PathBuf>,
 }
 
 fn parse_options(args: &[String]) -> Result<Option<Options>> {
@@ -79,6 +84,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
         repeats: 2,
         python: std::env::var_os(PYTHON_VAR).filter(|value| !value.is_empty()).map(PathBuf::from),
         toxcli: None,
+        toxcli_spirv: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -108,6 +114,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
             }
             "--python" => options.python = Some(PathBuf::from(value()?)),
             "--toxcli" => options.toxcli = Some(PathBuf::from(value()?)),
+            "--toxcli-spirv" => options.toxcli_spirv = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(None);
@@ -119,6 +126,9 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
     let (kind, index) = options.device.split_once(':').map_or((options.device.as_str(), None), |(k, i)| (k, Some(i)));
     if !matches!(kind, "wgpu" | "cuda") {
         bail!("--device {:?}: the GPU benchmark runs on wgpu[:N] or cuda[:N]", options.device);
+    }
+    if options.toxcli_spirv.is_some() && kind != "wgpu" {
+        bail!("--toxcli-spirv races wgpu's two shader languages: it needs --device wgpu[:N]");
     }
     options.torch_device = torch_device.unwrap_or_else(|| match (kind, index) {
         ("cuda", Some(index)) => format!("cuda:{index}"),
@@ -194,9 +204,16 @@ pub fn run(args: &[String]) -> Result<()> {
         );
         args
     };
+    // The toxscore contenders: (name suffix, output label, binary).
+    let mut contenders: Vec<(&str, &str, PathBuf)> = vec![("", "toxscore", toxcli.clone())];
+    if let Some(spirv) = &options.toxcli_spirv {
+        contenders.push((" spirv", "toxscore-spirv", spirv.clone()));
+    }
     println!("commands (from {}):", paths.root.display());
     for precision in &options.precisions {
-        println!("  {}", shell_line(&toxcli, &toxscore_args(precision)));
+        for (_, _, binary) in &contenders {
+            println!("  {}", shell_line(binary, &toxscore_args(precision)));
+        }
         if let Some(python) = &options.python {
             println!("  HF_HUB_OFFLINE=1 {}", shell_line(python, &detoxify_args("arrival", precision)));
         }
@@ -229,12 +246,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let offline = [("HF_HUB_OFFLINE", "1")];
     for repeat in 1..=options.repeats {
         for precision in &options.precisions {
-            let label = format!("gpu-toxscore-{precision}");
-            let out = paths.work.join(format!("{label}.jsonl"));
-            let (run, peak) = with_device_memory(&gpu_index, || {
-                measure(&label, &toxcli, &toxscore_args(precision), &[], &out, &paths)
-            })?;
-            record(format!("toxscore {} {precision}", options.device), run, peak);
+            for (suffix, stem, binary) in &contenders {
+                let label = format!("gpu-{stem}-{precision}");
+                let out = paths.work.join(format!("{label}.jsonl"));
+                let (run, peak) = with_device_memory(&gpu_index, || {
+                    measure(&label, binary, &toxscore_args(precision), &[], &out, &paths)
+                })?;
+                record(format!("toxscore {}{suffix} {precision}", options.device), run, peak);
+            }
             let Some(python) = &options.python else { continue };
             let orders: &[&str] = if precision == "f32" { &["arrival", "sorted"] } else { &["arrival"] };
             for order in orders {
@@ -296,8 +315,10 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let toxscore_f32 = rate(&format!("toxscore {} f32", options.device));
     let toxscore_f16 = rate(&format!("toxscore {} f16", options.device));
+    let spirv_f32 = rate(&format!("toxscore {} spirv f32", options.device));
     let detoxify_f32 = rate(&format!("detoxify {} arrival f32", options.torch_device));
-    let best = toxscore_f32.max(if toxscore_f16.is_finite() { toxscore_f16 } else { 0.0 });
+    // The projection takes the fastest f32 build: f16 is not offered.
+    let best = toxscore_f32.max(if spirv_f32.is_finite() { spirv_f32 } else { 0.0 });
     println!();
     println!("ratios, target in brackets:");
     let line = |name: &str, value: f64, target: &str, met: bool| {
@@ -314,6 +335,10 @@ pub fn run(args: &[String]) -> Result<()> {
     line("toxscore f32 / Detoxify f32 (as run, same batch size)", against_detoxify, ">= 1.5", against_detoxify >= 1.5);
     let f16_gain = toxscore_f16 / toxscore_f32;
     line("toxscore f16 / toxscore f32", f16_gain, ">= 2.5", f16_gain >= 2.5);
+    if options.toxcli_spirv.is_some() {
+        let spirv_gain = spirv_f32 / toxscore_f32;
+        line("toxscore SPIR-V f32 / WGSL f32 (keep the faster)", spirv_gain, "> 1 keeps vulkan", spirv_gain > 1.0);
+    }
     let hours = MISSION_TEXTS / best / 3600.0;
     println!(
         "  projection: 13.5M texts at {} texts/s take {} on one GPU [<= 1 h, >= 3,750 texts/s] {}",
@@ -344,12 +369,16 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if let Some(python) = &options.python {
         let detoxify_out = paths.work.join("gpu-detoxify-arrival-f32.jsonl");
-        if f32_out.is_file() && detoxify_out.is_file() {
+        for (suffix, stem, _) in &contenders {
+            let ours = paths.work.join(format!("gpu-{stem}-f32.jsonl"));
+            if !(ours.is_file() && detoxify_out.is_file()) {
+                continue;
+            }
             let output = Command::new(python)
                 .current_dir(&paths.root)
                 .arg(&paths.script)
                 .args(["compare", "--toxscore"])
-                .arg(&f32_out)
+                .arg(&ours)
                 .arg("--detoxify")
                 .arg(&detoxify_out)
                 .output()
@@ -361,7 +390,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 .and_then(|value| value.parse::<f64>().ok())
                 .with_context(|| format!("unexpected compare output {stdout:?}"))?;
             println!(
-                "  scores f32 against Detoxify on {}: max |diff| {max:.2e} [<= {SCORE_TOLERANCE:.0e}] {}",
+                "  scores{suffix} f32 against Detoxify on {}: max |diff| {max:.2e} [<= {SCORE_TOLERANCE:.0e}] {}",
                 options.torch_device,
                 if max <= SCORE_TOLERANCE { "met" } else { "NOT met" }
             );
@@ -495,6 +524,9 @@ mod tests {
         assert_eq!(options(&["--device", "wgpu:1", "--torch-device", "cuda:1"]).torch_device, "cuda:1");
         assert!(parse_options(&["--device".to_owned(), "cpu".to_owned()]).is_err());
         assert!(parse_options(&["--device=wgpu".to_owned(), "--precision=bf16".to_owned()]).is_err());
+        assert_eq!(options(&["--device=wgpu", "--toxcli-spirv", "b/toxcli"]).toxcli_spirv, Some("b/toxcli".into()));
+        let error = parse_options(&["--device=cuda", "--toxcli-spirv=b/toxcli"].map(str::to_owned)).err();
+        assert!(error.is_some_and(|error| error.to_string().contains("needs --device wgpu")));
     }
 
     #[test]

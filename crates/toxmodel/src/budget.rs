@@ -32,6 +32,25 @@ pub struct DeviceMemory {
     pub capacity: Option<u64>,
 }
 
+impl std::fmt::Display for DeviceMemory {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "largest buffer {}, ", mebibytes(self.max_allocation))?;
+        match self.capacity {
+            Some(capacity) => write!(formatter, "capacity {}", mebibytes(capacity)),
+            None => write!(formatter, "capacity not stated: {} assumed", mebibytes(ASSUMED_DEVICE_MEMORY)),
+        }
+    }
+}
+
+/// Bytes in MiB, or in GiB from 1 GiB up, one decimal where it is not whole.
+fn mebibytes(bytes: u64) -> String {
+    let (value, unit) = match bytes >= 1 << 30 {
+        true => (bytes as f64 / f64::from(1u32 << 30), "GiB"),
+        false => (bytes as f64 / f64::from(1u32 << 20), "MiB"),
+    };
+    if value.fract() == 0.0 { format!("{value:.0} {unit}") } else { format!("{value:.1} {unit}") }
+}
+
 /// The sizes the activations of one text scale with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ActivationShape {
@@ -227,6 +246,14 @@ mod tests {
             let budget = BatchBudget::cpu(32);
             prop_assert!(budget.texts_at(len + 1) <= budget.texts_at(len));
         }
+    }
+
+    #[test]
+    fn device_memory_reads_in_mib_and_gib() {
+        let wgpu = DeviceMemory { max_allocation: 128 << 20, capacity: None };
+        assert_eq!(wgpu.to_string(), "largest buffer 128 MiB, capacity not stated: 4 GiB assumed");
+        let cuda = DeviceMemory { max_allocation: 3 * GIB / 2, capacity: Some(140_000_000_000) };
+        assert_eq!(cuda.to_string(), "largest buffer 1.5 GiB, capacity 130.4 GiB");
     }
 
     #[test]

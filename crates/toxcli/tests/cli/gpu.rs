@@ -25,6 +25,9 @@ fn score_on_wgpu_end_to_end_stores_the_scores_the_cpu_gives() {
         args.extend(score_args(&["--device", device, "--batch-size", "16"], &flags));
         let score = check_run(dir, &args, 0);
         assert!(score.stderr.contains(&format!("on {device} in f32")), "{}", score.stderr);
+        // lavapipe states its largest buffer and no capacity.
+        let sized = "batches sized by the device's memory (largest buffer 128 MiB, capacity not stated: 4 GiB assumed)";
+        assert_eq!(score.stderr.contains(sized), device == "wgpu", "{}", score.stderr);
         assert!(score.stderr.contains("scored 48 texts"), "{}", score.stderr);
         let output = format!("{device}.csv");
         check_run(dir, &["--store", &store, "export", "--output", &output], 0);
