@@ -22,7 +22,11 @@
 # target/gpu-bundle/report.txt.
 #
 # Environment: PYTHON (default python3), TEXTS (20000), BATCH (64),
-# REPEATS (2), DEVICE (wgpu), PRECISION (f32,f16).
+# REPEATS (2), DEVICE (wgpu), PRECISION (f32,f16), TORCH_DEVICE (Detoxify's,
+# default cuda), SPIRV (1: race the SPIR-V build; 0 leaves it out, as on
+# lavapipe, which it crashes). A smoke run of the whole script on a machine
+# without a GPU, on lavapipe and torch's CPU:
+#   TEXTS=32 REPEATS=1 BATCH=16 SPIRV=0 TORCH_DEVICE=cpu PYTHON=$PYTHON scripts/gpu-bench.sh run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bundle=target/gpu-bundle
@@ -51,6 +55,7 @@ run)
     bin=target/gpu-bin
     mkdir -p "$bin"
     for name in toxcli toxcli-spirv xtask; do
+        [[ -f "$bundle/$name.gz" ]] || continue
         gzip -dc "$bundle/$name.gz" >"$bin/$name"
         chmod +x "$bin/$name"
     done
@@ -77,9 +82,14 @@ JSON
         HF_HUB_OFFLINE=1 "$python" fixtures/generate.py --large
     fi
     # The SPIR-V build races the WGSL one on wgpu (docs/gpu.md).
-    spirv=()
-    [[ "${DEVICE:-wgpu}" == wgpu* ]] && spirv=(--toxcli-spirv "$bin/toxcli-spirv")
-    "$bin/xtask" bench --device "${DEVICE:-wgpu}" --toxcli "$bin/toxcli" "${spirv[@]}" --python "$python" \
+    extra=()
+    if [[ "${DEVICE:-wgpu}" == wgpu* && "${SPIRV:-1}" == 1 ]]; then
+        extra+=(--toxcli-spirv "$bin/toxcli-spirv")
+    fi
+    if [[ -n "${TORCH_DEVICE:-}" ]]; then
+        extra+=(--torch-device "$TORCH_DEVICE")
+    fi
+    "$bin/xtask" bench --device "${DEVICE:-wgpu}" --toxcli "$bin/toxcli" "${extra[@]}" --python "$python" \
         --texts "${TEXTS:-20000}" --batch-size "${BATCH:-64}" --repeats "${REPEATS:-2}" \
         --precision "${PRECISION:-f32,f16}" | tee "$bundle/report.txt"
     ;;

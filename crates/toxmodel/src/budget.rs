@@ -154,7 +154,7 @@ impl BatchBudget {
     /// at least one, at most the batch size.
     pub fn texts_at(&self, len: usize) -> usize {
         let by_memory = match &self.device {
-            None => self.max_texts * TOKENS_PER_TEXT / len.max(1),
+            None => self.max_texts.saturating_mul(TOKENS_PER_TEXT) / len.max(1),
             Some(fit) => fit.max_texts(len),
         };
         by_memory.clamp(1, self.max_texts)
@@ -246,6 +246,12 @@ mod tests {
             let budget = BatchBudget::cpu(32);
             prop_assert!(budget.texts_at(len + 1) <= budget.texts_at(len));
         }
+    }
+
+    #[test]
+    fn a_huge_batch_size_does_not_overflow_the_budget() {
+        assert_eq!(BatchBudget::cpu(usize::MAX).texts_at(512), usize::MAX / 512);
+        assert_eq!(BatchBudget::cpu(usize::MAX).plan(&[3, 1, 2]), vec![vec![1, 2, 0]]);
     }
 
     #[test]
