@@ -158,6 +158,9 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("xtask: {TIME} (GNU time) is missing: no peak RSS figures");
     }
     std::fs::create_dir_all(&paths.work).with_context(|| format!("creating {}", paths.work.display()))?;
+    // A run compares only what it wrote: an earlier run's f16 or SPIR-V
+    // scores (other texts, other count) must not meet this run's f32 ones.
+    remove_earlier_outputs(&paths.work)?;
     let feature = options.device.split(':').next().unwrap_or("wgpu").to_owned();
     let toxcli = match &options.toxcli {
         Some(path) => path.clone(),
@@ -404,6 +407,19 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the `gpu-*` outputs and logs an earlier run left in `work`.
+fn remove_earlier_outputs(work: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(work).with_context(|| format!("listing {}", work.display()))?;
+    for entry in entries {
+        let path = entry.with_context(|| format!("listing {}", work.display()))?.path();
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        if name.starts_with("gpu-") && path.is_file() {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn build_toxcli(paths: &Paths, feature: &str) -> Result<()> {
     // Kernel fusion: what a real GPU build uses (docs/gpu.md).
     // f16 is not offered (it drifts over 1e-3, docs/gpu.md); the benchmark
@@ -504,7 +520,22 @@ impl Drift {
 
 #[cfg(test)]
 mod tests {
-    use super::{Drift, parse_options, texts_for};
+    use super::{Drift, parse_options, remove_earlier_outputs, texts_for};
+
+    #[test]
+    fn a_run_starts_without_an_earlier_runs_outputs() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        for name in ["gpu-toxscore-f16.jsonl", "gpu-toxscore-f32.stderr", "gpu_corpus_32.txt", "cpu-run.jsonl"] {
+            std::fs::write(folder.path().join(name), "x").expect("writing");
+        }
+        remove_earlier_outputs(folder.path()).expect("removing");
+        let mut left: Vec<String> = std::fs::read_dir(folder.path())
+            .expect("listing")
+            .map(|entry| entry.expect("entry").file_name().into_string().expect("UTF-8"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["cpu-run.jsonl", "gpu_corpus_32.txt"]);
+    }
 
     #[test]
     fn the_corpus_continues_with_distinct_suffixed_copies() {
