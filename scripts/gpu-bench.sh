@@ -14,18 +14,22 @@
 # detoxify wheel (no dependencies: the GPU machine has torch and
 # transformers) and the Vulkan loader's .deb, and copies them to
 # target/gpu-bundle/ (stripped, gzipped binaries: the device tool carries
-# 64 MiB at most). `run` installs what is missing (the
-# loader unpacked into the bundle, NVIDIA's Vulkan ICD file if the driver's
-# is not there, detoxify into a venv that sees the system's torch), writes
-# fixtures/large/ with fixtures/generate.py --large, and runs
-# `xtask bench --device wgpu`. Its report goes to stdout and to
-# target/gpu-bundle/report.txt.
+# 64 MiB at most). `run` leaves the bundle as it is (it may arrive
+# read-only) and works in target/gpu-bin/: it unpacks the binaries, adds
+# what is missing (the Vulkan loader from its .deb, NVIDIA's Vulkan ICD file
+# if the driver's is not there, detoxify unzipped onto PYTHONPATH beside the
+# system's torch: no venv, no pip), writes fixtures/large/ with
+# fixtures/generate.py --large, and runs `xtask bench --device wgpu`. Its
+# report, stderr included, goes to stdout and to target/gpu-bin/report.txt.
 #
 # Environment: PYTHON (default python3), TEXTS (20000), BATCH (64),
 # REPEATS (2), DEVICE (wgpu), PRECISION (f32,f16), TORCH_DEVICE (Detoxify's,
 # default cuda), SPIRV (1: race the SPIR-V build; 0 leaves it out, as on
-# lavapipe, which it crashes). A smoke run of the whole script on a machine
-# without a GPU, on lavapipe and torch's CPU:
+# lavapipe, which it crashes), DEADLINE (seconds from the script's start:
+# past it no run starts, the one under way is stopped, and the report shows
+# what finished; for a machine lent by the minute). A contender that fails
+# is reported and the others go on. A smoke run of the whole script on a
+# machine without a GPU, on lavapipe and torch's CPU:
 #   TEXTS=32 REPEATS=1 BATCH=16 SPIRV=0 TORCH_DEVICE=cpu PYTHON=$PYTHON scripts/gpu-bench.sh run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,7 +56,7 @@ bundle)
     ;;
 run)
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-    # The bundle may arrive read-only: unpack the binaries beside it.
+    # The bundle may arrive read-only: everything is written beside it.
     bin=target/gpu-bin
     mkdir -p "$bin"
     for name in toxcli toxcli-spirv xtask; do
@@ -62,24 +66,26 @@ run)
     done
     # The Vulkan loader, unless the system has one.
     if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
-        for deb in "$bundle"/debs/*.deb; do dpkg-deb -x "$deb" "$bundle/root"; done
-        export LD_LIBRARY_PATH="$PWD/$bundle/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        for deb in "$bundle"/debs/*.deb; do dpkg-deb -x "$deb" "$bin/root"; done
+        export LD_LIBRARY_PATH="$PWD/$bin/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     fi
     # NVIDIA's Vulkan driver is its GLX library; containers often lack the
     # ICD file that names it. (Not on a machine without NVIDIA's driver: the
     # smoke run uses lavapipe's ICD.)
     if command -v nvidia-smi >/dev/null &&
         ! ls /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json >/dev/null 2>&1; then
-        cat >"$bundle/nvidia_icd.json" <<'JSON'
+        cat >"$bin/nvidia_icd.json" <<'JSON'
 {"file_format_version": "1.0.0", "ICD": {"library_path": "libGLX_nvidia.so.0", "api_version": "1.3"}}
 JSON
-        export VK_ICD_FILENAMES="$PWD/$bundle/nvidia_icd.json"
+        export VK_ICD_FILENAMES="$PWD/$bin/nvidia_icd.json"
     fi
-    # detoxify beside the system's torch and transformers.
+    # detoxify beside the system's torch and transformers: a wheel is a zip,
+    # and detoxify is pure Python (a venv would need ensurepip, pip the index).
     if ! "$python" -c 'import detoxify' 2>/dev/null; then
-        "$python" -m venv --system-site-packages "$bundle/venv"
-        "$bundle/venv/bin/python" -m pip install --quiet --no-deps --no-index "$bundle"/detoxify-*.whl
-        python="$PWD/$bundle/venv/bin/python"
+        rm -rf "$bin/site"
+        "$python" -m zipfile -e "$bundle"/detoxify-*.whl "$bin/site"
+        export PYTHONPATH="$PWD/$bin/site${PYTHONPATH:+:$PYTHONPATH}"
+        "$python" -c 'import detoxify'
     fi
     if [[ ! -f fixtures/large/original/checkpoint.ckpt ]]; then
         HF_HUB_OFFLINE=1 "$python" fixtures/generate.py --large
@@ -92,9 +98,15 @@ JSON
     if [[ -n "${TORCH_DEVICE:-}" ]]; then
         extra+=(--torch-device "$TORCH_DEVICE")
     fi
+    # The deadline counts from the script's start (SECONDS): the set-up and
+    # the fixtures came out of it.
+    if [[ -n "${DEADLINE:-}" ]]; then
+        left=$((DEADLINE - SECONDS))
+        extra+=(--deadline "$((left > 0 ? left : 1))")
+    fi
     "$bin/xtask" bench --device "${DEVICE:-wgpu}" --toxcli "$bin/toxcli" "${extra[@]}" --python "$python" \
         --texts "${TEXTS:-20000}" --batch-size "${BATCH:-64}" --repeats "${REPEATS:-2}" \
-        --precision "${PRECISION:-f32,f16}" | tee "$bundle/report.txt"
+        --precision "${PRECISION:-f32,f16}" 2>&1 | tee "$bin/report.txt"
     ;;
 *)
     echo "usage: scripts/gpu-bench.sh bundle|run" >&2

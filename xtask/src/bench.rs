@@ -31,8 +31,10 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -294,8 +296,25 @@ impl Measurement {
     }
 }
 
+/// A run stopped at its time limit ([`measure`]).
+#[derive(Debug)]
+pub(crate) struct PastLimit {
+    pub(crate) label: String,
+    pub(crate) limit: Duration,
+}
+
+impl std::fmt::Display for PastLimit {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} was stopped at its limit of {:.0} s", self.label, self.limit.as_secs_f64())
+    }
+}
+
+impl std::error::Error for PastLimit {}
+
 /// Runs `program args` under GNU time, copying its stdout to `stdout_path`
-/// as it streams and timing each line.
+/// as it streams and timing each line. With a `limit`, the run and
+/// everything it started are killed once it has run that long, and the
+/// error is then a [`PastLimit`].
 pub(crate) fn measure(
     label: &str,
     program: &Path,
@@ -303,6 +322,7 @@ pub(crate) fn measure(
     envs: &[(&str, &str)],
     stdout_path: &Path,
     paths: &Paths,
+    limit: Option<Duration>,
 ) -> Result<Measurement> {
     let time_path = paths.work.join(format!("{label}.time"));
     let stderr_path = paths.work.join(format!("{label}.stderr"));
@@ -326,8 +346,26 @@ pub(crate) fn measure(
     for (name, value) in envs {
         command.env(name, value);
     }
+    // Its own process group, so that a stop at the limit reaches the program
+    // under GNU time too.
+    command.process_group(0);
     let started = Instant::now();
     let mut child = command.spawn().with_context(|| format!("starting {}", program.display()))?;
+    let watchdog = limit.map(|limit| {
+        let (finished, waiting) = mpsc::channel::<()>();
+        let group = format!("-{}", child.id());
+        let watchdog = std::thread::spawn(move || {
+            // A message or a hang-up: the run ended in time.
+            if waiting.recv_timeout(limit) != Err(RecvTimeoutError::Timeout) {
+                return false;
+            }
+            if let Err(error) = Command::new("kill").args(["-KILL", "--", &group]).status() {
+                eprintln!("xtask: could not stop process group {group}: {error}");
+            }
+            true
+        });
+        (finished, watchdog, limit)
+    });
     let stdout = child.stdout.take().context("the child's stdout")?;
     let mut out =
         BufWriter::new(File::create(stdout_path).with_context(|| format!("creating {}", stdout_path.display()))?);
@@ -346,6 +384,12 @@ pub(crate) fn measure(
     out.flush().with_context(|| format!("writing {}", stdout_path.display()))?;
     let status = child.wait().with_context(|| format!("waiting for {label}"))?;
     let wall = started.elapsed();
+    if let Some((finished, watchdog, limit)) = watchdog {
+        let _ = finished.send(());
+        if watchdog.join().unwrap_or(false) && !status.success() {
+            return Err(PastLimit { label: label.to_owned(), limit }.into());
+        }
+    }
     let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
     if !status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
@@ -380,6 +424,22 @@ pub(crate) fn measure(
         cpu_seconds: user + system,
         stderr,
     })
+}
+
+#[cfg(test)]
+impl Measurement {
+    /// A 10 s run of 15 CPU seconds and 1 MiB whose lines came at these
+    /// milliseconds.
+    pub(crate) fn with_lines_at(line_times_ms: &[u64]) -> Measurement {
+        Measurement {
+            wall: Duration::from_secs(10),
+            first_output: line_times_ms.first().map(|ms| Duration::from_millis(*ms)),
+            line_times: line_times_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            peak_rss_kib: 1024,
+            cpu_seconds: 15.0,
+            stderr: String::new(),
+        }
+    }
 }
 
 pub(crate) fn median(values: &mut [f64]) -> f64 {
@@ -508,15 +568,19 @@ fn compare_runs(paths: &Paths, options: &Options) -> Result<()> {
     for repeat in 1..=options.repeats {
         let toxcli = &paths.toxcli;
         let predict_out = paths.work.join("toxscore.jsonl");
-        predict.record(repeat, n_texts, measure("toxscore-predict", toxcli, &predict_args, &[], &predict_out, paths)?);
+        predict.record(
+            repeat,
+            n_texts,
+            measure("toxscore-predict", toxcli, &predict_args, &[], &predict_out, paths, None)?,
+        );
         let cold_out = paths.work.join("toxscore-cold.jsonl");
-        toxscore_cold.record(repeat, 1, measure("toxscore-cold", toxcli, &cold_args, &[], &cold_out, paths)?);
+        toxscore_cold.record(repeat, 1, measure("toxscore-cold", toxcli, &cold_args, &[], &cold_out, paths, None)?);
 
         for suffix in ["", "-wal", "-shm"] {
             let _ = fs::remove_file(paths.work.join(format!("score.db{suffix}")));
         }
         let score_out = paths.work.join("score.stdout");
-        score.record(repeat, n_texts, measure("toxscore-score", toxcli, &score_args, &[], &score_out, paths)?);
+        score.record(repeat, n_texts, measure("toxscore-score", toxcli, &score_args, &[], &score_out, paths, None)?);
 
         if let Some(python) = &options.python {
             for (variant, label, order, input, texts) in [
@@ -528,7 +592,7 @@ fn compare_runs(paths: &Paths, options: &Options) -> Result<()> {
                 variant.record(
                     repeat,
                     texts,
-                    measure(label, python, &detoxify_args(order, input), &offline, &out, paths)?,
+                    measure(label, python, &detoxify_args(order, input), &offline, &out, paths, None)?,
                 );
             }
         }
@@ -907,14 +971,56 @@ mod tests {
     use super::*;
 
     fn measurement(line_times_ms: &[u64]) -> Measurement {
-        Measurement {
-            wall: Duration::from_secs(10),
-            first_output: line_times_ms.first().map(|ms| Duration::from_millis(*ms)),
-            line_times: line_times_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
-            peak_rss_kib: 1024,
-            cpu_seconds: 15.0,
-            stderr: String::new(),
+        Measurement::with_lines_at(line_times_ms)
+    }
+
+    fn paths_in(folder: &Path) -> Paths {
+        let at = |name: &str| folder.join(name);
+        Paths {
+            root: folder.to_owned(),
+            toxcli: at("toxcli"),
+            large: at("large"),
+            corpus: at("corpus.txt"),
+            tiny: at("tiny"),
+            script: at("script.py"),
+            work: folder.to_owned(),
         }
+    }
+
+    fn sh(script: &str) -> Vec<OsString> {
+        vec!["-c".into(), script.into()]
+    }
+
+    #[test]
+    fn a_run_past_its_limit_is_stopped_with_what_it_started() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let paths = paths_in(folder.path());
+        let out = folder.path().join("out.txt");
+        // A zero limit stops the run at once; `late` would come only from a
+        // grandchild that outlived the stop (the shell's `sleep`, or the
+        // program under GNU time).
+        let error =
+            measure("slow", Path::new("sh"), &sh("sleep 30; echo late"), &[], &out, &paths, Some(Duration::ZERO))
+                .expect_err("stopped");
+        let past = error.downcast_ref::<PastLimit>().expect("a PastLimit");
+        assert_eq!(past.label, "slow");
+        assert_eq!(error.to_string(), "slow was stopped at its limit of 0 s");
+        assert_eq!(fs::read_to_string(&out).expect("the output file"), "");
+    }
+
+    #[test]
+    fn a_run_within_its_limit_or_failing_is_not_past_it() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let paths = paths_in(folder.path());
+        let out = folder.path().join("out.txt");
+        let hour = Some(Duration::from_secs(3600));
+        let run = measure("quick", Path::new("sh"), &sh("echo a; echo b"), &[], &out, &paths, hour).expect("runs");
+        assert_eq!(run.line_times.len(), 2);
+        assert_eq!(fs::read_to_string(&out).expect("the output file"), "a\nb\n");
+        let error = measure("broken", Path::new("sh"), &sh("echo oops >&2; exit 3"), &[], &out, &paths, hour)
+            .expect_err("fails");
+        assert!(error.downcast_ref::<PastLimit>().is_none());
+        assert!(error.to_string().contains("broken failed") && error.to_string().contains("oops"), "{error}");
     }
 
     #[test]

@@ -23,13 +23,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::bench::{
-    Measurement, PYTHON_VAR, Paths, SCORE_TOLERANCE, TIME, bench_field, ensure_large_fixtures, measure, median,
-    read_corpus, shell_line, show, write_lines,
+    Measurement, PYTHON_VAR, PastLimit, Paths, SCORE_TOLERANCE, TIME, bench_field, ensure_large_fixtures, measure,
+    median, read_corpus, shell_line, show, write_lines,
 };
 
 const USAGE: &str = "usage: cargo xtask bench --device DEVICE [options]
@@ -49,6 +49,10 @@ options:
                       [default: build target/release/toxcli with `--features DEVICE,fusion,f16-experiment`]
   --toxcli-spirv PATH also run this toxcli, built with `vulkan` (SPIR-V kernels instead of WGSL),
                       as a third contender (wgpu only)
+  --deadline SECONDS  start no run after SECONDS from the start, stop the one under way there,
+                      and report what finished (for a machine lent by the minute)
+
+A contender that fails is reported and left out of later repeats; the others go on.
 ";
 
 /// The issue's scale: distinct texts of the first user's dataset.
@@ -70,6 +74,9 @@ struct Options {
     /// A second toxcli, built with `vulkan` (SPIR-V kernels), to race the
     /// WGSL one.
     toxcli_spirv: Option<PathBuf>,
+    /// No run starts after this, counted from the start, and the one under
+    /// way is stopped there.
+    deadline: Option<Duration>,
 }
 
 fn parse_options(args: &[String]) -> Result<Option<Options>> {
@@ -85,6 +92,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
         python: std::env::var_os(PYTHON_VAR).filter(|value| !value.is_empty()).map(PathBuf::from),
         toxcli: None,
         toxcli_spirv: None,
+        deadline: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -115,6 +123,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
             "--python" => options.python = Some(PathBuf::from(value()?)),
             "--toxcli" => options.toxcli = Some(PathBuf::from(value()?)),
             "--toxcli-spirv" => options.toxcli_spirv = Some(PathBuf::from(value()?)),
+            "--deadline" => options.deadline = Some(Duration::from_secs(positive(flag, value()?)? as u64)),
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return Ok(None);
@@ -153,6 +162,7 @@ fn texts_for(corpus: &[String], n_texts: usize) -> Vec<String> {
 
 pub fn run(args: &[String]) -> Result<()> {
     let Some(options) = parse_options(args)? else { return Ok(()) };
+    let started = Instant::now();
     let paths = Paths::new();
     if !Path::new(TIME).is_file() {
         eprintln!("xtask: {TIME} (GNU time) is missing: no peak RSS figures");
@@ -228,52 +238,60 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!();
 
-    // (name, runs, device peaks); the order of the table.
-    let mut variants: Vec<(String, Vec<Measurement>, Vec<f64>)> = Vec::new();
-    let mut record = |name: String, run: Measurement, peak: Option<f64>| {
+    // One repeat's runs, in order: per precision, the toxscore contenders,
+    // then Detoxify (as run, and length-sorted in f32).
+    let offline: &'static [(&'static str, &'static str)] = &[("HF_HUB_OFFLINE", "1")];
+    let mut plan: Vec<Planned> = Vec::new();
+    for precision in &options.precisions {
+        for (suffix, stem, binary) in &contenders {
+            plan.push(Planned {
+                name: format!("toxscore {}{suffix} {precision}", options.device),
+                label: format!("gpu-{stem}-{precision}"),
+                program: binary.clone(),
+                args: toxscore_args(precision),
+                envs: &[],
+            });
+        }
+        if let Some(python) = &options.python {
+            let orders: &[&str] = if precision == "f32" { &["arrival", "sorted"] } else { &["arrival"] };
+            for order in orders {
+                plan.push(Planned {
+                    name: format!("detoxify {} {order} {precision}", options.torch_device),
+                    label: format!("gpu-detoxify-{order}-{precision}"),
+                    program: python.clone(),
+                    args: detoxify_args(order, precision),
+                    envs: offline,
+                });
+            }
+        }
+    }
+    let outcome = run_alternating(&plan, options.repeats, options.deadline, started, |planned, limit| {
+        // Written aside and renamed once the run succeeds, so that a stopped
+        // or failed run leaves an earlier repeat's output whole.
+        let partial = paths.work.join(format!("{}.partial", planned.label));
+        let result = with_device_memory(&gpu_index, || {
+            measure(&planned.label, &planned.program, &planned.args, planned.envs, &partial, &paths, limit)
+        });
+        let (run, peak) = result.inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })?;
+        let out = paths.work.join(format!("{}.jsonl", planned.label));
+        std::fs::rename(&partial, &out)
+            .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
         eprintln!(
-            "xtask: {name}: {:.1} s, {:.1} texts/s, first score {}, device memory {}",
+            "xtask: {}: {:.1} s, {:.1} texts/s, first score {}, device memory {}",
+            planned.name,
             run.wall.as_secs_f64(),
             run.rate(n_texts),
             show(run.first_output.map_or(f64::NAN, |time| time.as_secs_f64()), 2, " s"),
             show(peak.unwrap_or(f64::NAN), 0, " MiB")
         );
-        match variants.iter_mut().find(|(existing, _, _)| *existing == name) {
-            Some((_, runs, peaks)) => {
-                runs.push(run);
-                peaks.extend(peak);
-            }
-            None => variants.push((name, vec![run], peak.into_iter().collect())),
+        if let Some(peak) = bench_field(&run.stderr, "device_peak_mib") {
+            eprintln!("xtask: {}: torch's own peak allocation {peak} MiB", planned.name);
         }
-    };
-    let offline = [("HF_HUB_OFFLINE", "1")];
-    for repeat in 1..=options.repeats {
-        for precision in &options.precisions {
-            for (suffix, stem, binary) in &contenders {
-                let label = format!("gpu-{stem}-{precision}");
-                let out = paths.work.join(format!("{label}.jsonl"));
-                let (run, peak) = with_device_memory(&gpu_index, || {
-                    measure(&label, binary, &toxscore_args(precision), &[], &out, &paths)
-                })?;
-                record(format!("toxscore {}{suffix} {precision}", options.device), run, peak);
-            }
-            let Some(python) = &options.python else { continue };
-            let orders: &[&str] = if precision == "f32" { &["arrival", "sorted"] } else { &["arrival"] };
-            for order in orders {
-                let label = format!("gpu-detoxify-{order}-{precision}");
-                let out = paths.work.join(format!("{label}.jsonl"));
-                let (run, peak) = with_device_memory(&gpu_index, || {
-                    measure(&label, python, &detoxify_args(order, precision), &offline, &out, &paths)
-                })?;
-                let name = format!("detoxify {} {order} {precision}", options.torch_device);
-                eprintln!(
-                    "xtask: run {repeat}: {name}: torch's own peak allocation {} MiB",
-                    bench_field(&run.stderr, "device_peak_mib").unwrap_or_else(|| "?".into())
-                );
-                record(name, run, peak);
-            }
-        }
-    }
+        Ok((run, peak))
+    });
+    let Outcome { variants, failures, stopped } = outcome;
 
     println!();
     println!("results: {n_texts} texts, batch {}, medians of {} run(s)", options.batch_size, options.repeats);
@@ -315,6 +333,13 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!("  texts/s: over the whole process, start-up included; steady/s: after the first burst of output;");
     println!("  device mem: the GPU's used memory (nvidia-smi, every 100 ms) above its use before the run");
+    if let Some(stopped) = &stopped {
+        println!("  deadline ({} s) reached: {stopped}", options.deadline.map_or(0, |deadline| deadline.as_secs()));
+    }
+    for (name, error) in &failures {
+        let first_line = error.lines().next().unwrap_or_default();
+        println!("  FAILED: {name}: {first_line} (its stderr is in {})", paths.work.display());
+    }
 
     let toxscore_f32 = rate(&format!("toxscore {} f32", options.device));
     let toxscore_f16 = rate(&format!("toxscore {} f16", options.device));
@@ -404,7 +429,80 @@ pub fn run(args: &[String]) -> Result<()> {
     if failed {
         bail!("toxscore's scores differ from Detoxify's by more than {SCORE_TOLERANCE:.0e}");
     }
+    if let Some((name, _)) = failures.first() {
+        bail!("{} of the runs failed, {name} first (above)", failures.len());
+    }
     Ok(())
+}
+
+/// One run of a repeat.
+struct Planned {
+    /// Its row in the table.
+    name: String,
+    /// The stem of its output and log files.
+    label: String,
+    program: PathBuf,
+    args: Vec<OsString>,
+    envs: &'static [(&'static str, &'static str)],
+}
+
+/// What the runs of [`run_alternating`] came to.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// (name, runs, device peaks), in the plan's order.
+    variants: Vec<(String, Vec<Measurement>, Vec<f64>)>,
+    /// (name, error) of each run that failed: left out of later repeats.
+    failures: Vec<(String, String)>,
+    /// Set where the deadline stopped the runs: what did not run.
+    stopped: Option<String>,
+}
+
+/// Runs the plan `repeats` times, alternating its runs, through `measure`
+/// (given the time left before the deadline). A run that fails is reported
+/// and left out of later repeats while the others go on; once the deadline
+/// is reached, or a run was stopped at it ([`PastLimit`]), nothing more
+/// runs.
+fn run_alternating(
+    plan: &[Planned],
+    repeats: usize,
+    deadline: Option<Duration>,
+    started: Instant,
+    mut measure: impl FnMut(&Planned, Option<Duration>) -> Result<(Measurement, Option<f64>)>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    for repeat in 1..=repeats {
+        for planned in plan {
+            if outcome.failures.iter().any(|(failed, _)| *failed == planned.name) {
+                continue;
+            }
+            let limit = deadline.map(|deadline| deadline.saturating_sub(started.elapsed()));
+            if limit == Some(Duration::ZERO) {
+                outcome.stopped = Some(format!("run {repeat}: {} and the runs after it did not start", planned.name));
+                return outcome;
+            }
+            match measure(planned, limit) {
+                Ok((run, peak)) => match outcome.variants.iter_mut().find(|(name, _, _)| *name == planned.name) {
+                    Some((_, runs, peaks)) => {
+                        runs.push(run);
+                        peaks.extend(peak);
+                    }
+                    None => outcome.variants.push((planned.name.clone(), vec![run], peak.into_iter().collect())),
+                },
+                Err(error) if error.downcast_ref::<PastLimit>().is_some() => {
+                    outcome.stopped = Some(format!(
+                        "run {repeat}: {} was stopped there; the runs after it did not start",
+                        planned.name
+                    ));
+                    return outcome;
+                }
+                Err(error) => {
+                    eprintln!("xtask: run {repeat}: {} failed; it is left out from here on: {error:#}", planned.name);
+                    outcome.failures.push((planned.name.clone(), format!("{error:#}")));
+                }
+            }
+        }
+    }
+    outcome
 }
 
 /// Deletes the `gpu-*` outputs and logs an earlier run left in `work`.
@@ -520,7 +618,74 @@ impl Drift {
 
 #[cfg(test)]
 mod tests {
-    use super::{Drift, parse_options, remove_earlier_outputs, texts_for};
+    use std::time::{Duration, Instant};
+
+    use anyhow::anyhow;
+
+    use super::{Drift, Outcome, Planned, parse_options, remove_earlier_outputs, run_alternating, texts_for};
+    use crate::bench::{Measurement, PastLimit};
+
+    fn plan(names: &[&str]) -> Vec<Planned> {
+        names
+            .iter()
+            .map(|name| Planned {
+                name: (*name).to_owned(),
+                label: format!("gpu-{name}"),
+                program: "true".into(),
+                args: Vec::new(),
+                envs: &[],
+            })
+            .collect()
+    }
+
+    fn runs_of(outcome: &Outcome) -> Vec<(&str, usize)> {
+        outcome.variants.iter().map(|(name, runs, _)| (name.as_str(), runs.len())).collect()
+    }
+
+    #[test]
+    fn a_failing_contender_is_left_out_and_the_others_go_on() {
+        let mut calls = Vec::new();
+        let hour = Duration::from_secs(3600);
+        let outcome = run_alternating(&plan(&["a", "b", "c"]), 2, Some(hour), Instant::now(), |planned, limit| {
+            calls.push(planned.name.clone());
+            assert!(limit.is_some_and(|limit| limit > Duration::ZERO && limit <= hour), "{limit:?}");
+            match planned.name.as_str() {
+                "b" => Err(anyhow!("b crashed")),
+                _ => Ok((Measurement::with_lines_at(&[1000]), Some(100.0))),
+            }
+        });
+        assert_eq!(calls, ["a", "b", "c", "a", "c"]);
+        assert_eq!(runs_of(&outcome), [("a", 2), ("c", 2)]);
+        assert_eq!(outcome.variants[0].2, [100.0, 100.0]);
+        assert_eq!(outcome.failures, [("b".to_owned(), "b crashed".to_owned())]);
+        assert!(outcome.stopped.is_none());
+    }
+
+    #[test]
+    fn a_run_stopped_at_the_deadline_ends_the_benchmark_with_what_finished() {
+        let mut calls = Vec::new();
+        let outcome = run_alternating(&plan(&["a", "b", "c"]), 2, None, Instant::now(), |planned, limit| {
+            calls.push(planned.name.clone());
+            assert_eq!(limit, None);
+            match planned.name.as_str() {
+                "b" => Err(PastLimit { label: "gpu-b".into(), limit: Duration::from_secs(5) }.into()),
+                _ => Ok((Measurement::with_lines_at(&[1000]), None)),
+            }
+        });
+        assert_eq!(calls, ["a", "b"]);
+        assert_eq!(runs_of(&outcome), [("a", 1)]);
+        assert!(outcome.failures.is_empty());
+        assert_eq!(outcome.stopped.as_deref(), Some("run 1: b was stopped there; the runs after it did not start"));
+    }
+
+    #[test]
+    fn nothing_starts_past_the_deadline() {
+        let outcome = run_alternating(&plan(&["a", "b"]), 1, Some(Duration::ZERO), Instant::now(), |_, _| {
+            panic!("no run may start")
+        });
+        assert!(outcome.variants.is_empty());
+        assert_eq!(outcome.stopped.as_deref(), Some("run 1: a and the runs after it did not start"));
+    }
 
     #[test]
     fn a_run_starts_without_an_earlier_runs_outputs() {
@@ -558,6 +723,9 @@ mod tests {
         assert_eq!(options(&["--device=wgpu", "--toxcli-spirv", "b/toxcli"]).toxcli_spirv, Some("b/toxcli".into()));
         let error = parse_options(&["--device=cuda", "--toxcli-spirv=b/toxcli"].map(str::to_owned)).err();
         assert!(error.is_some_and(|error| error.to_string().contains("needs --device wgpu")));
+        assert_eq!(options(&["--device=wgpu", "--deadline", "420"]).deadline, Some(Duration::from_secs(420)));
+        assert_eq!(options(&["--device=wgpu"]).deadline, None);
+        assert!(parse_options(&["--device=wgpu", "--deadline=0"].map(str::to_owned)).is_err());
     }
 
     #[test]
