@@ -6,8 +6,8 @@
 #   scripts/gpu-bench.sh bundle    # here, with internet: fills target/gpu-bundle/
 #   scripts/gpu-bench.sh run       # there: writes the large fixtures, runs the benchmark
 #
-# `bundle` builds toxcli with wgpu, kernel fusion and f16-experiment (f16 is
-# not offered in other builds: it drifts over 1e-3, docs/gpu.md; the
+# `bundle` builds toxcli with wgpu, cuda, kernel fusion and f16-experiment
+# (f16 is not offered in other builds: it drifts over 1e-3, docs/gpu.md; the
 # benchmark measures it), a second toxcli with `vulkan` as well (SPIR-V
 # kernels; its own target folder, target/spirv: another build of burn's
 # graph, about half an hour on 2 cores), and xtask, in release, downloads the
@@ -19,18 +19,19 @@
 # what is missing (the Vulkan loader from its .deb, NVIDIA's Vulkan ICD file
 # if the driver's is not there, detoxify unzipped onto PYTHONPATH beside the
 # system's torch: no venv, no pip), writes fixtures/large/ with
-# fixtures/generate.py --large, and runs `xtask bench --device wgpu`. Its
+# fixtures/generate.py --large, and runs `xtask bench --device cuda,wgpu`. Its
 # report, stderr included, goes to stdout and to target/gpu-bin/report.txt.
 #
 # Environment: PYTHON (default python3), TEXTS (20000), BATCH (64),
-# REPEATS (2), DEVICE (wgpu), PRECISION (f32,f16), TORCH_DEVICE (Detoxify's,
+# REPEATS (2), DEVICE (cuda,wgpu: toxscore's devices, each a contender),
+# PRECISION (f32,f16), TORCH_DEVICE (Detoxify's,
 # default cuda), SPIRV (1: race the SPIR-V build; 0 leaves it out, as on
 # lavapipe, which it crashes), DEADLINE (seconds from the script's start:
 # past it no run starts, the one under way is stopped, and the report shows
 # what finished; for a machine lent by the minute). A contender that fails
 # is reported and the others go on. A smoke run of the whole script on a
 # machine without a GPU, on lavapipe and torch's CPU:
-#   TEXTS=32 REPEATS=1 BATCH=16 SPIRV=0 TORCH_DEVICE=cpu PYTHON=$PYTHON scripts/gpu-bench.sh run
+#   DEVICE=wgpu TEXTS=32 REPEATS=1 BATCH=16 SPIRV=0 TORCH_DEVICE=cpu PYTHON=$PYTHON scripts/gpu-bench.sh run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bundle=target/gpu-bundle
@@ -39,7 +40,7 @@ python=${PYTHON:-python3}
 case "${1:-}" in
 bundle)
     mkdir -p "$bundle/debs"
-    cargo build --release -p toxcli --features toxcli/wgpu,toxcli/fusion,toxcli/f16-experiment
+    cargo build --release -p toxcli --features toxcli/wgpu,toxcli/cuda,toxcli/fusion,toxcli/f16-experiment
     cargo build --release -p xtask
     CARGO_TARGET_DIR=target/spirv cargo build --release -p toxcli \
         --features toxcli/wgpu,toxcli/vulkan,toxcli/fusion,toxcli/f16-experiment
@@ -79,6 +80,21 @@ run)
 JSON
         export VK_ICD_FILENAMES="$PWD/$bin/nvidia_icd.json"
     fi
+    # toxscore's CUDA build compiles its kernels as CUDA C++ with NVRTC
+    # (docs/gpu.md): it needs libnvrtc and the CUDA headers, from the
+    # toolkit (CUDA_PATH, /usr/local/cuda) or else from torch's nvidia-*
+    # wheels.
+    nvidia=$("$python" -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
+    if [[ -z "${CUDA_PATH:-}" && ! -d /usr/local/cuda && ! -d /opt/cuda && ! -x /usr/bin/nvcc &&
+        -n "$nvidia" && -d "$nvidia/cuda_runtime/include" ]]; then
+        export CUDA_PATH="$nvidia/cuda_runtime"
+    fi
+    if ! ldconfig -p | grep -q 'libnvrtc\.so'; then
+        for dir in "${CUDA_PATH:-/usr/local/cuda}/lib64" "${nvidia:-/nonexistent}/cuda_nvrtc/lib"; do
+            [[ -d "$dir" ]] && export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        done
+    fi
+    echo "gpu-bench: CUDA_PATH=${CUDA_PATH:-unset (/usr/local/cuda if present)} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
     # detoxify beside the system's torch and transformers: a wheel is a zip,
     # and detoxify is pure Python (a venv would need ensurepip, pip the index).
     if ! "$python" -c 'import detoxify' 2>/dev/null; then
@@ -92,7 +108,7 @@ JSON
     fi
     # The SPIR-V build races the WGSL one on wgpu (docs/gpu.md).
     extra=()
-    if [[ "${DEVICE:-wgpu}" == wgpu* && "${SPIRV:-1}" == 1 ]]; then
+    if [[ ",${DEVICE:-cuda,wgpu}," == *,wgpu* && "${SPIRV:-1}" == 1 ]]; then
         extra+=(--toxcli-spirv "$bin/toxcli-spirv")
     fi
     if [[ -n "${TORCH_DEVICE:-}" ]]; then
@@ -104,7 +120,7 @@ JSON
         left=$((DEADLINE - SECONDS))
         extra+=(--deadline "$((left > 0 ? left : 1))")
     fi
-    "$bin/xtask" bench --device "${DEVICE:-wgpu}" --toxcli "$bin/toxcli" "${extra[@]}" --python "$python" \
+    "$bin/xtask" bench --device "${DEVICE:-cuda,wgpu}" --toxcli "$bin/toxcli" "${extra[@]}" --python "$python" \
         --texts "${TEXTS:-20000}" --batch-size "${BATCH:-64}" --repeats "${REPEATS:-2}" \
         --precision "${PRECISION:-f32,f16}" 2>&1 | tee "$bin/report.txt"
     ;;

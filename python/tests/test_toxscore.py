@@ -212,7 +212,7 @@ def test_devices_this_build_lacks_are_refused_by_name():
         model = Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, device=device)
         assert (model._model.device, model._model.backend) == ("cpu", "flex")
     assert toxscore.devices()[0] == "cpu"
-    # CUDA cannot be built offline, so no test build has it (docs/gpu.md).
+    # No test build has CUDA (no NVIDIA GPU to run it on; CI only checks it).
     assert "cuda" not in toxscore.devices()
     for device, problem in (("cuda", "feature `cuda`"), ("cuda:0", "feature `cuda`"), ("mps", "unknown device")):
         with pytest.raises(ValueError, match=problem) as raised:

@@ -37,18 +37,19 @@ const USAGE: &str = "usage: cargo xtask bench --device DEVICE [options]
 GPU benchmark: toxcli predict on DEVICE against Detoxify on torch CUDA, f32 and f16, alternating.
 
 options:
-  --device DEVICE     wgpu, wgpu:N, cuda or cuda:N (toxscore's device)
-  --torch-device D    Detoxify's device [default: cuda:N for cuda:N, else cuda]
+  --device LIST       toxscore's devices, each a contender: wgpu, wgpu:N, cuda, cuda:N,
+                      or a list (cuda,wgpu)
+  --torch-device D    Detoxify's device [default: cuda:N for a cuda:N in the list, else cuda]
   --texts N           texts per run [default: 20000]
   --batch-size N      texts per batch, for both [default: 64]
   --precision LIST    f32, f16 or f32,f16 [default: f32,f16]
   --repeats R         alternate the runs R times and report medians [default: 2]
   --python PATH       a Python with torch (CUDA) and `detoxify` (or set TOXSCORE_BENCH_PYTHON);
                       without it only toxscore runs
-  --toxcli PATH       a toxcli built with the device's feature, and f16-experiment for f16
-                      [default: build target/release/toxcli with `--features DEVICE,fusion,f16-experiment`]
+  --toxcli PATH       a toxcli built with the devices' features, and f16-experiment for f16
+                      [default: build target/release/toxcli with `--features DEVICES,fusion,f16-experiment`]
   --toxcli-spirv PATH also run this toxcli, built with `vulkan` (SPIR-V kernels instead of WGSL),
-                      as a third contender (wgpu only)
+                      on the first wgpu device of the list, as one more contender
   --deadline SECONDS  start no run after SECONDS from the start, stop the one under way there,
                       and report what finished (for a machine lent by the minute)
 
@@ -63,7 +64,8 @@ const GPU_SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 const F16_TOLERANCE: f64 = 1e-3;
 
 struct Options {
-    device: String,
+    /// toxscore's devices, in order: each is a contender.
+    devices: Vec<String>,
     torch_device: String,
     n_texts: usize,
     batch_size: usize,
@@ -79,11 +81,59 @@ struct Options {
     deadline: Option<Duration>,
 }
 
+impl Options {
+    /// The first wgpu device: where the SPIR-V build runs.
+    fn wgpu_device(&self) -> Option<&str> {
+        self.devices.iter().map(String::as_str).find(|device| device_kind(device) == "wgpu")
+    }
+}
+
+/// `wgpu` of `wgpu:1`.
+fn device_kind(device: &str) -> &str {
+    device.split(':').next().unwrap_or(device)
+}
+
+/// A toxscore contender: one build on one device.
+struct Contender {
+    /// Its rows in the table, before the precision: `toxscore cuda`,
+    /// `toxscore wgpu spirv`.
+    name: String,
+    /// The stem of its files: `toxscore-cuda`, `toxscore-wgpu1-spirv`.
+    stem: String,
+    binary: PathBuf,
+    device: String,
+}
+
+/// One contender per device with `toxcli`, then the SPIR-V build on the
+/// first wgpu device.
+fn contenders(options: &Options, toxcli: &Path) -> Vec<Contender> {
+    let stem = |device: &str| format!("toxscore-{}", device.replace(':', ""));
+    let mut contenders: Vec<Contender> = options
+        .devices
+        .iter()
+        .map(|device| Contender {
+            name: format!("toxscore {device}"),
+            stem: stem(device),
+            binary: toxcli.to_owned(),
+            device: device.clone(),
+        })
+        .collect();
+    if let (Some(spirv), Some(device)) = (&options.toxcli_spirv, options.wgpu_device()) {
+        contenders.push(Contender {
+            name: format!("toxscore {device} spirv"),
+            stem: format!("{}-spirv", stem(device)),
+            binary: spirv.clone(),
+            device: device.to_owned(),
+        });
+    }
+    contenders
+}
+
 fn parse_options(args: &[String]) -> Result<Option<Options>> {
     let mut device = None;
     let mut torch_device = None;
     let mut options = Options {
-        device: String::new(),
+        devices: Vec::new(),
         torch_device: String::new(),
         n_texts: 20_000,
         batch_size: 64,
@@ -131,18 +181,30 @@ fn parse_options(args: &[String]) -> Result<Option<Options>> {
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
-    options.device = device.context("--device is needed")?;
-    let (kind, index) = options.device.split_once(':').map_or((options.device.as_str(), None), |(k, i)| (k, Some(i)));
-    if !matches!(kind, "wgpu" | "cuda") {
-        bail!("--device {:?}: the GPU benchmark runs on wgpu[:N] or cuda[:N]", options.device);
+    let device: String = device.context("--device is needed")?;
+    options.devices = device.split(',').map(|name| name.trim().to_owned()).collect();
+    for device in &options.devices {
+        if !matches!(device_kind(device), "wgpu" | "cuda") {
+            bail!("--device {device:?}: the GPU benchmark runs on wgpu[:N] or cuda[:N] (or a list: cuda,wgpu)");
+        }
     }
-    if options.toxcli_spirv.is_some() && kind != "wgpu" {
-        bail!("--toxcli-spirv races wgpu's two shader languages: it needs --device wgpu[:N]");
+    if let Some(repeated) = options
+        .devices
+        .iter()
+        .enumerate()
+        .find_map(|(idx, device)| options.devices[..idx].contains(device).then_some(device))
+    {
+        bail!("--device lists {repeated:?} twice");
     }
-    options.torch_device = torch_device.unwrap_or_else(|| match (kind, index) {
-        ("cuda", Some(index)) => format!("cuda:{index}"),
-        _ => "cuda".to_owned(),
-    });
+    if options.toxcli_spirv.is_some() && options.wgpu_device().is_none() {
+        bail!("--toxcli-spirv races wgpu's two shader languages: it needs a wgpu[:N] in --device");
+    }
+    // Detoxify on the GPU toxscore's CUDA device is on, else on torch's default.
+    options.torch_device =
+        torch_device.unwrap_or_else(|| match options.devices.iter().find_map(|device| device.strip_prefix("cuda:")) {
+            Some(index) => format!("cuda:{index}"),
+            None => "cuda".to_owned(),
+        });
     Ok(Some(options))
 }
 
@@ -171,11 +233,12 @@ pub fn run(args: &[String]) -> Result<()> {
     // A run compares only what it wrote: an earlier run's f16 or SPIR-V
     // scores (other texts, other count) must not meet this run's f32 ones.
     remove_earlier_outputs(&paths.work)?;
-    let feature = options.device.split(':').next().unwrap_or("wgpu").to_owned();
     let toxcli = match &options.toxcli {
         Some(path) => path.clone(),
         None => {
-            build_toxcli(&paths, &feature)?;
+            let mut kinds: Vec<&str> = options.devices.iter().map(|device| device_kind(device)).collect();
+            kinds.dedup();
+            build_toxcli(&paths, &kinds)?;
             paths.toxcli.clone()
         }
     };
@@ -197,12 +260,10 @@ pub fn run(args: &[String]) -> Result<()> {
             .unwrap_or_else(|| "nvidia-smi not available: no device-memory figures".to_owned())
     );
     let batch = options.batch_size.to_string();
-    let toxscore_args = |precision: &str| -> Vec<OsString> {
+    let toxscore_args = |device: &str, precision: &str| -> Vec<OsString> {
         let mut args = vec![OsString::from("predict")];
         args.extend(Paths::model_args(&paths.large));
-        args.extend(
-            ["--device", &options.device, "--precision", precision, "--batch-size", &batch].iter().map(OsString::from),
-        );
+        args.extend(["--device", device, "--precision", precision, "--batch-size", &batch].iter().map(OsString::from));
         args.extend(["--input".into(), texts_path.clone().into()]);
         args
     };
@@ -217,15 +278,11 @@ pub fn run(args: &[String]) -> Result<()> {
         );
         args
     };
-    // The toxscore contenders: (name suffix, output label, binary).
-    let mut contenders: Vec<(&str, &str, PathBuf)> = vec![("", "toxscore", toxcli.clone())];
-    if let Some(spirv) = &options.toxcli_spirv {
-        contenders.push((" spirv", "toxscore-spirv", spirv.clone()));
-    }
+    let contenders = contenders(&options, &toxcli);
     println!("commands (from {}):", paths.root.display());
     for precision in &options.precisions {
-        for (_, _, binary) in &contenders {
-            println!("  {}", shell_line(binary, &toxscore_args(precision)));
+        for contender in &contenders {
+            println!("  {}", shell_line(&contender.binary, &toxscore_args(&contender.device, precision)));
         }
         if let Some(python) = &options.python {
             println!("  HF_HUB_OFFLINE=1 {}", shell_line(python, &detoxify_args("arrival", precision)));
@@ -243,12 +300,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let offline: &'static [(&'static str, &'static str)] = &[("HF_HUB_OFFLINE", "1")];
     let mut plan: Vec<Planned> = Vec::new();
     for precision in &options.precisions {
-        for (suffix, stem, binary) in &contenders {
+        for contender in &contenders {
             plan.push(Planned {
-                name: format!("toxscore {}{suffix} {precision}", options.device),
-                label: format!("gpu-{stem}-{precision}"),
-                program: binary.clone(),
-                args: toxscore_args(precision),
+                name: format!("{} {precision}", contender.name),
+                label: format!("gpu-{}-{precision}", contender.stem),
+                program: contender.binary.clone(),
+                args: toxscore_args(&contender.device, precision),
                 envs: &[],
             });
         }
@@ -341,12 +398,13 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("  FAILED: {name}: {first_line} (its stderr is in {})", paths.work.display());
     }
 
-    let toxscore_f32 = rate(&format!("toxscore {} f32", options.device));
-    let toxscore_f16 = rate(&format!("toxscore {} f16", options.device));
-    let spirv_f32 = rate(&format!("toxscore {} spirv f32", options.device));
     let detoxify_f32 = rate(&format!("detoxify {} arrival f32", options.torch_device));
-    // The projection takes the fastest f32 build: f16 is not offered.
-    let best = toxscore_f32.max(if spirv_f32.is_finite() { spirv_f32 } else { 0.0 });
+    // The projection takes the fastest f32 contender: f16 is not offered.
+    let best = contenders
+        .iter()
+        .map(|contender| rate(&format!("{} f32", contender.name)))
+        .filter(|rate| rate.is_finite())
+        .fold(f64::NAN, f64::max);
     println!();
     println!("ratios, target in brackets:");
     let line = |name: &str, value: f64, target: &str, met: bool| {
@@ -357,14 +415,23 @@ pub fn run(args: &[String]) -> Result<()> {
         } else {
             "NOT met"
         };
-        println!("  {name:<52} {:>8}  [{target}] {verdict}", show(value, 2, "x"));
+        println!("  {name:<58} {:>8}  [{target}] {verdict}", show(value, 2, "x"));
     };
-    let against_detoxify = toxscore_f32 / detoxify_f32;
-    line("toxscore f32 / Detoxify f32 (as run, same batch size)", against_detoxify, ">= 1.5", against_detoxify >= 1.5);
-    let f16_gain = toxscore_f16 / toxscore_f32;
-    line("toxscore f16 / toxscore f32", f16_gain, ">= 2.5", f16_gain >= 2.5);
-    if options.toxcli_spirv.is_some() {
-        let spirv_gain = spirv_f32 / toxscore_f32;
+    for contender in &contenders {
+        let (full, half) = (rate(&format!("{} f32", contender.name)), rate(&format!("{} f16", contender.name)));
+        let against_detoxify = full / detoxify_f32;
+        let name = &contender.name;
+        line(
+            &format!("{name} f32 / Detoxify f32 (as run, same batch)"),
+            against_detoxify,
+            ">= 1.5",
+            against_detoxify >= 1.5,
+        );
+        let f16_gain = half / full;
+        line(&format!("{name} f16 / its f32"), f16_gain, ">= 2.5", f16_gain >= 2.5);
+    }
+    if let Some(device) = options.wgpu_device().filter(|_| options.toxcli_spirv.is_some()) {
+        let spirv_gain = rate(&format!("toxscore {device} spirv f32")) / rate(&format!("toxscore {device} f32"));
         line("toxscore SPIR-V f32 / WGSL f32 (keep the faster)", spirv_gain, "> 1 keeps vulkan", spirv_gain > 1.0);
     }
     let hours = MISSION_TEXTS / best / 3600.0;
@@ -382,12 +449,16 @@ pub fn run(args: &[String]) -> Result<()> {
     );
 
     let mut failed = false;
-    let f32_out = paths.work.join("gpu-toxscore-f32.jsonl");
-    let f16_out = paths.work.join("gpu-toxscore-f16.jsonl");
-    if f32_out.is_file() && f16_out.is_file() {
+    for contender in &contenders {
+        let f32_out = paths.work.join(format!("gpu-{}-f32.jsonl", contender.stem));
+        let f16_out = paths.work.join(format!("gpu-{}-f16.jsonl", contender.stem));
+        if !(f32_out.is_file() && f16_out.is_file()) {
+            continue;
+        }
         let drift = Drift::between(&read_scores(&f32_out)?, &read_scores(&f16_out)?)?;
         println!(
-            "  f16 drift from f32 (toxscore, {} texts): max |diff| {:.2e}, mean {:.2e}, 0.5 decision agrees on {:.3}% [max <= {F16_TOLERANCE:.0e}] {}",
+            "  f16 drift from f32 ({}, {} texts): max |diff| {:.2e}, mean {:.2e}, 0.5 decision agrees on {:.3}% [max <= {F16_TOLERANCE:.0e}] {}",
+            contender.name,
             drift.texts,
             drift.max,
             drift.mean,
@@ -397,8 +468,8 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     if let Some(python) = &options.python {
         let detoxify_out = paths.work.join("gpu-detoxify-arrival-f32.jsonl");
-        for (suffix, stem, _) in &contenders {
-            let ours = paths.work.join(format!("gpu-{stem}-f32.jsonl"));
+        for contender in &contenders {
+            let ours = paths.work.join(format!("gpu-{}-f32.jsonl", contender.stem));
             if !(ours.is_file() && detoxify_out.is_file()) {
                 continue;
             }
@@ -418,7 +489,8 @@ pub fn run(args: &[String]) -> Result<()> {
                 .and_then(|value| value.parse::<f64>().ok())
                 .with_context(|| format!("unexpected compare output {stdout:?}"))?;
             println!(
-                "  scores{suffix} f32 against Detoxify on {}: max |diff| {max:.2e} [<= {SCORE_TOLERANCE:.0e}] {}",
+                "  {} f32 scores against Detoxify on {}: max |diff| {max:.2e} [<= {SCORE_TOLERANCE:.0e}] {}",
+                contender.name,
                 options.torch_device,
                 if max <= SCORE_TOLERANCE { "met" } else { "NOT met" }
             );
@@ -518,11 +590,12 @@ fn remove_earlier_outputs(work: &Path) -> Result<()> {
     Ok(())
 }
 
-fn build_toxcli(paths: &Paths, feature: &str) -> Result<()> {
+fn build_toxcli(paths: &Paths, kinds: &[&str]) -> Result<()> {
     // Kernel fusion: what a real GPU build uses (docs/gpu.md).
     // f16 is not offered (it drifts over 1e-3, docs/gpu.md); the benchmark
     // measures it, in a build that parses it.
-    let features = format!("toxcli/{feature},toxcli/fusion,toxcli/f16-experiment");
+    let devices: Vec<String> = kinds.iter().map(|kind| format!("toxcli/{kind}")).collect();
+    let features = format!("{},toxcli/fusion,toxcli/f16-experiment", devices.join(","));
     eprintln!("xtask: cargo build --release -p toxcli --features {features}");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -622,7 +695,11 @@ mod tests {
 
     use anyhow::anyhow;
 
-    use super::{Drift, Outcome, Planned, parse_options, remove_earlier_outputs, run_alternating, texts_for};
+    use std::path::Path;
+
+    use super::{
+        Drift, Outcome, Planned, contenders, parse_options, remove_earlier_outputs, run_alternating, texts_for,
+    };
     use crate::bench::{Measurement, PastLimit};
 
     fn plan(names: &[&str]) -> Vec<Planned> {
@@ -722,10 +799,37 @@ mod tests {
         assert!(parse_options(&["--device=wgpu".to_owned(), "--precision=bf16".to_owned()]).is_err());
         assert_eq!(options(&["--device=wgpu", "--toxcli-spirv", "b/toxcli"]).toxcli_spirv, Some("b/toxcli".into()));
         let error = parse_options(&["--device=cuda", "--toxcli-spirv=b/toxcli"].map(str::to_owned)).err();
-        assert!(error.is_some_and(|error| error.to_string().contains("needs --device wgpu")));
+        assert!(error.is_some_and(|error| error.to_string().contains("needs a wgpu[:N] in --device")));
+        // A list of devices: Detoxify goes on the CUDA one.
+        assert_eq!(options(&["--device", "wgpu,cuda:1"]).torch_device, "cuda:1");
+        assert_eq!(options(&["--device", "cuda, wgpu"]).devices, ["cuda", "wgpu"]);
+        for bad in ["cuda,cpu", "cuda,cuda", "wgpu,"] {
+            assert!(parse_options(&["--device".to_owned(), bad.to_owned()]).is_err(), "{bad}");
+        }
         assert_eq!(options(&["--device=wgpu", "--deadline", "420"]).deadline, Some(Duration::from_secs(420)));
         assert_eq!(options(&["--device=wgpu"]).deadline, None);
         assert!(parse_options(&["--device=wgpu", "--deadline=0"].map(str::to_owned)).is_err());
+    }
+
+    #[test]
+    fn each_device_is_a_contender_and_spirv_runs_on_the_first_wgpu() {
+        let options = parse_options(&["--device", "cuda,wgpu:1,wgpu", "--toxcli-spirv", "s/toxcli"].map(str::to_owned))
+            .expect("valid options")
+            .expect("not --help");
+        let contenders = contenders(&options, Path::new("b/toxcli"));
+        let seen: Vec<(&str, &str, &str, &str)> = contenders
+            .iter()
+            .map(|c| (c.name.as_str(), c.stem.as_str(), c.binary.to_str().expect("UTF-8"), c.device.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("toxscore cuda", "toxscore-cuda", "b/toxcli", "cuda"),
+                ("toxscore wgpu:1", "toxscore-wgpu1", "b/toxcli", "wgpu:1"),
+                ("toxscore wgpu", "toxscore-wgpu", "b/toxcli", "wgpu"),
+                ("toxscore wgpu:1 spirv", "toxscore-wgpu1-spirv", "s/toxcli", "wgpu:1"),
+            ]
+        );
     }
 
     #[test]

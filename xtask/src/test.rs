@@ -20,8 +20,8 @@ use crate::python;
 
 /// The features the tests are built with. `wgpu` is in: its tests run on
 /// Mesa's software Vulkan driver. Left out, to keep a clean CI build well
-/// under 45 minutes on 2 cores (wgpu alone adds about 15): `cuda` (its build
-/// downloads LLVM: it cannot build offline, docs/gpu.md), `fusion` (minutes
+/// under 45 minutes on 2 cores (wgpu alone adds about 15): `cuda` (another
+/// GPU graph, and no NVIDIA GPU to run it on; `.ci/run` checks it), `fusion` (minutes
 /// more, and lavapipe cannot show what it is worth) and `ndarray` (the
 /// deprecated second CPU backend; `cargo test --release --workspace
 /// --features toxmodel/ndarray` runs its parity test). The Python package

@@ -342,17 +342,20 @@ fn wgpu_device(spec: DeviceSpec, _index: Option<usize>) -> Result<Device> {
 fn cuda_device(spec: DeviceSpec, index: Option<usize>) -> Result<Device> {
     let index = index.unwrap_or(0);
     let device = Device::cuda(index);
-    // The CUDA runtime starts lazily, at the first tensor: start it here,
-    // so that a missing driver is this error and not a panic mid-run.
+    // The CUDA runtime starts lazily, at the first tensor, and NVRTC at the
+    // first kernel (with the CUDA headers): start both here, so that a
+    // missing driver, NVRTC or header folder is this error and not a panic
+    // mid-run.
     let probe = device.clone();
     std::panic::catch_unwind(move || {
-        let _ = burn::tensor::Tensor::<1>::zeros([1], &probe).into_data();
+        let _ = burn::tensor::Tensor::<1>::zeros([1], &probe).add_scalar(1.0).into_data();
     })
     .map_err(|panic| Error::Device {
         device: spec.to_string(),
         problem: format!(
-            "CUDA could not start on device {index} ({}); it needs the NVIDIA driver (libcuda) and NVRTC \
-             (libnvrtc, from the CUDA toolkit or the nvidia-cuda-nvrtc wheel) at run time",
+            "CUDA could not start on device {index} ({}); it needs the NVIDIA driver (libcuda), NVRTC \
+             (libnvrtc, from the CUDA toolkit or the nvidia-cuda-nvrtc wheel) and the CUDA headers \
+             (CUDA_PATH, else /usr/local/cuda) at run time",
             panic_message(&*panic)
         ),
     })?;
@@ -438,7 +441,7 @@ mod tests {
 
     #[test]
     fn a_device_this_build_lacks_names_its_feature() {
-        // The test build has no `cuda` feature: CUDA does not build offline.
+        // The test build has no `cuda` feature (CI only checks it, docs/gpu.md).
         if cfg!(feature = "cuda") {
             return;
         }

@@ -843,7 +843,7 @@ fn usage_and_model_errors_have_their_exit_codes() {
     check(&["score", "--batch-size", "0"], 2, "--batch-size");
     // Settled while the arguments are parsed, before any work: usage errors.
     check(&["predict", "--device", "gpu", "x"], 2, "unknown device; expected one of cpu, ndarray, wgpu");
-    // CUDA cannot be built offline, so no test build has it (docs/gpu.md).
+    // No test build has CUDA (no NVIDIA GPU to run it on; CI only checks it).
     check(&["predict", "--device", "cuda:1", "x"], 2, "rebuild with the Cargo feature `cuda`");
     check(&["score", "--device", "wgpu:x"], 2, "\"x\" is not a device number");
     check(&["score", "--precision", "f8"], 2, "unknown precision \"f8\"");

@@ -1,0 +1,3 @@
+//! What the GPU targets share.
+
+pub mod lowered_features;
