@@ -59,10 +59,17 @@ Exit codes:
   5    model: the checkpoint or tokenizer could not be loaded or verified
   130  interrupted by Ctrl-C; what was scored is committed, run the command again to resume";
 
+/// `toxcli --version`: the version and the devices this build can run on
+/// (the GPU ones are Cargo features).
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let devices: Vec<String> = toxmodel::device::DeviceSpec::compiled_in().iter().map(ToString::to_string).collect();
+    format!("{}\ndevices: {}", env!("CARGO_PKG_VERSION"), devices.join(", "))
+});
+
 /// Score millions of short texts (tweets) with the Detoxify toxicity
 /// classifiers, de-duplicating texts and storing scores in SQLite or BigQuery.
 #[derive(Debug, Parser)]
-#[command(name = "toxcli", version, after_long_help = ENVIRONMENT_HELP, after_help = "Run `toxcli --help` for environment variables and exit codes.")]
+#[command(name = "toxcli", version, long_version = LONG_VERSION.as_str(), after_long_help = ENVIRONMENT_HELP, after_help = "Run `toxcli --help` for environment variables and exit codes.")]
 struct Cli {
     /// Where tweets and scores live: sqlite:PATH, memory, or
     /// bigquery:PROJECT.DATASET [default: sqlite:toxscore.db]

@@ -824,6 +824,27 @@ fn bad_tweet_files_are_reported_skipped_or_fatal_under_strict() {
 }
 
 #[test]
+fn the_version_names_the_devices_of_the_build() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let long = check_run(dir.path(), &["--version"], 0);
+    let version = env!("CARGO_PKG_VERSION");
+    let devices = long
+        .stdout
+        .strip_prefix(&format!("toxcli {version}\ndevices: "))
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("unexpected --version output {:?}", long.stdout));
+    let devices: Vec<&str> = devices.split(", ").collect();
+    // The CPU first; a GPU feature of this package is listed (another
+    // package of the workspace may add one to toxmodel: not checked).
+    assert_eq!(devices[0], "cpu", "{devices:?}");
+    if cfg!(feature = "wgpu") {
+        assert!(devices.contains(&"wgpu"), "{devices:?}");
+    }
+    let short = check_run(dir.path(), &["-V"], 0);
+    assert_eq!(short.stdout, format!("toxcli {version}\n"));
+}
+
+#[test]
 fn usage_and_model_errors_have_their_exit_codes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
