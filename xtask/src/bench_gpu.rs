@@ -237,6 +237,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Some(path) => path.clone(),
         None => {
             let mut kinds: Vec<&str> = options.devices.iter().map(|device| device_kind(device)).collect();
+            kinds.sort_unstable();
             kinds.dedup();
             build_toxcli(&paths, &kinds)?;
             paths.toxcli.clone()
@@ -343,7 +344,7 @@ pub fn run(args: &[String]) -> Result<()> {
             show(run.first_output.map_or(f64::NAN, |time| time.as_secs_f64()), 2, " s"),
             show(peak.unwrap_or(f64::NAN), 0, " MiB")
         );
-        if let Some(peak) = bench_field(&run.stderr, "device_peak_mib") {
+        if let Some(peak) = bench_field(&run.stderr, "device_peak_mib").filter(|peak| peak.parse::<f64>().is_ok()) {
             eprintln!("xtask: {}: torch's own peak allocation {peak} MiB", planned.name);
         }
         Ok((run, peak))
@@ -395,7 +396,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     for (name, error) in &failures {
         let first_line = error.lines().next().unwrap_or_default();
-        println!("  FAILED: {name}: {first_line} (its stderr is in {})", paths.work.display());
+        println!("  FAILED: {name}: {first_line}");
     }
 
     let detoxify_f32 = rate(&format!("detoxify {} arrival f32", options.torch_device));
@@ -427,8 +428,10 @@ pub fn run(args: &[String]) -> Result<()> {
             ">= 1.5",
             against_detoxify >= 1.5,
         );
-        let f16_gain = half / full;
-        line(&format!("{name} f16 / its f32"), f16_gain, ">= 2.5", f16_gain >= 2.5);
+        if options.precisions.iter().any(|precision| precision == "f16") {
+            let f16_gain = half / full;
+            line(&format!("{name} f16 / its f32"), f16_gain, ">= 2.5", f16_gain >= 2.5);
+        }
     }
     if let Some(device) = options.wgpu_device().filter(|_| options.toxcli_spirv.is_some()) {
         let spirv_gain = rate(&format!("toxscore {device} spirv f32")) / rate(&format!("toxscore {device} f32"));
