@@ -306,7 +306,7 @@ fn wgpu_device(spec: DeviceSpec, index: Option<usize>) -> Result<Device> {
     }
     let kind = index.map_or(DeviceKind::DefaultDevice, DeviceKind::DiscreteGpu);
     // wgpu panics on some driver failures instead of returning an error.
-    let started = std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init());
+    let started = caught_quietly(|| Device::wgpu_options().device_kind(kind).init());
     let device = match started {
         Ok(Ok(device)) => device,
         Ok(Err(error)) => {
@@ -318,13 +318,12 @@ fn wgpu_device(spec: DeviceSpec, index: Option<usize>) -> Result<Device> {
                 ),
             });
         }
-        Err(panic) => {
+        Err(cause) => {
             return Err(Error::Device {
                 device: spec.to_string(),
                 problem: format!(
-                    "wgpu could not start ({}); a GPU needs its Vulkan driver \
-                     (libvulkan1 and the vendor's driver; for the software one, Debian's mesa-vulkan-drivers)",
-                    panic_message(&*panic)
+                    "wgpu could not start ({cause}); a GPU needs its Vulkan driver \
+                     (libvulkan1 and the vendor's driver; for the software one, Debian's mesa-vulkan-drivers)"
                 ),
             });
         }
@@ -347,16 +346,15 @@ fn cuda_device(spec: DeviceSpec, index: Option<usize>) -> Result<Device> {
     // missing driver, NVRTC or header folder is this error and not a panic
     // mid-run.
     let probe = device.clone();
-    std::panic::catch_unwind(move || {
+    caught_quietly(move || {
         let _ = burn::tensor::Tensor::<1>::zeros([1], &probe).add_scalar(1.0).into_data();
     })
-    .map_err(|panic| Error::Device {
+    .map_err(|cause| Error::Device {
         device: spec.to_string(),
         problem: format!(
-            "CUDA could not start on device {index} ({}); it needs the NVIDIA driver (libcuda), NVRTC \
+            "CUDA could not start on device {index} ({cause}); it needs the NVIDIA driver (libcuda), NVRTC \
              (libnvrtc, from the CUDA toolkit or the nvidia-cuda-nvrtc wheel) and the CUDA headers \
-             (CUDA_PATH, else /usr/local/cuda) at run time",
-            panic_message(&*panic)
+             (CUDA_PATH, else /usr/local/cuda) at run time"
         ),
     })?;
     Ok(device)
@@ -365,6 +363,37 @@ fn cuda_device(spec: DeviceSpec, index: Option<usize>) -> Result<Device> {
 #[cfg(not(feature = "cuda"))]
 fn cuda_device(spec: DeviceSpec, _index: Option<usize>) -> Result<Device> {
     Err(spec.not_compiled_in())
+}
+
+/// Runs `work` (a device's start), catching a panic in it or in a runtime
+/// thread it waits on, without the panic hook's report (toxcli's says "a bug
+/// in toxcli"): the error is the first panic's message, which names the
+/// cause (later ones echo it: a runtime thread's failure, read back by the
+/// caller). The hook is the process's: while `work` runs, a panic elsewhere
+/// would be silenced too, so only a device's start goes through here.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn caught_quietly<T>(work: impl FnOnce() -> T + std::panic::UnwindSafe) -> std::result::Result<T, String> {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let first: Arc<Mutex<Option<String>>> = Arc::default();
+    let previous = std::panic::take_hook();
+    let record = Arc::clone(&first);
+    std::panic::set_hook(Box::new(move |info| {
+        record.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert_with(|| panic_message(info.payload()));
+    }));
+    let result = std::panic::catch_unwind(work);
+    std::panic::set_hook(previous);
+    result.map_err(|panic| {
+        let cause = first.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let cause = cause.unwrap_or_else(|| panic_message(&*panic));
+        // cudarc lists the thirty-odd file names it tried.
+        match cause.split_once(" - searched for library names") {
+            Some((said, _)) => said.to_owned(),
+            None => cause,
+        }
+    })
 }
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -379,6 +408,18 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::{DeviceSpec, Precision};
+
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    #[test]
+    fn a_device_start_that_panics_reports_the_first_cause() {
+        assert_eq!(super::caught_quietly(|| 7), Ok(7));
+        // A runtime thread fails, and the caller panics on reading it back.
+        let cause = super::caught_quietly(|| {
+            let runner = std::thread::spawn(|| panic!("libcuda.so - searched for library names: [..]"));
+            runner.join().expect("the runner's result")
+        });
+        assert_eq!(cause, Err("libcuda.so".to_owned()));
+    }
 
     #[track_caller]
     fn check(text: &str, expected: Option<DeviceSpec>) {
