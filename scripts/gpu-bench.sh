@@ -39,6 +39,8 @@ python=${PYTHON:-python3}
 
 case "${1:-}" in
 bundle)
+    # Fresh: nothing of an earlier bundle (or of an earlier run) travels.
+    rm -rf "$bundle"
     mkdir -p "$bundle/debs"
     cargo build --release -p toxcli --features toxcli/wgpu,toxcli/cuda,toxcli/fusion,toxcli/f16-experiment
     cargo build --release -p xtask
@@ -47,8 +49,9 @@ bundle)
     cp target/release/toxcli target/release/xtask "$bundle/"
     cp target/spirv/release/toxcli "$bundle/toxcli-spirv"
     # Symbols off and gzipped: the wgpu+fusion toxcli is 108 MB with symbols,
-    # 79 MB stripped, 23 MB gzipped (session 6); the device tool carries 64 MiB
-    # in all.
+    # 79 MB stripped, 23 MB gzipped (session 6); with cuda too, 24 MB gzipped,
+    # the SPIR-V one 26 MB (session 7): about 50 MB in all, and the device tool
+    # carries 64 MiB.
     strip "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
     gzip -9 --force "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
     "$python" -m pip download --quiet --no-deps --dest "$bundle" detoxify
