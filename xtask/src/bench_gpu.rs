@@ -395,8 +395,7 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("  deadline ({} s) reached: {stopped}", options.deadline.map_or(0, |deadline| deadline.as_secs()));
     }
     for (name, error) in &failures {
-        let first_line = error.lines().next().unwrap_or_default();
-        println!("  FAILED: {name}: {first_line}");
+        println!("  FAILED: {name}: {}", failure_summary(error));
     }
 
     let detoxify_f32 = rate(&format!("detoxify {} arrival f32", options.torch_device));
@@ -508,6 +507,18 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("{} of the runs failed, {name} first (above)", failures.len());
     }
     Ok(())
+}
+
+/// A failed run in one line: how it ended and the last line of its stderr
+/// (the cause, as toxcli words it), from [`measure`]'s error.
+fn failure_summary(error: &str) -> String {
+    let mut lines = error.lines().map(str::trim).filter(|line| !line.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let ended = first.split("; the end of its stderr").next().unwrap_or(first);
+    match lines.next_back() {
+        Some(last) => format!("{ended}: {last}"),
+        None => ended.to_owned(),
+    }
 }
 
 /// One run of a repeat.
@@ -756,6 +767,17 @@ mod tests {
         assert_eq!(runs_of(&outcome), [("a", 1)]);
         assert!(outcome.failures.is_empty());
         assert_eq!(outcome.stopped.as_deref(), Some("run 1: b was stopped there; the runs after it did not start"));
+    }
+
+    #[test]
+    fn a_failure_is_summed_up_by_how_it_ended_and_its_last_words() {
+        let error = "gpu-x failed (exit status: 2); the end of its stderr (w/gpu-x.stderr):\n\
+                     error: loading model\n  caused by: device cuda: CUDA could not start\n";
+        assert_eq!(
+            super::failure_summary(error),
+            "gpu-x failed (exit status: 2): caused by: device cuda: CUDA could not start"
+        );
+        assert_eq!(super::failure_summary("starting b/toxcli"), "starting b/toxcli");
     }
 
     #[test]
