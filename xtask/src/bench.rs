@@ -346,11 +346,17 @@ pub(crate) fn measure(
     for (name, value) in envs {
         command.env(name, value);
     }
-    // Its own process group, so that a stop at the limit reaches the program
-    // under GNU time too.
-    command.process_group(0);
+    if limit.is_some() {
+        // Its own process group, so that a stop at the limit reaches all the
+        // run started (the program under GNU time, its children), even those
+        // started as it is stopped. So Ctrl-C at the terminal stops xtask but
+        // not a run with a limit (it still ends at the limit); a run without
+        // one stays in xtask's group.
+        command.process_group(0);
+    }
     let started = Instant::now();
     let mut child = command.spawn().with_context(|| format!("starting {}", program.display()))?;
+    let label_owned = label.to_owned();
     let watchdog = limit.map(|limit| {
         let (finished, waiting) = mpsc::channel::<()>();
         let group = format!("-{}", child.id());
@@ -360,7 +366,7 @@ pub(crate) fn measure(
                 return false;
             }
             if let Err(error) = Command::new("kill").args(["-KILL", "--", &group]).status() {
-                eprintln!("xtask: could not stop process group {group}: {error}");
+                eprintln!("xtask: could not stop {label_owned} (process group {group}): {error}");
             }
             true
         });
@@ -997,8 +1003,8 @@ mod tests {
         let paths = paths_in(folder.path());
         let out = folder.path().join("out.txt");
         // A zero limit stops the run at once; `late` would come only from a
-        // grandchild that outlived the stop (the shell's `sleep`, or the
-        // program under GNU time).
+        // process below the one started that outlived the stop (the shell
+        // under GNU time, or its `sleep` holding the output open).
         let error =
             measure("slow", Path::new("sh"), &sh("sleep 30; echo late"), &[], &out, &paths, Some(Duration::ZERO))
                 .expect_err("stopped");

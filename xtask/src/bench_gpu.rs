@@ -51,7 +51,8 @@ options:
   --toxcli-spirv PATH also run this toxcli, built with `vulkan` (SPIR-V kernels instead of WGSL),
                       on the first wgpu device of the list, as one more contender
   --deadline SECONDS  start no run after SECONDS from the start, stop the one under way there,
-                      and report what finished (for a machine lent by the minute)
+                      and report what finished (for a machine lent by the minute); each run is
+                      then in its own process group, which Ctrl-C does not reach
 
 A contender that fails is reported and left out of later repeats; the others go on.
 ";
