@@ -55,7 +55,9 @@ bundle)
     strip "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
     gzip -9 --force "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
     "$python" -m pip download --quiet --no-deps --dest "$bundle" detoxify
-    (cd "$bundle/debs" && apt-get download libvulkan1)
+    # The Vulkan loader, and glvnd's dispatch library that NVIDIA's Vulkan
+    # driver (libGLX_nvidia) links against: a CUDA image may lack both.
+    (cd "$bundle/debs" && apt-get download libvulkan1 libglvnd0)
     ls -l "$bundle" "$bundle/debs"
     ;;
 run)
@@ -68,20 +70,35 @@ run)
         gzip -dc "$bundle/$name.gz" >"$bin/$name"
         chmod +x "$bin/$name"
     done
-    # The Vulkan loader, unless the system has one.
-    if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
+    # The Vulkan loader and glvnd's dispatch library, unless the system has
+    # them (unpacked beside the bundle, never over /).
+    if ! ldconfig -p | grep -q 'libvulkan\.so\.1' || ! ldconfig -p | grep -q 'libGLdispatch\.so\.0'; then
         for deb in "$bundle"/debs/*.deb; do dpkg-deb -x "$deb" "$bin/root"; done
         export LD_LIBRARY_PATH="$PWD/$bin/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     fi
-    # NVIDIA's Vulkan driver is its GLX library; containers often lack the
-    # ICD file that names it. (Not on a machine without NVIDIA's driver: the
+    # The driver's own libraries (libcuda, libGLX_nvidia), where a container
+    # mounts them outside the linker's path (/usr/local/nvidia here).
+    for dir in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+        if [[ -e "$dir/libcuda.so.1" || -e "$dir/libGLX_nvidia.so.0" ]] &&
+            ! { ldconfig -p | grep -q 'libcuda\.so\.1' && ldconfig -p | grep -q 'libGLX_nvidia\.so\.0'; }; then
+            export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir"
+        fi
+    done
+    # NVIDIA's Vulkan driver is its GLX library, named by an ICD file: the
+    # driver's own (in the loader's folders, or beside a mounted driver),
+    # else one written here. (Not on a machine without NVIDIA's driver: the
     # smoke run uses lavapipe's ICD.)
     if command -v nvidia-smi >/dev/null &&
         ! ls /usr/share/vulkan/icd.d/nvidia_icd*.json /etc/vulkan/icd.d/nvidia_icd*.json >/dev/null 2>&1; then
-        cat >"$bin/nvidia_icd.json" <<'JSON'
+        icd=$(ls /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd*.json 2>/dev/null | head -n 1 || true)
+        if [[ -z "$icd" ]]; then
+            icd="$PWD/$bin/nvidia_icd.json"
+            cat >"$icd" <<'JSON'
 {"file_format_version": "1.0.0", "ICD": {"library_path": "libGLX_nvidia.so.0", "api_version": "1.3"}}
 JSON
-        export VK_ICD_FILENAMES="$PWD/$bin/nvidia_icd.json"
+        fi
+        # Older loaders read the first name, newer ones the second.
+        export VK_ICD_FILENAMES="$icd" VK_DRIVER_FILES="$icd"
     fi
     # toxscore's CUDA build compiles its kernels as CUDA C++ with NVRTC
     # (docs/gpu.md): it needs libnvrtc and the CUDA headers, from the
@@ -97,7 +114,8 @@ JSON
             [[ -d "$dir" ]] && export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         done
     fi
-    echo "gpu-bench: CUDA_PATH=${CUDA_PATH:-unset (/usr/local/cuda if present)} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+    echo "gpu-bench: CUDA_PATH=${CUDA_PATH:-unset (/usr/local/cuda if present)} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}" \
+        "VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-unset}"
     # detoxify beside the system's torch and transformers: a wheel is a zip,
     # and detoxify is pure Python (a venv would need ensurepip, pip the index).
     if ! "$python" -c 'import detoxify' 2>/dev/null; then

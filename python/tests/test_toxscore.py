@@ -210,7 +210,7 @@ def test_devices_this_build_lacks_are_refused_by_name():
     folder = MODELS / "albert-original"
     for device in ("cpu", "CPU", "flex", "cpu:flex"):
         model = Detoxify(checkpoint=folder / "checkpoint.ckpt", huggingface_config_path=folder, device=device)
-        assert (model._model.device, model._model.backend) == ("cpu", "flex")
+        assert (model._model.device, model._model.backend, model._model.device_name) == ("cpu", "flex", None)
     assert toxscore.devices()[0] == "cpu"
     # No test build has CUDA (no NVIDIA GPU to run it on; CI only checks it).
     assert "cuda" not in toxscore.devices()
@@ -242,6 +242,8 @@ def test_scores_on_wgpu_equal_pytorchs_within_the_gpu_tolerance():
         ref = reference(name)
         model = load(name, device="wgpu")
         assert (model._model.device, model._model.backend, model._model.workers) == ("wgpu", "wgpu", 1)
+        # CI's adapter is lavapipe: the name says it is no GPU.
+        assert "llvmpipe" in model._model.device_name and "software driver" in model._model.device_name
         columns = list(model.predict(ref["texts"], all_outputs=True).values())
         worst = max(
             max_difference(column, [row[class_idx] for row in ref["probabilities"]])

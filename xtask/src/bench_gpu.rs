@@ -392,6 +392,13 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!("  texts/s: over the whole process, start-up included; steady/s: after the first burst of output;");
     println!("  device mem: the GPU's used memory (nvidia-smi, every 100 ms) above its use before the run");
+    // Which adapter each toxscore contender ran on, as toxcli names it (a
+    // software driver would say so: then its figures are no GPU's).
+    for (name, runs, _) in &variants {
+        if let Some(line) = runs.first().and_then(|run| ran_on(&run.stderr)) {
+            println!("  {name}: {line}");
+        }
+    }
     if let Some(stopped) = &stopped {
         println!("  deadline ({} s) reached: {stopped}", options.deadline.map_or(0, |deadline| deadline.as_secs()));
     }
@@ -508,6 +515,12 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("{} of the runs failed, {name} first (above)", failures.len());
     }
     Ok(())
+}
+
+/// toxcli's line naming the device it predicts on (`predicting on wgpu
+/// (NVIDIA H200) in f32`), from a run's stderr.
+fn ran_on(stderr: &str) -> Option<&str> {
+    stderr.lines().find(|line| line.starts_with("predicting on "))
 }
 
 /// A failed run in one line: how it ended and the last line of its stderr
@@ -713,7 +726,7 @@ mod tests {
     use std::path::Path;
 
     use super::{
-        Drift, Outcome, Planned, contenders, parse_options, remove_earlier_outputs, run_alternating, texts_for,
+        Drift, Outcome, Planned, contenders, parse_options, ran_on, remove_earlier_outputs, run_alternating, texts_for,
     };
     use crate::bench::{Measurement, PastLimit};
 
@@ -768,6 +781,13 @@ mod tests {
         assert_eq!(runs_of(&outcome), [("a", 1)]);
         assert!(outcome.failures.is_empty());
         assert_eq!(outcome.stopped.as_deref(), Some("run 1: b was stopped there; the runs after it did not start"));
+    }
+
+    #[test]
+    fn the_device_a_run_predicted_on_is_read_from_its_stderr() {
+        let stderr = "warning: x\npredicting on wgpu (NVIDIA H200) in f32\nBENCH a=1\n";
+        assert_eq!(ran_on(stderr), Some("predicting on wgpu (NVIDIA H200) in f32"));
+        assert_eq!(ran_on("BENCH a=1\n"), None);
     }
 
     #[test]

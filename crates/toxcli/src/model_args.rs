@@ -21,12 +21,14 @@ pub struct ModelArgs {
     /// A local Detoxify checkpoint (.ckpt) to use instead of a cached download.
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
-    /// A Hugging Face config.json overriding the base model's built-in config.
+    /// A Hugging Face config.json overriding the base model's built-in
+    /// config, or a folder holding one (as Detoxify's
+    /// huggingface_config_path: the tokenizer then comes from it too).
     #[arg(long, value_name = "PATH")]
     pub hf_config: Option<PathBuf>,
     /// Tokenizer: tokenizer.json, vocab.txt, vocab.json (+ merges.txt),
     /// sentencepiece.bpe.model / spiece.model, or a folder holding one of
-    /// them. Default: the checkpoint's folder.
+    /// them. Default: the --hf-config folder, else the checkpoint's folder.
     #[arg(long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
     /// Where the model runs: cpu (default), ndarray, wgpu, wgpu:N (the N-th
@@ -128,6 +130,16 @@ impl ModelArgs {
             eprintln!(
                 "warning: --precision f16 (an f16-experiment build) drifts up to 8.5e-3 from f32 on the fixture \
                  models (docs/gpu.md); use f32 for results you keep"
+            );
+        }
+        // wgpu takes a software driver (lavapipe) when it finds no GPU's: it
+        // computes right, on the CPU, and far slower than `--device cpu`.
+        if let Some(identity) = model.device_identity().filter(|identity| identity.software) {
+            eprintln!(
+                "warning: --device {} runs on {:?}, a software driver: it computes on the CPU, slower than \
+                 --device cpu; for a GPU, install its vendor's Vulkan driver (docs/gpu.md)",
+                model.device(),
+                identity.name
             );
         }
         let ignored = model.ignored_tensors();

@@ -42,6 +42,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let loaded = args.model.load(args.batch_size as usize)?;
     let model = &loaded.model;
     let names = if args.all_outputs { model.all_class_names() } else { model.class_names() };
+    // Scores go to stdout; which GPU computes them is said on stderr.
+    if let Some(identity) = model.device_identity() {
+        eprintln!("predicting on {} ({identity}) in {}", model.device(), model.precision());
+    }
     let mut out = crate::output::stdout();
     // Texts are read and tokenized on one thread (the tokenizer runs on
     // Rayon's pool) while the model scores the chunk before: on a GPU the

@@ -207,10 +207,11 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
     } else {
         eprintln!(
             "scoring up to {expected} of {remaining} unscored texts with model {} (checkpoint sha256 {}){shard_note}, \
-             batch size {batch_size}, on {} in {}{}",
+             batch size {batch_size}, on {}{} in {}{}",
             table.model,
             &loaded.checkpoint_sha256[..loaded.checkpoint_sha256.len().min(12)],
             loaded.model.device(),
+            loaded.model.device_identity().map(|identity| format!(" ({identity})")).unwrap_or_default(),
             loaded.model.precision(),
             loaded
                 .model

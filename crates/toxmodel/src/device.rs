@@ -259,6 +259,49 @@ pub(crate) fn memory_of(device: &Device) -> Option<crate::DeviceMemory> {
     }
 }
 
+/// Who a GPU device is, as its runtime names it: wgpu's adapter (for
+/// lavapipe, `llvmpipe (LLVM 15.0.6, 256 bits)`) or CUDA's card (`NVIDIA
+/// H200`), and whether it is a card at all. `None` for the CPU backends.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub(crate) fn identity_of(device: &Device) -> Option<DeviceIdentity> {
+    match device.as_dispatch() {
+        burn_dispatch::DispatchDevice::Cube(cube) => {
+            let client = cube.client();
+            let identity = &client.properties().identity;
+            // CubeCL names no card for a CPU adapter or a software rasterizer.
+            Some(DeviceIdentity { name: identity.name.clone(), software: identity.physical.is_none() })
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// A build without GPU backends has no device to name.
+#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+pub(crate) fn identity_of(_device: &Device) -> Option<DeviceIdentity> {
+    None
+}
+
+/// A GPU device as its runtime names it ([`Detoxify::device_identity`](crate::Detoxify::device_identity)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceIdentity {
+    /// The adapter's or card's own name.
+    pub name: String,
+    /// No card behind it: a software driver (lavapipe) or a CPU adapter,
+    /// which computes on the CPU, slower than `--device cpu`.
+    pub software: bool,
+}
+
+impl fmt::Display for DeviceIdentity {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.name)?;
+        if self.software {
+            formatter.write_str(", a software driver: no GPU")?;
+        }
+        Ok(())
+    }
+}
+
 /// A build without GPU backends has no device memory to read.
 #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
 pub(crate) fn memory_of(_device: &Device) -> Option<crate::DeviceMemory> {

@@ -53,7 +53,7 @@ pub use budget::{ASSUMED_DEVICE_MEMORY, BatchBudget, DeviceMemory, TOKENS_PER_TE
 pub use burn::tensor::Device;
 pub use checkpoint::{Checkpoint, CheckpointInfo, rename_class, sha256_file};
 pub use config::{Activation, Architecture, EncoderConfig};
-pub use device::{DeviceSpec, Precision};
+pub use device::{DeviceIdentity, DeviceSpec, Precision};
 pub use error::{Error, Result};
 pub use tokenizer::TextTokenizer;
 
@@ -77,11 +77,13 @@ pub const IDENTITY_CLASSES: &[&str] = &[
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// A Hugging Face `config.json` overriding the built-in base config, as
-    /// Detoxify's `huggingface_config_path` does.
+    /// A Hugging Face `config.json` overriding the built-in base config, or
+    /// a folder holding one (and, as Detoxify's `huggingface_config_path`,
+    /// the tokenizer files too).
     pub hf_config: Option<PathBuf>,
     /// The tokenizer: a `tokenizer.json`, `vocab.txt`, `vocab.json` (with
-    /// `merges.txt`), or a folder holding them. Default: the checkpoint's folder.
+    /// `merges.txt`), or a folder holding them. Default: the `hf_config`
+    /// folder where that is a folder, else the checkpoint's folder.
     pub tokenizer: Option<PathBuf>,
     /// Where the model runs (default: the CPU, on `flex`). Opened while
     /// loading: a device this build or machine lacks is an [`Error::Device`].
@@ -159,6 +161,8 @@ pub struct Detoxify {
     batch_size: usize,
     /// On a device: what its memory allows a batch (`None` on the CPU).
     device_fit: Option<budget::DeviceFit>,
+    /// On a device: its runtime's name for it (`None` on the CPU).
+    device_identity: Option<DeviceIdentity>,
     /// One single-thread pool per worker: Burn's CPU backends parallelise
     /// through rayon, and inside such a pool a forward pass runs on its thread alone.
     workers: Vec<rayon::ThreadPool>,
@@ -174,7 +178,11 @@ impl Detoxify {
         let checkpoint = Checkpoint::open(checkpoint_path)?;
         let info = checkpoint.info().clone();
         let architecture = info.architecture;
+        // A folder is Detoxify's `huggingface_config_path`: the config and
+        // the tokenizer both come from it.
+        let config_folder = options.hf_config.as_deref().filter(|path| path.is_dir());
         let config = match &options.hf_config {
+            Some(folder) if folder.is_dir() => EncoderConfig::from_file(&folder.join("config.json"))?,
             Some(path) => EncoderConfig::from_file(path)?,
             None if names_base_model(&info.base_model, architecture.base_model()) => {
                 EncoderConfig::builtin(architecture)
@@ -196,9 +204,10 @@ impl Detoxify {
                 });
             }
         };
-        let tokenizer_path = match &options.tokenizer {
-            Some(path) => path.clone(),
-            None => checkpoint_path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from(".")),
+        let tokenizer_path = match (&options.tokenizer, config_folder) {
+            (Some(path), _) => path.clone(),
+            (None, Some(folder)) => folder.to_owned(),
+            (None, None) => checkpoint_path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from(".")),
         };
         let max_length = config.max_sequence_length(architecture).min(512);
         let tokenizer = TextTokenizer::from_path(&tokenizer_path, architecture, config.vocab_size, max_length)?;
@@ -217,6 +226,7 @@ impl Detoxify {
                 budget::DeviceFit::new(memory, &config, options.precision, classifier.num_params())
             }),
         };
+        let device_identity = if options.device.is_cpu() { None } else { device::identity_of(&device) };
         let spec = BatchSpec::new(architecture, &config, tokenizer.pad_token_id());
         let named_indexes: Vec<usize> = (0..info.named_classes).collect();
         let named_names: Arc<[String]> = named_indexes.iter().map(|&idx| info.class_names[idx].clone()).collect();
@@ -236,6 +246,7 @@ impl Detoxify {
             precision: options.precision,
             batch_size: options.batch_size.unwrap_or(32).max(1),
             device_fit,
+            device_identity,
             workers: worker_pools(workers)?,
             ignored_tensors,
         })
@@ -444,6 +455,12 @@ impl Detoxify {
     /// What the device's runtime says of its memory: `None` on the CPU.
     pub fn device_memory(&self) -> Option<DeviceMemory> {
         self.device_fit.map(|fit| fit.memory())
+    }
+
+    /// Who the device is, as its runtime names it (the wgpu adapter, the
+    /// CUDA card), and whether it is a software driver: `None` on the CPU.
+    pub fn device_identity(&self) -> Option<&DeviceIdentity> {
+        self.device_identity.as_ref()
     }
 
     /// The number of workers: batches that run at once.

@@ -163,6 +163,11 @@ fn batches_on_wgpu_are_sized_by_the_devices_memory() {
     eprintln!("wgpu memory: {memory:?}");
     assert!(memory.max_allocation >= 1 << 20, "{memory:?}");
     assert_eq!(cpu.device_memory(), None);
+    // CI's adapter is lavapipe, which is no card: the model says so.
+    let identity = gpu.device_identity().expect("wgpu names its adapter");
+    assert!(identity.name.contains("llvmpipe") && identity.software, "{identity:?}");
+    assert!(identity.to_string().ends_with(", a software driver: no GPU"), "{identity}");
+    assert_eq!(cpu.device_identity(), None);
 
     // The load's batch size is 16: on the CPU, 16 * 64 tokens per batch.
     let long = vec![512; 32];

@@ -62,12 +62,9 @@ fn texts(indexes: &[usize]) -> Vec<String> {
 
 fn load(path: &Path, base: &str) -> toxmodel::Result<Detoxify> {
     let base = fixtures().join("models").join(base);
-    let options = LoadOptions {
-        hf_config: Some(base.join("config.json")),
-        tokenizer: Some(base.clone()),
-        batch_size: Some(4),
-        ..LoadOptions::default()
-    };
+    // As the generator called Detoxify: `huggingface_config_path` is the
+    // base model's folder, which gives the config and the tokenizer.
+    let options = LoadOptions { hf_config: Some(base), tokenizer: None, batch_size: Some(4), ..LoadOptions::default() };
     Detoxify::load(path, &options)
 }
 

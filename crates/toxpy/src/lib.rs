@@ -187,6 +187,13 @@ impl Model {
         self.model.device().to_string()
     }
 
+    /// The device as its runtime names it (the wgpu adapter, the CUDA card;
+    /// a software driver says so), or `None` on the CPU.
+    #[getter]
+    fn device_name(&self) -> Option<String> {
+        self.model.device_identity().map(ToString::to_string)
+    }
+
     /// The floating-point type it computes in: f32 or f16.
     #[getter]
     fn precision(&self) -> String {

@@ -24,7 +24,15 @@ fn score_on_wgpu_end_to_end_stores_the_scores_the_cpu_gives() {
         let mut args = vec!["--store", store.as_str()];
         args.extend(score_args(&["--device", device, "--batch-size", "16"], &flags));
         let score = check_run(dir, &args, 0);
-        assert!(score.stderr.contains(&format!("on {device} in f32")), "{}", score.stderr);
+        // The device as its runtime names it: CI's adapter is lavapipe, no GPU.
+        let on = match device {
+            "wgpu" => "on wgpu (llvmpipe (",
+            _ => "on cpu in f32",
+        };
+        assert!(score.stderr.contains(on), "{}", score.stderr);
+        let software = "warning: --device wgpu runs on \"llvmpipe (";
+        assert_eq!(score.stderr.contains(software), device == "wgpu", "{}", score.stderr);
+        assert_eq!(score.stderr.contains(", a software driver: no GPU) in f32"), device == "wgpu", "{}", score.stderr);
         // lavapipe states its largest buffer and no capacity.
         let sized = "batches sized by the device's memory (largest buffer 128 MiB, capacity not stated: 4 GiB assumed)";
         assert_eq!(score.stderr.contains(sized), device == "wgpu", "{}", score.stderr);
@@ -49,7 +57,9 @@ fn score_on_wgpu_end_to_end_stores_the_scores_the_cpu_gives() {
     predict.push("you are a liar");
     let on_wgpu = super::run(super::toxcli(dir).env("TOXSCORE_DEVICE", "wgpu").args(&predict));
     assert_eq!(on_wgpu.code, 0, "{}", on_wgpu.stderr);
+    assert!(on_wgpu.stderr.contains("predicting on wgpu (llvmpipe ("), "{}", on_wgpu.stderr);
     let on_cpu = check_run(dir, &predict, 0);
+    assert!(!on_cpu.stderr.contains("predicting on"), "{}", on_cpu.stderr);
     let score = |stdout: &str| -> f64 {
         let row: serde_json::Value = serde_json::from_str(stdout.lines().next().expect("a row")).expect("json");
         row["toxicity"].as_f64().expect("a toxicity score")
