@@ -181,10 +181,21 @@ class Detoxify:
                 "models (docs/gpu.md); use 'f32' for results you keep",
                 stacklevel=2,
             )
+        if self._model.device_name is not None and "software driver" in self._model.device_name:
+            warnings.warn(
+                f"device={device_name!r} runs on {self._model.device_name}: it computes on the CPU, slower "
+                "than device='cpu'; for a GPU, install its vendor's Vulkan driver (docs/gpu.md)",
+                stacklevel=2,
+            )
         self.model_type = model_type
         self.checkpoint = os.fspath(self._model.checkpoint)
         self.device = device
         self.class_names: List[str] = list(self._model.class_names)
+
+    @property
+    def device_name(self) -> Optional[str]:
+        """The device as its runtime names it (the wgpu adapter, the CUDA card), or None on the CPU."""
+        return self._model.device_name
 
     @property
     def all_class_names(self) -> List[str]:
