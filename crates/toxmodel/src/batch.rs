@@ -44,10 +44,18 @@ impl TokenBatch {
     /// Pads `sequences` (each already holding its special tokens) to the
     /// longest one and computes the position ids of the architecture.
     pub fn new<S: AsRef<[u32]>>(spec: &BatchSpec, sequences: &[S]) -> Result<TokenBatch> {
+        TokenBatch::padded(spec, sequences, 1)
+    }
+
+    /// As [`new`](Self::new), with the longest length rounded up to a
+    /// multiple of `multiple` (within the model's positions): fewer distinct
+    /// shapes for a device to compile kernels for. Padding is masked, so
+    /// the outputs do not change.
+    pub fn padded<S: AsRef<[u32]>>(spec: &BatchSpec, sequences: &[S], multiple: usize) -> Result<TokenBatch> {
         if sequences.is_empty() {
             return Err(Error::InvalidBatch { problem: "the batch holds no sequence".to_owned() });
         }
-        let seq_len = sequences.iter().map(|sequence| sequence.as_ref().len()).max().unwrap_or(0);
+        let longest = sequences.iter().map(|sequence| sequence.as_ref().len()).max().unwrap_or(0);
         for (text_idx, sequence) in sequences.iter().enumerate() {
             let sequence = sequence.as_ref();
             if sequence.is_empty() {
@@ -72,6 +80,8 @@ impl TokenBatch {
             }
         }
 
+        // Checked above: no sequence is longer than the model takes.
+        let seq_len = longest.next_multiple_of(multiple.max(1)).min(spec.max_sequence_length).max(longest);
         let batch_size = sequences.len();
         let pad = i64::from(spec.pad_token_id);
         let mut input_ids = Vec::with_capacity(batch_size * seq_len);
@@ -142,6 +152,21 @@ mod tests {
         let batch = TokenBatch::new(&spec(Architecture::Bert), &[vec![9, 2], vec![9, 3, 4]]).unwrap();
         assert_eq!(batch.position_ids(), &[0, 1, 2, 0, 1, 2]);
         assert_eq!(batch.input_ids(), &[9, 2, 1, 9, 3, 4]);
+    }
+
+    #[test]
+    fn a_device_batch_pads_to_a_multiple_within_the_models_positions() {
+        let spec = spec(Architecture::Roberta);
+        let batch = TokenBatch::padded(&spec, &[vec![0, 5, 2]], 2).unwrap();
+        assert_eq!(batch.seq_len(), 4);
+        assert_eq!(batch.input_ids(), &[0, 5, 2, 1]);
+        assert_eq!(batch.position_ids(), &[2, 3, 4, 1]);
+        assert_eq!(batch.padding_mask(), &[false, false, false, true]);
+        // Never past the model's positions (4 here), nor past a multiple.
+        assert_eq!(TokenBatch::padded(&spec, &[vec![0, 5, 2]], 8).unwrap().seq_len(), 4);
+        assert_eq!(TokenBatch::padded(&spec, &[vec![0, 2]], 2).unwrap().seq_len(), 2);
+        assert_eq!(TokenBatch::padded(&spec, &[vec![0, 2]], 0).unwrap().seq_len(), 2);
+        assert_eq!(TokenBatch::new(&spec, &[vec![0, 5, 2]]).unwrap().seq_len(), 3);
     }
 
     #[test]

@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use batch::{BatchSpec, TokenBatch};
-pub use budget::{ASSUMED_DEVICE_MEMORY, BatchBudget, DeviceMemory, TOKENS_PER_TEXT};
+pub use budget::{ASSUMED_DEVICE_MEMORY, BatchBudget, DEVICE_LENGTH_MULTIPLE, DeviceMemory, TOKENS_PER_TEXT};
 pub use burn::tensor::Device;
 pub use checkpoint::{Checkpoint, CheckpointInfo, rename_class, sha256_file};
 pub use config::{Activation, Architecture, EncoderConfig};
@@ -416,7 +416,7 @@ impl Detoxify {
             .iter()
             .map(|chunk| {
                 let batch_sequences: Vec<&[u32]> = chunk.iter().map(|&idx| sequences[idx].as_slice()).collect();
-                TokenBatch::new(&self.spec, &batch_sequences)
+                self.batch(&batch_sequences)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(PreparedTexts { plan, batches, n_texts: texts.len() })
@@ -503,9 +503,12 @@ impl Detoxify {
         self.workers[worker % self.workers.len()].install(|| self.forward(batch))
     }
 
-    /// Builds a batch from token ids (as [`TextTokenizer::encode`] gives them).
+    /// Builds a batch from token ids (as [`TextTokenizer::encode`] gives
+    /// them), padded to the longest; on a device, to a multiple of
+    /// [`DEVICE_LENGTH_MULTIPLE`] tokens.
     pub fn batch<S: AsRef<[u32]>>(&self, sequences: &[S]) -> Result<TokenBatch> {
-        TokenBatch::new(&self.spec, sequences)
+        let multiple = if self.device_spec.is_cpu() { 1 } else { DEVICE_LENGTH_MULTIPLE };
+        TokenBatch::padded(&self.spec, sequences, multiple)
     }
 
     /// The lower-level entry point: runs the model on a pre-tokenized batch

@@ -168,6 +168,11 @@ fn batches_on_wgpu_are_sized_by_the_devices_memory() {
     assert!(identity.name.contains("llvmpipe") && identity.software, "{identity:?}");
     assert!(identity.to_string().ends_with(", a software driver: no GPU"), "{identity}");
     assert_eq!(cpu.device_identity(), None);
+    // A device pads each batch to a multiple of 8 tokens (fewer shapes to
+    // compile kernels for); the CPU to the longest text.
+    let three = [[101u32, 2000, 102]];
+    assert_eq!(gpu.batch(&three).expect("a batch").seq_len(), toxmodel::DEVICE_LENGTH_MULTIPLE);
+    assert_eq!(cpu.batch(&three).expect("a batch").seq_len(), 3);
 
     // The load's batch size is 16: on the CPU, 16 * 64 tokens per batch.
     let long = vec![512; 32];
