@@ -400,7 +400,14 @@ pub(crate) fn measure(
     if !status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{label} failed ({status}); the end of its stderr ({}):\n{}", stderr_path.display(), tail.join("\n"));
+        // Under GNU time a crash reads as exit status 128 + N: say which signal.
+        let signal = fs::read_to_string(&time_path).ok().and_then(|report| ended_by_signal(&report));
+        let how = signal.map(|signal| format!(", {signal}")).unwrap_or_default();
+        bail!(
+            "{label} failed ({status}{how}); the end of its stderr ({}):\n{}",
+            stderr_path.display(),
+            tail.join("\n")
+        );
     }
     if !timed {
         return Ok(Measurement {
@@ -492,6 +499,24 @@ impl Variant {
 }
 
 /// A `key=value` field of the `BENCH` line that bench_detoxify.py prints.
+/// GNU time's note of the signal that ended a program (`Command terminated
+/// by signal 11`), in words: `killed by signal 11 (SIGSEGV)`.
+fn ended_by_signal(time_report: &str) -> Option<String> {
+    let line = time_report.lines().find(|line| line.starts_with("Command terminated by signal "))?;
+    let number: u32 = line.rsplit(' ').next()?.trim().parse().ok()?;
+    let name = match number {
+        4 => " (SIGILL)",
+        6 => " (SIGABRT)",
+        7 => " (SIGBUS)",
+        8 => " (SIGFPE)",
+        9 => " (SIGKILL)",
+        11 => " (SIGSEGV)",
+        15 => " (SIGTERM)",
+        _ => "",
+    };
+    Some(format!("killed by signal {number}{name}"))
+}
+
 pub(crate) fn bench_field(stderr: &str, key: &str) -> Option<String> {
     let line = stderr.lines().rev().find(|line| line.starts_with("BENCH "))?;
     line.split_whitespace().find_map(|field| field.strip_prefix(key)?.strip_prefix('=').map(str::to_owned))
@@ -1027,6 +1052,23 @@ mod tests {
             .expect_err("fails");
         assert!(error.downcast_ref::<PastLimit>().is_none());
         assert!(error.to_string().contains("broken failed") && error.to_string().contains("oops"), "{error}");
+    }
+
+    #[test]
+    fn a_run_that_crashes_names_its_signal() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let paths = paths_in(folder.path());
+        let out = folder.path().join("out.txt");
+        let error =
+            measure("crash", Path::new("sh"), &sh("kill -SEGV $$"), &[], &out, &paths, None).expect_err("crashes");
+        // Under GNU time, exit status 139 and its note; without, Rust's own words.
+        assert!(error.to_string().contains("11 (SIGSEGV)"), "{error}");
+        assert_eq!(
+            ended_by_signal("Command terminated by signal 6\n0 0.01 0.00\n").as_deref(),
+            Some("killed by signal 6 (SIGABRT)")
+        );
+        assert_eq!(ended_by_signal("Command terminated by signal 33").as_deref(), Some("killed by signal 33"));
+        assert_eq!(ended_by_signal("1024 0.10 0.02\n"), None);
     }
 
     #[test]
