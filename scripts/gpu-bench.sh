@@ -13,8 +13,9 @@
 # graph, about half an hour on 2 cores), and xtask, in release, downloads the
 # detoxify wheel (no dependencies: the GPU machine has torch and
 # transformers) and the Vulkan loader's .deb, and copies them to
-# target/gpu-bundle/ (stripped, gzipped binaries: the device tool carries
-# 64 MiB at most). `run` leaves the bundle as it is (it may arrive
+# target/gpu-bundle/ (stripped, xz-compressed binaries: the device tool
+# carries 64 MiB at most, the repository's tracked files included; the step
+# fails if the two together are over). `run` leaves the bundle as it is (it may arrive
 # read-only) and works in target/gpu-bin/: it unpacks the binaries, adds
 # what is missing (the Vulkan loader from its .deb, NVIDIA's Vulkan ICD file
 # if the driver's is not there, detoxify unzipped onto PYTHONPATH beside the
@@ -48,26 +49,41 @@ bundle)
         --features toxcli/wgpu,toxcli/vulkan,toxcli/fusion,toxcli/f16-experiment
     cp target/release/toxcli target/release/xtask "$bundle/"
     cp target/spirv/release/toxcli "$bundle/toxcli-spirv"
-    # Symbols off and gzipped: the wgpu+fusion toxcli is 108 MB with symbols,
-    # 79 MB stripped, 23 MB gzipped (session 6); with cuda too, 24 MB gzipped,
-    # the SPIR-V one 26 MB (session 7): about 50 MB in all, and the device tool
-    # carries 64 MiB.
+    # Symbols off and xz: the toxcli with wgpu, cuda and fusion is 83 MB
+    # stripped, 24 MB gzipped, 14.6 MB in xz -9e; the SPIR-V one 94, 26 and
+    # 15.7 MB (session 8). The device tool carries 64 MiB with the tracked
+    # files (28 MB): gzip's 50 MB did not fit, xz's 31 MB does.
     strip "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
-    gzip -9 --force "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
+    xz -9e --threads=0 --force "$bundle/toxcli" "$bundle/toxcli-spirv" "$bundle/xtask"
     "$python" -m pip download --quiet --no-deps --dest "$bundle" detoxify
     # The Vulkan loader, and glvnd's dispatch library that NVIDIA's Vulkan
     # driver (libGLX_nvidia) links against: a CUDA image may lack both.
     (cd "$bundle/debs" && apt-get download libvulkan1 libglvnd0)
     ls -l "$bundle" "$bundle/debs"
+    # What the device tool sends: tracked and untracked-not-ignored files,
+    # and the bundle it carries.
+    travel=$( (git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null
+        find "$bundle" -type f -printf '%s\n') | awk '{ total += $1 } END { print total }')
+    echo "gpu-bench: the device tool would send $((travel / 1048576)) MiB (at most 64)"
+    if ((travel > 64 * 1048576)); then
+        echo "gpu-bench: over the device tool's 64 MiB: the run would be refused" >&2
+        exit 1
+    fi
     ;;
 run)
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
     # The bundle may arrive read-only: everything is written beside it.
     bin=target/gpu-bin
     mkdir -p "$bin"
+    # xz if the machine has it, else Python's lzma (in every CPython).
     for name in toxcli toxcli-spirv xtask; do
-        [[ -f "$bundle/$name.gz" ]] || continue
-        gzip -dc "$bundle/$name.gz" >"$bin/$name"
+        [[ -f "$bundle/$name.xz" ]] || continue
+        if command -v xz >/dev/null; then
+            xz -dc "$bundle/$name.xz" >"$bin/$name"
+        else
+            "$python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' \
+                "$bundle/$name.xz" >"$bin/$name"
+        fi
         chmod +x "$bin/$name"
     done
     # The Vulkan loader and glvnd's dispatch library, unless the system has
