@@ -103,6 +103,9 @@ struct Contender {
     stem: String,
     binary: PathBuf,
     device: String,
+    /// The contender this one races, for the SPIR-V build: the WGSL one
+    /// on the same device.
+    races: Option<String>,
 }
 
 /// One contender per device with `toxcli`, then the SPIR-V build on the
@@ -117,6 +120,7 @@ fn contenders(options: &Options, toxcli: &Path) -> Vec<Contender> {
             stem: stem(device),
             binary: toxcli.to_owned(),
             device: device.clone(),
+            races: None,
         })
         .collect();
     if let (Some(spirv), Some(device)) = (&options.toxcli_spirv, options.wgpu_device()) {
@@ -125,6 +129,7 @@ fn contenders(options: &Options, toxcli: &Path) -> Vec<Contender> {
             stem: format!("{}-spirv", stem(device)),
             binary: spirv.clone(),
             device: device.to_owned(),
+            races: Some(format!("toxscore {device}")),
         });
     }
     contenders
@@ -440,8 +445,8 @@ pub fn run(args: &[String]) -> Result<()> {
             line(&format!("{name} f16 / its f32"), f16_gain, ">= 2.5", f16_gain >= 2.5);
         }
     }
-    if let Some(device) = options.wgpu_device().filter(|_| options.toxcli_spirv.is_some()) {
-        let spirv_gain = rate(&format!("toxscore {device} spirv f32")) / rate(&format!("toxscore {device} f32"));
+    for (contender, raced) in contenders.iter().filter_map(|contender| Some((contender, contender.races.as_ref()?))) {
+        let spirv_gain = rate(&format!("{} f32", contender.name)) / rate(&format!("{raced} f32"));
         line("toxscore SPIR-V f32 / WGSL f32 (keep the faster)", spirv_gain, "> 1 keeps vulkan", spirv_gain > 1.0);
     }
     let hours = MISSION_TEXTS / best / 3600.0;
@@ -876,6 +881,9 @@ mod tests {
                 ("toxscore wgpu:1 spirv", "toxscore-wgpu1-spirv", "s/toxcli", "wgpu:1"),
             ]
         );
+        // The SPIR-V build races the WGSL one on its device, and only it races.
+        let races: Vec<Option<&str>> = contenders.iter().map(|c| c.races.as_deref()).collect();
+        assert_eq!(races, [None, None, None, Some("toxscore wgpu:1")]);
     }
 
     #[test]
