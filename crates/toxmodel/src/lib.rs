@@ -181,13 +181,13 @@ impl Detoxify {
         // A folder is Detoxify's `huggingface_config_path`: the config and
         // the tokenizer both come from it.
         let config_folder = options.hf_config.as_deref().filter(|path| path.is_dir());
-        let config = match &options.hf_config {
-            Some(folder) if folder.is_dir() => EncoderConfig::from_file(&folder.join("config.json"))?,
-            Some(path) => EncoderConfig::from_file(path)?,
-            None if names_base_model(&info.base_model, architecture.base_model()) => {
+        let config = match (&options.hf_config, config_folder) {
+            (_, Some(folder)) => EncoderConfig::from_file(&folder.join("config.json"))?,
+            (Some(path), None) => EncoderConfig::from_file(path)?,
+            (None, _) if names_base_model(&info.base_model, architecture.base_model()) => {
                 EncoderConfig::builtin(architecture)
             }
-            None => {
+            (None, _) => {
                 // Detoxify fetches `model_type`'s config from the hub; toxscore
                 // has only the base models' configs built in, and guessing
                 // another model's shape would score with the wrong one.
