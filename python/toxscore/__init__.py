@@ -181,7 +181,7 @@ class Detoxify:
                 "models (docs/gpu.md); use 'f32' for results you keep",
                 stacklevel=2,
             )
-        if self._model.device_name is not None and "software driver" in self._model.device_name:
+        if self._model.device_is_software:
             warnings.warn(
                 f"device={device_name!r} runs on {self._model.device_name}: it computes on the CPU, slower "
                 "than device='cpu'; for a GPU, install its vendor's Vulkan driver (docs/gpu.md)",

@@ -498,7 +498,6 @@ impl Variant {
     }
 }
 
-/// A `key=value` field of the `BENCH` line that bench_detoxify.py prints.
 /// GNU time's note of the signal that ended a program (`Command terminated
 /// by signal 11`), in words: `killed by signal 11 (SIGSEGV)`.
 fn ended_by_signal(time_report: &str) -> Option<String> {
@@ -517,6 +516,7 @@ fn ended_by_signal(time_report: &str) -> Option<String> {
     Some(format!("killed by signal {number}{name}"))
 }
 
+/// A `key=value` field of the `BENCH` line that bench_detoxify.py prints.
 pub(crate) fn bench_field(stderr: &str, key: &str) -> Option<String> {
     let line = stderr.lines().rev().find(|line| line.starts_with("BENCH "))?;
     line.split_whitespace().find_map(|field| field.strip_prefix(key)?.strip_prefix('=').map(str::to_owned))

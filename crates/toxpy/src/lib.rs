@@ -194,6 +194,13 @@ impl Model {
         self.model.device_identity().map(ToString::to_string)
     }
 
+    /// Whether the device is a software driver (no GPU behind it): it
+    /// computes on the CPU, slower than `cpu`.
+    #[getter]
+    fn device_is_software(&self) -> bool {
+        self.model.device_identity().is_some_and(|identity| identity.software)
+    }
+
     /// The floating-point type it computes in: f32 or f16.
     #[getter]
     fn precision(&self) -> String {
