@@ -139,6 +139,11 @@ pub fn days(points: &[DayPoint], threshold: f64) -> anyhow::Result<String> {
             .map_err(|error| drawing_error(what, error))?
             .label("mean toxicity")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], MEAN.stroke_width(2)));
+        // A line needs two days; a dot marks every day, so that a report of
+        // one day (or of days far apart) shows its values too.
+        chart
+            .draw_series(points.iter().map(|point| Circle::new((center(point), point.mean_toxicity), 3, MEAN.filled())))
+            .map_err(|error| drawing_error(what, error))?;
         chart
             .draw_series(LineSeries::new(
                 points.iter().map(|point| (center(point), point.share_toxic)),
@@ -147,6 +152,9 @@ pub fn days(points: &[DayPoint], threshold: f64) -> anyhow::Result<String> {
             .map_err(|error| drawing_error(what, error))?
             .label(format!("share with toxicity ≥ {threshold}"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], SHARE.stroke_width(2)));
+        chart
+            .draw_series(points.iter().map(|point| Circle::new((center(point), point.share_toxic), 3, SHARE.filled())))
+            .map_err(|error| drawing_error(what, error))?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
@@ -220,5 +228,19 @@ mod tests {
         let svg = days(&points, 0.5).expect("days");
         assert!(svg.contains("2020-01-01"), "a date label");
         assert!(svg.contains("mean toxicity"), "the legend");
+    }
+
+    #[test]
+    fn a_report_of_one_day_shows_that_days_values() {
+        let one_day = [DayPoint { day: 18_262, n_statuses: 10, mean_toxicity: 0.2, share_toxic: 0.1 }];
+        let svg = days(&one_day, 0.5).expect("days");
+        for (what, color) in [("mean", MEAN), ("share", SHARE)] {
+            let marked = svg
+                .split("<circle")
+                .skip(1)
+                .filter(|circle| circle.contains(&format!("fill=\"#{:02X}{:02X}{:02X}\"", color.0, color.1, color.2)))
+                .count();
+            assert_eq!(marked, 1, "one {what} dot: {svg}");
+        }
     }
 }
