@@ -60,11 +60,11 @@ impl Checkpoint {
     pub fn open(path: &Path) -> Result<Checkpoint> {
         // Distinguish a missing or unreadable file from a damaged one.
         std::fs::metadata(path).map_err(|source| Error::io(path, source))?;
-        let config =
-            PytorchReader::read_pickle_data(path, Some("config")).map_err(|error| reader_error(path, error))?;
+        let config = PytorchReader::read_pickle_data(path, Some("config"))
+            .map_err(|error| reader_error(path, "config", error))?;
         let info = parse_info(path, &config)?;
-        let reader =
-            PytorchReader::with_top_level_key(path, "state_dict").map_err(|error| reader_error(path, error))?;
+        let reader = PytorchReader::with_top_level_key(path, "state_dict")
+            .map_err(|error| reader_error(path, "state_dict", error))?;
         if reader.is_empty() {
             return Err(Error::checkpoint(path, "state_dict holds no tensors"));
         }
@@ -140,9 +140,13 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-fn reader_error(path: &Path, error: pytorch_reader::PytorchError) -> Error {
+/// The reader's error reading the top-level entry `key`, in Detoxify's terms.
+fn reader_error(path: &Path, key: &str, error: pytorch_reader::PytorchError) -> Error {
     let problem = match &error {
-        pytorch_reader::PytorchError::KeyNotFound(key) => format!("it has no `{key}` entry"),
+        // The reader's own text (in the cause) lists the keys the file has.
+        pytorch_reader::PytorchError::KeyNotFound(_) => {
+            format!("it has no top-level `{key}` entry (a Detoxify checkpoint has `config` and `state_dict`)")
+        }
         pytorch_reader::PytorchError::Zip(_) | pytorch_reader::PytorchError::InvalidFormat(_) => {
             "it is not a torch.save archive (or it is truncated)".to_owned()
         }

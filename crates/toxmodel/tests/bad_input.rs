@@ -57,7 +57,12 @@ fn a_truncated_file_is_reported() {
 
 #[test]
 fn a_checkpoint_without_state_dict_is_reported() {
-    check("no_state_dict.ckpt", "roberta", |e| matches!(e, Error::InvalidCheckpoint { .. }), "state_dict");
+    check(
+        "no_state_dict.ckpt",
+        "roberta",
+        |e| matches!(e, Error::InvalidCheckpoint { .. }),
+        "it has no top-level `state_dict` entry",
+    );
 }
 
 #[test]
