@@ -1,6 +1,7 @@
 //! Choosing and loading the model: `--model NAME` from the cache (downloaded
 //! on first use), or `--checkpoint PATH` offline.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -53,7 +54,10 @@ pub struct ModelArgs {
 /// (also exit 2).
 fn parse_device(name: &str) -> Result<DeviceSpec, String> {
     let device: DeviceSpec = name.parse().map_err(|error: toxmodel::Error| error.to_string())?;
-    device.check_compiled_in().map_err(|error| error.to_string())?;
+    // toxmodel names the Cargo feature; how to rebuild with it is ours to say.
+    device
+        .check_compiled_in()
+        .map_err(|error| format!("{error} (`cargo install --path crates/toxcli --features {}`)", device.feature()))?;
     Ok(device)
 }
 
@@ -89,6 +93,14 @@ impl ModelArgs {
     /// As [`load`](Self::load), with `workers` batches run side by side
     /// (default: one per core).
     pub fn load_with_workers(&self, batch_size: usize, workers: Option<usize>) -> Result<LoadedModel> {
+        let mut options = LoadOptions {
+            hf_config: self.hf_config.clone(),
+            tokenizer: self.tokenizer.clone(),
+            device: self.device,
+            precision: self.precision,
+            batch_size: Some(batch_size),
+            workers,
+        };
         let (checkpoint, registered) = match &self.checkpoint {
             Some(path) => (path.clone(), None),
             None => {
@@ -98,23 +110,32 @@ impl ModelArgs {
                     bail!("model {name} ({}) is not supported by this toxscore yet", registered.class_name);
                 }
                 let cache = model_cache();
-                if !cache.is_cached(registered) && !self.offline {
-                    eprintln!(
-                        "downloading model {name} into {} (once; later runs use the cache)",
-                        cache.root().display()
-                    );
-                }
-                let path = cache.ensure(registered, !self.offline, &mut |_| {})?;
-                (path, Some(registered))
+                let mut announced = false;
+                // Said once, when bytes first arrive: a model found in the
+                // cache (or in Detoxify's torch hub folder) downloads nothing.
+                let mut progress = |update: registry::Progress<'_>| {
+                    if !announced {
+                        announced = true;
+                        eprintln!(
+                            "downloading {} into {} (once; later runs use the cache)",
+                            update.url,
+                            cache.model_dir(registered).display()
+                        );
+                    }
+                    ControlFlow::Continue(())
+                };
+                let found = match cache.ensure(registered, !self.offline, &mut progress) {
+                    Err(error @ toxmodel::Error::NotCached { .. }) => {
+                        return Err(anyhow::Error::new(error).context(format!(
+                            "--offline: download the model first with `toxcli models download {name}`, \
+                             or pass --checkpoint"
+                        )));
+                    }
+                    found => found?,
+                };
+                options = options.or_tokenizer(&found.tokenizer_dir);
+                (found.checkpoint, Some(registered))
             }
-        };
-        let options = LoadOptions {
-            hf_config: self.hf_config.clone(),
-            tokenizer: self.tokenizer.clone(),
-            device: self.device,
-            precision: self.precision,
-            batch_size: Some(batch_size),
-            workers,
         };
         // Hash while loading: the hash is stored with every score, and it
         // verifies a cached download before its scores are written.

@@ -1,6 +1,7 @@
 //! `toxcli models list | download NAME | verify NAME`.
 
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -57,6 +58,9 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
                     bar.set_position(update.received);
                     bar.set_message(update.url.rsplit('/').next().unwrap_or_default().to_owned());
                 }
+                // Never stopped from here: Ctrl-C ends the process, and what
+                // it leaves keeps its temporary name, never taken for a model.
+                ControlFlow::Continue(())
             };
             eprintln!("downloading {} into {}", model.name, cache.model_dir(model).display());
             let path = cache.download(model, &mut progress).with_context(|| format!("downloading model {name}"))?;

@@ -105,9 +105,9 @@ impl DeviceSpec {
         Error::Device {
             device: self.to_string(),
             problem: format!(
-                "this toxscore was built without it: rebuild with the Cargo feature `{}` \
-                 (for example `cargo install --path crates/toxcli --features {}`); this build has: {}",
-                self.feature(),
+                // How to rebuild depends on what is being built (the CLI,
+                // the Python package): each caller adds its own command.
+                "this toxscore was built without it: rebuild with the Cargo feature `{}`; this build has: {}",
                 self.feature(),
                 compiled_in_names()
             ),
@@ -137,7 +137,9 @@ impl FromStr for DeviceSpec {
 
     /// Parses a device name, case-insensitively, surrounding blanks
     /// ignored. `flex`, `cpu:flex` and `cpu:ndarray` are accepted too (the
-    /// names of the CPU backends before devices had names).
+    /// names of the CPU backends before devices had names), and `cpu:0`,
+    /// which torch accepts (and prints for `torch.device("cpu", 0)`) as the
+    /// one CPU device.
     fn from_str(text: &str) -> Result<DeviceSpec> {
         let name = text.trim().to_ascii_lowercase();
         let unknown = |problem: String| Error::Device { device: text.to_owned(), problem };
@@ -151,7 +153,7 @@ impl FromStr for DeviceSpec {
             })
         };
         match (kind, index) {
-            ("cpu" | "flex", None) | ("cpu", Some("flex")) => Ok(DeviceSpec::Cpu),
+            ("cpu" | "flex", None) | ("cpu", Some("flex" | "0")) => Ok(DeviceSpec::Cpu),
             ("ndarray", None) | ("cpu", Some("ndarray")) => Ok(DeviceSpec::NdArray),
             ("wgpu", None) => Ok(DeviceSpec::Wgpu(None)),
             ("wgpu", Some(index)) => Ok(DeviceSpec::Wgpu(Some(parse_index(index)?))),
@@ -487,6 +489,8 @@ mod tests {
         check(" CPU ", Some(DeviceSpec::Cpu));
         check("flex", Some(DeviceSpec::Cpu));
         check("cpu:flex", Some(DeviceSpec::Cpu));
+        check("cpu:0", Some(DeviceSpec::Cpu));
+        check(" CPU:0", Some(DeviceSpec::Cpu));
         check("ndarray", Some(DeviceSpec::NdArray));
         check("cpu:ndarray", Some(DeviceSpec::NdArray));
         check("wgpu", Some(DeviceSpec::Wgpu(None)));
@@ -498,6 +502,7 @@ mod tests {
         check("cuda:-1", None);
         check("wgpu:x", None);
         check("cpu:2", None);
+        check("cpu:00", None);
         check("", None);
     }
 

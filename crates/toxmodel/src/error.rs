@@ -102,6 +102,13 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A download stopped by its caller (its progress callback returned
+    /// `ControlFlow::Break`, on Ctrl-C); nothing was kept.
+    #[error("downloading {url}: stopped")]
+    DownloadStopped {
+        /// The address.
+        url: String,
+    },
     /// A file's SHA-256 does not match the one its name or registry entry promises.
     #[error(
         "{path}: SHA-256 {actual} does not start with the expected {expected}; the file is damaged or not the released model"
@@ -114,10 +121,9 @@ pub enum Error {
         /// The file's hash.
         actual: String,
     },
-    /// A model is not in the cache and downloads are disabled.
-    #[error(
-        "model {name} is not in the cache {cache} and offline mode is on; download it with `toxcli models download {name}` or pass --checkpoint"
-    )]
+    /// A model is not in the cache and downloads are disabled. (How to get
+    /// it is the caller's to say: the CLI and the Python package differ.)
+    #[error("model {name} is not in the cache {cache}, and downloading is off")]
     NotCached {
         /// The model name.
         name: String,

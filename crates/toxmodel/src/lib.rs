@@ -101,6 +101,21 @@ pub struct LoadOptions {
     pub workers: Option<usize>,
 }
 
+impl LoadOptions {
+    /// Takes the tokenizer from `folder` unless these options already say
+    /// where it comes from (`tokenizer`, or an `hf_config` folder). For a
+    /// released model: [`registry::CachedModel::tokenizer_dir`], which is not
+    /// the checkpoint's folder when the checkpoint is Detoxify's download in
+    /// torch hub's folder.
+    pub fn or_tokenizer(mut self, folder: &Path) -> LoadOptions {
+        let has_config_folder = self.hf_config.as_deref().is_some_and(Path::is_dir);
+        if self.tokenizer.is_none() && !has_config_folder {
+            self.tokenizer = Some(folder.to_owned());
+        }
+        self
+    }
+}
+
 /// Texts tokenized and grouped into batches by [`Detoxify::prepare`].
 #[derive(Debug)]
 pub struct PreparedTexts {
@@ -209,7 +224,20 @@ impl Detoxify {
             (None, Some(folder)) => folder.to_owned(),
             (None, None) => checkpoint_path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from(".")),
         };
-        let max_length = config.max_sequence_length(architecture).min(512);
+        // Detoxify tokenizes with `truncation=True`, which cuts at the
+        // tokenizer's `model_max_length` (tokenizer_config.json), and not at
+        // all without one (transformers' VERY_LARGE_INTEGER): a longer text
+        // then fails in the position embeddings. toxscore cuts at the
+        // positions the model has, so it scores every text Detoxify scores
+        // alike and never fails where Detoxify would. (It cut at 512 too,
+        // which is every released model's positions, so only a config with
+        // more positions and no tokenizer_config.json scores differently: as
+        // Detoxify does.)
+        let positions = config.max_sequence_length(architecture);
+        let max_length = match tokenizer::model_max_length(&tokenizer_path)? {
+            Some(model_max_length) => model_max_length.min(positions),
+            None => positions,
+        };
         let tokenizer = TextTokenizer::from_path(&tokenizer_path, architecture, config.vocab_size, max_length)?;
         let device = options.device.open()?;
         options.precision.check(options.device, &device)?;

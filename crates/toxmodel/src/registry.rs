@@ -10,9 +10,16 @@
 //! The tokenizer and base config files come from the Hugging Face base
 //! models, as Detoxify takes them. This crate reads no environment variables:
 //! the caller chooses the cache folder and whether downloads are allowed.
+//!
+//! A checkpoint Detoxify already downloaded (into torch hub's
+//! `$TORCH_HOME/hub/checkpoints`, under the release's file name) is used in
+//! place when the cache lacks it and its SHA-256 verifies: users moving from
+//! Detoxify need not download 400 MB again. It is only read, never copied,
+//! moved or modified.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -137,6 +144,19 @@ pub fn default_cache_dir(env: impl Fn(&str) -> Option<OsString>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".toxscore-cache"))
 }
 
+/// Where Detoxify's checkpoints are when it has downloaded them, as
+/// `torch.hub.load_state_dict_from_url` puts them: `$TORCH_HOME/hub/checkpoints`,
+/// `TORCH_HOME` defaulting to `$XDG_CACHE_HOME/torch`, else `~/.cache/torch`
+/// (`HOME`); `None` when none of these is set. `env` reads an environment
+/// variable, as for [`default_cache_dir`].
+pub fn torch_hub_checkpoints_dir(env: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let from_env = |name: &str| env(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+    let torch_home = from_env("TORCH_HOME")
+        .or_else(|| from_env("XDG_CACHE_HOME").map(|dir| dir.join("torch")))
+        .or_else(|| from_env("HOME").map(|dir| dir.join(".cache").join("torch")))?;
+    Some(torch_home.join("hub").join("checkpoints"))
+}
+
 /// A folder of downloaded models: `{root}/{model name}/{checkpoint file}` with
 /// the tokenizer files beside each checkpoint.
 #[derive(Debug, Clone)]
@@ -144,6 +164,7 @@ pub struct ModelCache {
     root: PathBuf,
     release_base_url: String,
     tokenizer_base_url: String,
+    torch_hub_checkpoints: Option<PathBuf>,
 }
 
 impl ModelCache {
@@ -153,15 +174,18 @@ impl ModelCache {
             root: root.into(),
             release_base_url: RELEASE_BASE_URL.to_owned(),
             tokenizer_base_url: HUGGING_FACE_BASE_URL.to_owned(),
+            torch_hub_checkpoints: None,
         }
     }
 
-    /// The cache the environment describes: [`default_cache_dir`], with the
-    /// download addresses overridable for mirrors and tests by
+    /// The cache the environment describes: [`default_cache_dir`], with
+    /// Detoxify's downloads in [`torch_hub_checkpoints_dir`] used in place,
+    /// and the download addresses overridable for mirrors and tests by
     /// `TOXSCORE_RELEASE_BASE_URL` and `TOXSCORE_TOKENIZER_BASE_URL`. `env`
     /// reads an environment variable, as for [`default_cache_dir`].
     pub fn from_env(env: impl Fn(&str) -> Option<OsString>) -> Self {
-        let cache = ModelCache::new(default_cache_dir(&env));
+        let cache =
+            ModelCache::new(default_cache_dir(&env)).with_torch_hub_checkpoints(torch_hub_checkpoints_dir(&env));
         let text = |name: &str| env(name).and_then(|value| value.into_string().ok());
         let (release, tokenizer) = (text("TOXSCORE_RELEASE_BASE_URL"), text("TOXSCORE_TOKENIZER_BASE_URL"));
         if release.is_none() && tokenizer.is_none() {
@@ -180,6 +204,21 @@ impl ModelCache {
         self.release_base_url = release_base_url.to_owned();
         self.tokenizer_base_url = tokenizer_base_url.to_owned();
         self
+    }
+
+    /// Also finds checkpoints in `folder`, torch hub's checkpoint folder
+    /// where Detoxify downloads them ([`torch_hub_checkpoints_dir`]): a
+    /// released checkpoint missing from the cache is used from there, in
+    /// place, when its SHA-256 verifies. `None` looks nowhere else.
+    pub fn with_torch_hub_checkpoints(mut self, folder: Option<PathBuf>) -> Self {
+        self.torch_hub_checkpoints = folder;
+        self
+    }
+
+    /// Where checkpoints missing from the cache are looked for (see
+    /// [`with_torch_hub_checkpoints`](Self::with_torch_hub_checkpoints)).
+    pub fn torch_hub_checkpoints(&self) -> Option<PathBuf> {
+        self.torch_hub_checkpoints.clone()
     }
 
     /// The cache folder.
@@ -212,26 +251,65 @@ impl ModelCache {
         Ok(actual)
     }
 
-    /// Returns the checkpoint's path, downloading what is missing when
-    /// `allow_download` is set. A checkpoint already cached is not fetched
-    /// again (it was verified when it was downloaded).
+    /// The checkpoint Detoxify downloaded, in torch hub's folder, when it is
+    /// there and its SHA-256 verifies. A file that does not verify is left
+    /// alone (it is not ours to delete) and not used.
+    pub fn torch_hub_checkpoint(&self, model: &RegisteredModel) -> Option<PathBuf> {
+        let path = self.torch_hub_checkpoints.as_ref()?.join(model.file_name());
+        if !path.is_file() {
+            return None;
+        }
+        let actual = crate::checkpoint::sha256_file(&path).ok()?;
+        check_prefix(&path, model.sha256_prefix, &actual).ok()?;
+        Some(path)
+    }
+
+    /// Returns the model's checkpoint and tokenizer, downloading what is
+    /// missing when `allow_download` is set. A checkpoint already cached is
+    /// not fetched again (it was verified when it was downloaded); one
+    /// missing from the cache is taken from torch hub's folder when it is
+    /// there and verifies ([`torch_hub_checkpoint`](Self::torch_hub_checkpoint)).
+    /// `progress` is called as the bytes arrive; [`ControlFlow::Break`]
+    /// stops the download ([`Error::DownloadStopped`]), leaving no file.
     pub fn ensure(
         &self,
         model: &RegisteredModel,
         allow_download: bool,
-        progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<PathBuf> {
-        if self.is_cached(model) {
-            return Ok(self.checkpoint_path(model));
-        }
-        if !allow_download {
-            return Err(Error::NotCached { name: model.name.to_owned(), cache: self.root.clone() });
-        }
-        self.download(model, progress)
+        progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<()>,
+    ) -> Result<CachedModel> {
+        let cached = self.checkpoint_path(model);
+        let checkpoint = if cached.is_file() { Some(cached) } else { self.torch_hub_checkpoint(model) };
+        let has_tokenizer = model.tokenizer_files.iter().all(|file| self.model_dir(model).join(file).is_file());
+        let checkpoint = match (checkpoint, has_tokenizer, allow_download) {
+            (Some(checkpoint), true, _) => checkpoint,
+            (_, _, false) => return Err(Error::NotCached { name: model.name.to_owned(), cache: self.root.clone() }),
+            (Some(checkpoint), false, true) => {
+                self.download_tokenizer(model, progress)?;
+                checkpoint
+            }
+            (None, _, true) => self.download(model, progress)?,
+        };
+        Ok(CachedModel { checkpoint, tokenizer_dir: self.model_dir(model) })
     }
 
-    /// Downloads the checkpoint (verified) and the tokenizer files.
-    pub fn download(&self, model: &RegisteredModel, progress: &mut dyn FnMut(Progress<'_>)) -> Result<PathBuf> {
+    /// Downloads the checkpoint (verified) into the cache, and the
+    /// tokenizer files it lacks. `progress` as for [`ensure`](Self::ensure).
+    pub fn download(
+        &self,
+        model: &RegisteredModel,
+        progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<()>,
+    ) -> Result<PathBuf> {
+        self.download_tokenizer(model, progress)?;
+        let destination = self.checkpoint_path(model);
+        download_file(&model.url(&self.release_base_url), &destination, Some(model.sha256_prefix), progress)?;
+        Ok(destination)
+    }
+
+    fn download_tokenizer(
+        &self,
+        model: &RegisteredModel,
+        progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
         let dir = self.model_dir(model);
         std::fs::create_dir_all(&dir).map_err(|source| Error::io(&dir, source))?;
         for file in model.tokenizer_files {
@@ -245,10 +323,19 @@ impl ModelCache {
                 download_file(&url, &destination, None, progress)?;
             }
         }
-        let destination = self.checkpoint_path(model);
-        download_file(&model.url(&self.release_base_url), &destination, Some(model.sha256_prefix), progress)?;
-        Ok(destination)
+        Ok(())
     }
+}
+
+/// A released model ready to load, as [`ModelCache::ensure`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedModel {
+    /// The checkpoint: in the cache, or in torch hub's folder.
+    pub checkpoint: PathBuf,
+    /// The folder of its tokenizer files: the cache's, which is not the
+    /// checkpoint's folder when the checkpoint is torch hub's (see
+    /// [`LoadOptions::or_tokenizer`](crate::LoadOptions::or_tokenizer)).
+    pub tokenizer_dir: PathBuf,
 }
 
 /// Download progress, for a progress bar.
@@ -264,13 +351,14 @@ pub struct Progress<'a> {
 
 /// Downloads `url` to `destination` atomically: into a temporary file in the
 /// same folder, hashed as it is written, checked against `sha256_prefix`,
-/// synced, then renamed. On any failure the temporary file is removed and
-/// `destination` is untouched. Returns the SHA-256.
+/// synced, then renamed. On any failure, or when `progress` returns
+/// [`ControlFlow::Break`] ([`Error::DownloadStopped`]), the temporary file is
+/// removed and `destination` is untouched. Returns the SHA-256.
 pub fn download_file(
     url: &str,
     destination: &Path,
     sha256_prefix: Option<&str>,
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: &mut dyn FnMut(Progress<'_>) -> ControlFlow<()>,
 ) -> Result<String> {
     let download_error = |problem: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| Error::Download {
         url: url.to_owned(),
@@ -307,7 +395,9 @@ pub fn download_file(
             hasher.update(&buffer[..n]);
             file.write_all(&buffer[..n]).map_err(|source| Error::io(&partial, source))?;
             received += n as u64;
-            progress(Progress { url, received, total });
+            if progress(Progress { url, received, total }).is_break() {
+                return Err(Error::DownloadStopped { url: url.to_owned() });
+            }
         }
         if let Some(total) = total.filter(|&total| total != received) {
             return Err(download_error(format!("received {received} of {total} bytes"), None));
@@ -354,6 +444,21 @@ mod tests {
         assert_eq!(default_cache_dir(env(&[("HOME", "/h")])), PathBuf::from("/h/.cache/toxscore"));
         assert_eq!(default_cache_dir(env(&[])), PathBuf::from(".toxscore-cache"));
         assert_eq!(ModelCache::from_env(env(ALL)).root(), Path::new("/c"));
+    }
+
+    #[test]
+    fn torch_hub_folder_follows_torch_rules() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| OsString::from(value))
+        };
+        let check = |vars: &'static [(&'static str, &'static str)], expected: Option<&str>| {
+            assert_eq!(torch_hub_checkpoints_dir(env(vars)), expected.map(PathBuf::from), "{vars:?}");
+        };
+        check(&[("TORCH_HOME", "/t"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")], Some("/t/hub/checkpoints"));
+        check(&[("TORCH_HOME", ""), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")], Some("/x/torch/hub/checkpoints"));
+        check(&[("HOME", "/h")], Some("/h/.cache/torch/hub/checkpoints"));
+        // TOXSCORE_CACHE_DIR is toxscore's own folder, not torch's.
+        check(&[("TOXSCORE_CACHE_DIR", "/c")], None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Tokenizers loaded from local files, set up as Detoxify calls them:
-//! special tokens added, truncated to the model's maximum (512 tokens,
-//! special tokens included), no padding (the batcher pads).
+//! special tokens added, truncated to the tokenizer's `model_max_length`
+//! where its folder's `tokenizer_config.json` gives one, and always to the
+//! model's positions (512 tokens in the released models; special tokens
+//! included), no padding (the batcher pads).
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +135,31 @@ fn resolve(path: &Path, architecture: Architecture) -> Result<PathBuf> {
             source: None,
         }
     })
+}
+
+/// The `model_max_length` of the `tokenizer_config.json` in the tokenizer
+/// folder `path`, where transformers reads it (and where Detoxify's
+/// `truncation=True` then cuts): `None` when `path` is a file, the folder has
+/// no such file, or the key is absent or not an integer that fits (transformers
+/// saves "no limit" as 10^30, which does not).
+pub(crate) fn model_max_length(path: &Path) -> Result<Option<usize>> {
+    let file = path.join("tokenizer_config.json");
+    if !path.is_dir() || !file.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::io(&file, source))?;
+    // transformers fails on a tokenizer_config.json it cannot parse, so
+    // this does too, rather than scoring with a limit it may not have.
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|source| Error::Tokenizer {
+        path: file.clone(),
+        problem: "it is not valid JSON".to_owned(),
+        source: Some(Box::new(source)),
+    })?;
+    Ok(config
+        .get("model_max_length")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|limit| usize::try_from(limit).ok())
+        .filter(|&limit| limit > 0))
 }
 
 /// bert-base-uncased's tokenizer, as `BertTokenizerFast` builds it from `vocab.txt`.

@@ -269,3 +269,38 @@ fn bert_and_roberta_probabilities_equal_pytorch_on_ndarray() {
         }
     }
 }
+
+/// A `huggingface_config_path` folder whose tokenizer_config.json sets
+/// `model_max_length` cuts texts there, as Detoxify's `truncation=True`
+/// does: a long text scores as its first tokens do.
+#[test]
+fn a_tokenizer_config_model_max_length_cuts_texts() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(fixture("bert")).expect("fixture folder") {
+        let entry = entry.expect("fixture entry");
+        std::fs::copy(entry.path(), folder.path().join(entry.file_name())).expect("copy");
+    }
+    let config_path = folder.path().join("tokenizer_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).expect("read")).expect("json");
+    config["model_max_length"] = 16.into();
+    std::fs::write(&config_path, config.to_string()).expect("write");
+    let load_from = |dir: &Path| {
+        let options = LoadOptions { hf_config: Some(dir.to_owned()), ..LoadOptions::default() };
+        Detoxify::load(&dir.join("checkpoint.ckpt"), &options).expect("load")
+    };
+    let (cut, whole) = (load_from(folder.path()), load_from(&fixture("bert")));
+
+    let long = reference("bert").texts.into_iter().max_by_key(String::len).expect("texts");
+    // 40 words are over 14 word pieces: the start cuts to the same 16 tokens.
+    let start = long.split_whitespace().take(40).collect::<Vec<_>>().join(" ");
+    let cut_ids = cut.tokenizer().encode_batch(&[&long, &start]).expect("encode");
+    let whole_ids = whole.tokenizer().encode_batch(&[&long]).expect("encode");
+    assert_eq!(cut_ids[0].len(), 16, "[CLS], 14 word pieces, [SEP]");
+    assert_eq!(cut_ids[0][..15], whole_ids[0][..15], "the first tokens");
+    assert_eq!(cut_ids[0], cut_ids[1]);
+    let scores = cut.predict(&[&long, &start]).expect("predict");
+    assert_eq!(scores[0], scores[1], "a long text scores as its first tokens");
+    let uncut = whole.predict(&[&long]).expect("predict");
+    assert_ne!(uncut[0], scores[0], "without the limit the whole text counts");
+}

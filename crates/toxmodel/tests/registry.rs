@@ -3,11 +3,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use toxmodel::registry::{ModelCache, RegisteredModel};
+use toxmodel::registry::{CachedModel, ModelCache, RegisteredModel};
 use toxmodel::{Architecture, Detoxify, Error, LoadOptions};
 
 fn fixture(name: &str) -> PathBuf {
@@ -91,7 +92,13 @@ fn download_verifies_renames_and_then_works_offline() {
     let model = model(&fixture_prefix());
 
     let mut progress_calls = 0;
-    let path = cache.ensure(&model, true, &mut |_| progress_calls += 1).unwrap();
+    let CachedModel { checkpoint: path, tokenizer_dir } = cache
+        .ensure(&model, true, &mut |_| {
+            progress_calls += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(tokenizer_dir, cache_dir.path().join("original"));
     assert_eq!(path, cache_dir.path().join("original/tiny-bert.ckpt"));
     assert!(progress_calls > 0);
     assert_eq!(requests.load(Ordering::SeqCst), 2, "checkpoint and vocab.txt");
@@ -101,8 +108,8 @@ fn download_verifies_renames_and_then_works_offline() {
     assert_eq!(names, ["tiny-bert.ckpt", "vocab.txt"], "no temporary file left");
 
     // Cached: offline works and nothing is fetched again.
-    let again = cache.ensure(&model, false, &mut |_| {}).unwrap();
-    assert_eq!(again, path);
+    let again = cache.ensure(&model, false, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(again.checkpoint, path);
     assert_eq!(requests.load(Ordering::SeqCst), 2);
 
     // The cached model loads, with the tokenizer beside it.
@@ -117,7 +124,7 @@ fn a_wrong_hash_is_refused_and_leaves_nothing() {
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = ModelCache::new(cache_dir.path()).with_base_urls(&format!("{base}/release"), &format!("{base}/hf"));
     let model = model("00000000");
-    let error = cache.ensure(&model, true, &mut |_| {}).unwrap_err();
+    let error = cache.ensure(&model, true, &mut |_| ControlFlow::Continue(())).unwrap_err();
     assert!(matches!(error, Error::HashMismatch { .. }), "{error:?}");
     assert!(error.to_string().contains("00000000"), "{error}");
     assert!(!cache.checkpoint_path(&model).exists());
@@ -130,7 +137,7 @@ fn a_download_cut_short_never_counts_as_a_model() {
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = ModelCache::new(cache_dir.path()).with_base_urls(&format!("{base}/release"), &format!("{base}/hf"));
     let model = model(&fixture_prefix());
-    let error = cache.ensure(&model, true, &mut |_| {}).unwrap_err();
+    let error = cache.ensure(&model, true, &mut |_| ControlFlow::Continue(())).unwrap_err();
     assert!(matches!(error, Error::Download { .. }), "{error:?}");
     assert!(!cache.checkpoint_path(&model).exists());
     assert!(!cache.is_cached(&model));
@@ -141,7 +148,88 @@ fn a_download_cut_short_never_counts_as_a_model() {
 fn offline_without_a_cached_model_says_how_to_get_it() {
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = ModelCache::new(cache_dir.path());
-    let error = cache.ensure(&model("c1212f89"), false, &mut |_| {}).unwrap_err();
+    let error = cache.ensure(&model("c1212f89"), false, &mut |_| ControlFlow::Continue(())).unwrap_err();
     assert!(matches!(error, Error::NotCached { .. }), "{error:?}");
-    assert!(error.to_string().contains("toxcli models download original"), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("model original is not in the cache") && message.contains("downloading is off"),
+        "{message}"
+    );
+    // How to get it is for the CLI and the Python package to say, each in its own terms.
+    assert!(!message.contains("toxcli") && !message.contains("--"), "{message}");
+}
+
+#[test]
+fn a_download_its_caller_stops_leaves_nothing() {
+    let (base, _) = serve(Mode::Whole);
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path()).with_base_urls(&format!("{base}/release"), &format!("{base}/hf"));
+    let model = model(&fixture_prefix());
+    // Stopped on the checkpoint's first bytes, after the tokenizer is in.
+    let mut stop_on_checkpoint = |progress: toxmodel::registry::Progress<'_>| {
+        if progress.url.ends_with(".ckpt") { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    let error = cache.ensure(&model, true, &mut stop_on_checkpoint).unwrap_err();
+    assert!(matches!(&error, Error::DownloadStopped { url } if url.ends_with("tiny-bert.ckpt")), "{error:?}");
+    assert_eq!(leftovers(&cache_dir.path().join("original")), ["vocab.txt"], "no checkpoint, no temporary file");
+    assert!(!cache.is_cached(&model));
+}
+
+/// A torch hub folder holding the fixture checkpoint under a released name
+/// (its real hash prefix in it), as Detoxify's download leaves it.
+fn torch_hub_with_checkpoint() -> (tempfile::TempDir, RegisteredModel, PathBuf) {
+    let hub = tempfile::tempdir().unwrap();
+    let prefix = fixture_prefix();
+    let mut model = model(&prefix);
+    model.release_path = Box::leak(format!("v0.1-test/toxic_tiny-{prefix}.ckpt").into_boxed_str());
+    let path = hub.path().join(model.file_name());
+    std::fs::copy(fixture("checkpoint.ckpt"), &path).unwrap();
+    (hub, model, path)
+}
+
+#[test]
+fn detoxify_s_download_in_torch_hub_is_used_in_place() {
+    let (base, requests) = serve(Mode::Whole);
+    let (hub, model, hub_checkpoint) = torch_hub_with_checkpoint();
+    let before = std::fs::read(&hub_checkpoint).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path())
+        .with_base_urls(&format!("{base}/release"), &format!("{base}/hf"))
+        .with_torch_hub_checkpoints(Some(hub.path().to_owned()));
+
+    // Offline, the tokenizer is still missing: nothing to load.
+    let offline = cache.ensure(&model, false, &mut |_| ControlFlow::Continue(())).unwrap_err();
+    assert!(matches!(offline, Error::NotCached { .. }), "{offline:?}");
+
+    let found = cache.ensure(&model, true, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(found.checkpoint, hub_checkpoint, "read in place");
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "only the tokenizer is fetched");
+    assert_eq!(leftovers(&cache_dir.path().join("original")), ["vocab.txt"], "the checkpoint is not copied");
+    assert_eq!(leftovers(hub.path()), [model.file_name()]);
+    assert_eq!(std::fs::read(&hub_checkpoint).unwrap(), before, "torch hub's file is untouched");
+
+    // Now offline works, and the model loads with the cache's tokenizer.
+    let again = cache.ensure(&model, false, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(again, found);
+    let options = LoadOptions { hf_config: Some(fixture("config.json")), ..LoadOptions::default() }
+        .or_tokenizer(&found.tokenizer_dir);
+    let detoxify = Detoxify::load(&found.checkpoint, &options).unwrap();
+    assert_eq!(detoxify.predict(&["hello"]).unwrap().len(), 1);
+}
+
+#[test]
+fn a_torch_hub_file_that_does_not_verify_is_not_used() {
+    let (base, requests) = serve(Mode::Whole);
+    let (hub, model, hub_checkpoint) = torch_hub_with_checkpoint();
+    // Same name, other content: not the released file.
+    std::fs::write(&hub_checkpoint, b"not the checkpoint").unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ModelCache::new(cache_dir.path())
+        .with_base_urls(&format!("{base}/release"), &format!("{base}/hf"))
+        .with_torch_hub_checkpoints(Some(hub.path().to_owned()));
+    assert_eq!(cache.torch_hub_checkpoint(&model), None);
+    let found = cache.ensure(&model, true, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(found.checkpoint, cache.checkpoint_path(&model), "downloaded into the cache instead");
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(std::fs::read(&hub_checkpoint).unwrap(), b"not the checkpoint", "left alone");
 }

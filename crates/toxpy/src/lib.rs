@@ -41,9 +41,21 @@ fn to_python_error(error: Error) -> PyErr {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
+        // Some errors print their cause inline already (an I/O error's text
+        // inside a reader's): say it once.
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
         source = cause.source();
+    }
+    if let Error::NotCached { name, .. } = &error {
+        // toxmodel leaves how to get the model to its caller.
+        message.push_str(&format!(
+            "; pass allow_download=True, or checkpoint= a local file (`toxcli models download {name}` \
+             fills the same cache)"
+        ));
     }
     match &error {
         Error::Io { path, source } => match source.raw_os_error() {
@@ -53,6 +65,8 @@ fn to_python_error(error: Error) -> PyErr {
             None => PyOSError::new_err(message),
         },
         Error::Download { .. } | Error::HashMismatch { .. } | Error::NotCached { .. } => PyOSError::new_err(message),
+        // Stopped by a Python exception or signal: `open` raises that instead.
+        Error::DownloadStopped { .. } => PyRuntimeError::new_err(message),
         Error::InvalidCheckpoint { .. }
         | Error::MissingTensor { .. }
         | Error::TensorShape { .. }
@@ -85,7 +99,14 @@ fn no_panic<T>(what: &str, work: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
 /// `wgpu`, `wgpu:N`, `cuda`, `cuda:N`; `flex` and `cpu:NAME` too).
 fn parse_device(device: &str) -> PyResult<DeviceSpec> {
     let spec: DeviceSpec = device.parse().map_err(to_python_error)?;
-    spec.check_compiled_in().map_err(to_python_error)?;
+    // toxmodel names the Cargo feature; how to rebuild this package with it
+    // is ours to say.
+    spec.check_compiled_in().map_err(|error| {
+        PyValueError::new_err(format!(
+            "{error} (`MATURIN_PEP517_ARGS=\"--features {}\" pip install ./python` in a toxscore checkout)",
+            spec.feature()
+        ))
+    })?;
     Ok(spec)
 }
 
@@ -148,13 +169,35 @@ impl Model {
                 registered.class_name
             )));
         }
-        let cache = cache_dir.map_or_else(model_cache, ModelCache::new);
-        let checkpoint = py.detach(|| {
+        let cache = match cache_dir {
+            // Detoxify's downloads are found whatever the cache folder.
+            Some(folder) => ModelCache::new(folder).with_torch_hub_checkpoints(model_cache().torch_hub_checkpoints()),
+            None => model_cache(),
+        };
+        let mut stopped_by: Option<PyErr> = None;
+        let found = py.detach(|| {
             no_panic("downloading the model", || {
-                cache.ensure(registered, allow_download, &mut |_| {}).map_err(to_python_error)
+                // The GIL is released while downloading, so a Ctrl-C only
+                // reaches Python when something checks for it: here, as each
+                // piece arrives.
+                let mut check_signals = |_: registry::Progress<'_>| {
+                    Python::attach(|py| match py.check_signals() {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(error) => {
+                            stopped_by = Some(error);
+                            ControlFlow::Break(())
+                        }
+                    })
+                };
+                cache.ensure(registered, allow_download, &mut check_signals).map_err(to_python_error)
             })
-        })?;
-        Model::load(py, checkpoint, options, Some(registered))
+        });
+        let found = match (found, stopped_by) {
+            (Err(_), Some(signal)) => return Err(signal),
+            (found, _) => found?,
+        };
+        let options = options.or_tokenizer(&found.tokenizer_dir);
+        Model::load(py, found.checkpoint, options, Some(registered))
     }
 
     /// The named classes `predict` returns (Detoxify's), in order.

@@ -57,7 +57,11 @@ fn toxcli(dir: &Path) -> Command {
     ] {
         command.env_remove(name);
     }
-    command.env("TOXSCORE_CACHE_DIR", dir.join("cache")).env("TOXSCORE_OFFLINE", "true");
+    // TORCH_HOME too: a Detoxify download on this machine must not count.
+    command
+        .env("TOXSCORE_CACHE_DIR", dir.join("cache"))
+        .env("TORCH_HOME", dir.join("torch"))
+        .env("TOXSCORE_OFFLINE", "true");
     command
 }
 
@@ -874,6 +878,7 @@ fn usage_and_model_errors_have_their_exit_codes() {
     check(&["predict", "--device", "gpu", "x"], 2, "unknown device; expected one of cpu, ndarray, wgpu");
     // No test build has CUDA (no NVIDIA GPU to run it on; CI only checks it).
     check(&["predict", "--device", "cuda:1", "x"], 2, "rebuild with the Cargo feature `cuda`");
+    check(&["predict", "--device", "cuda:1", "x"], 2, "(`cargo install --path crates/toxcli --features cuda`)");
     check(&["score", "--device", "wgpu:x"], 2, "\"x\" is not a device number");
     check(&["score", "--precision", "f8"], 2, "unknown precision \"f8\"");
     let mut half = vec!["predict"];
@@ -887,6 +892,12 @@ fn usage_and_model_errors_have_their_exit_codes() {
     check(&["export", "--model", "nope"], 2, "unknown model \"nope\"");
     check(&["import", "--input", "no-such-file.csv"], 3, "cannot open no-such-file.csv");
     check(&["status"], 4, "run `toxcli import` and `toxcli migrate` first");
+    // Offline (as `toxcli` runs here) with an empty cache: how to get the model.
+    check(
+        &["predict", "x"],
+        5,
+        "download the model first with `toxcli models download original`, or pass --checkpoint",
+    );
 
     let mut missing = score_args(&[], &flags);
     let checkpoint_idx = missing.iter().position(|arg| *arg == "--checkpoint").expect("flag") + 1;
