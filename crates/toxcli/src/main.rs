@@ -33,7 +33,9 @@ const ENVIRONMENT_HELP: &str = "\
 Environment variables (a flag given on the command line wins):
   TOXSCORE_STORE                  --store
   BIGQUERY_DATASET_NAME           when --store is not set: use bigquery:<its value>
-                                  (PROJECT.DATASET, or DATASET with the project from the credentials)
+                                  (PROJECT.DATASET, or DATASET in BIGQUERY_PROJECT_NAME's project)
+  BIGQUERY_PROJECT_NAME           the project of a BigQuery dataset named without one, as the Python
+                                  pipeline reads it (else the project of the credentials)
   GOOGLE_APPLICATION_CREDENTIALS  service-account key file for BigQuery (never printed)
   TOXSCORE_BIGQUERY_ENDPOINT      --bigquery-endpoint (a BigQuery emulator)
   TOXSCORE_TWEETS_TABLE           --tweets-table: read tweets from a BigQuery table toxscore does not own

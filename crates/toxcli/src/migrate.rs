@@ -39,6 +39,12 @@ pub async fn run(settings: &StoreSettings, args: &MigrateArgs) -> anyhow::Result
     } else {
         eprintln!("schema: {applied} {}", report.applied.join(", "));
     }
+    for dataset in &report.created {
+        eprintln!(
+            "created dataset {dataset}: it did not exist (to adopt an existing dataset, name its project in \
+             --store bigquery:PROJECT.DATASET or BIGQUERY_PROJECT_NAME)"
+        );
+    }
     for table in &report.adopted {
         eprintln!("{adopted} {table}");
     }

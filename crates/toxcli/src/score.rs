@@ -538,7 +538,10 @@ async fn read_pages(
         };
         after = Some(last.status_text_id);
         read += page.len() as u64;
-        if sender.send(page).await.is_err() {
+        // A short page is the last one (the store's contract): on BigQuery
+        // asking again would scan the tables once more for nothing.
+        let last_page = page.len() < wanted;
+        if sender.send(page).await.is_err() || last_page {
             return Ok(());
         }
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use clap::Args;
-use toxstore::spec::{CREDENTIALS_VAR, DATASET_VAR, REQUEST_LOG_VAR};
+use toxstore::spec::{CREDENTIALS_VAR, DATASET_VAR, PROJECT_VAR, REQUEST_LOG_VAR};
 pub use toxstore::spec::{OpenOptions, StoreSpec};
 use toxstore::{Layout, ModelTable, Store, TableRef, TweetSource};
 
@@ -102,14 +102,17 @@ pub struct StoreSettings {
 
 impl StoreSettings {
     /// Resolves the store from `--store` / `TOXSCORE_STORE` (`store`, both
-    /// through clap), then `BIGQUERY_DATASET_NAME`, then the default.
+    /// through clap), then `BIGQUERY_DATASET_NAME`, then the default; a
+    /// BigQuery dataset without its project takes `BIGQUERY_PROJECT_NAME`.
     pub fn resolve(
         store: Option<StoreSpec>,
         bigquery_endpoint: Option<String>,
         layout: &LayoutArgs,
     ) -> anyhow::Result<StoreSettings> {
         let dataset_name = std::env::var(DATASET_VAR).ok();
-        let spec = StoreSpec::resolve(store, dataset_name.as_deref()).map_err(|error| UsageError(error.0))?;
+        let project_name = std::env::var(PROJECT_VAR).ok();
+        let spec = StoreSpec::resolve(store, dataset_name.as_deref(), project_name.as_deref())
+            .map_err(|error| UsageError(error.0))?;
         let credentials = std::env::var_os(CREDENTIALS_VAR).map(std::path::PathBuf::from);
         let mut options = OpenOptions::new(bigquery_endpoint, credentials);
         options.layout = layout.layout()?;

@@ -35,6 +35,37 @@ fn tweets(dialect: Dialect, source: &TweetSource) -> String {
     }
 }
 
+/// The join of each status id to its one text: columns `status_id`,
+/// `status_text_id`, `status_text`, one row per status id.
+///
+/// SQLite's `statuses_texts` holds one row per status id (its primary key).
+/// The Python pipeline's BigQuery `statuses_texts` does not: it unnested
+/// `status_texts.status_ids`, the status ids grouped by text, so a status id
+/// stored in `tweets` with two texts (a tweet collected twice, say) is
+/// joined to both. Every BigQuery read goes through this, which keeps the
+/// smallest text (byte order, as [`refresh`] picks for a new status id), so
+/// that a status counts once; the adopted rows themselves are left as they
+/// are.
+fn one_text_per_status(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => {
+            "(SELECT j.status_id AS status_id, j.status_text_id AS status_text_id, t.status_text AS status_text
+      FROM statuses_texts AS j
+      JOIN status_texts AS t ON t.status_text_id = j.status_text_id)"
+                .to_owned()
+        }
+        Dialect::BigQuery => {
+            "(SELECT j.status_id AS status_id, j.status_text_id AS status_text_id, t.status_text AS status_text
+      FROM {dataset}.statuses_texts AS j
+      JOIN (SELECT DISTINCT status_text_id, status_text FROM {dataset}.status_texts) AS t
+        ON t.status_text_id = j.status_text_id
+      WHERE TRUE
+      QUALIFY ROW_NUMBER() OVER (PARTITION BY j.status_id ORDER BY t.status_text, j.status_text_id) = 1)"
+                .to_owned()
+        }
+    }
+}
+
 /// BigQuery: one row, `skipped`: the rows of the tweets source that every
 /// read leaves out, because their status id is NULL or does not convert to
 /// INT64 (`SAFE_CAST`), or their text is NULL.
@@ -90,9 +121,14 @@ pub struct RefreshStatement {
 ///   refreshes must not run at the same time.
 ///
 /// After them, read [`conflict_count`] and [`conflict_examples`].
-/// On BigQuery the tweets come from `source` (see [`TweetSource::view`]);
-/// SQLite reads its own `tweets`.
-pub fn refresh(dialect: Dialect, source: &TweetSource) -> Vec<RefreshStatement> {
+/// On BigQuery the tweets come from `source` (see [`TweetSource::view`]),
+/// and new ids start after the largest id in `status_texts` and in
+/// `score_tables`: an adopted score table may hold rows whose text id is
+/// not in `status_texts` (the Python pipeline renumbered its texts whenever
+/// it rebuilt that table), and a new text that took such an id would pass
+/// for scored, with another text's scores. SQLite reads its own `tweets`,
+/// whose score tables toxscore alone writes, for texts it holds.
+pub fn refresh(dialect: Dialect, source: &TweetSource, score_tables: &[ModelTable]) -> Vec<RefreshStatement> {
     let statement = |sql: &str, affects| RefreshStatement { sql: sql.to_owned(), affects };
     match dialect {
         Dialect::Sqlite => vec![
@@ -151,6 +187,12 @@ WHERE status_texts.status_text_id = c.status_text_id",
     GROUP BY tw.status_id",
                 source.view()
             );
+            // GREATEST is NULL if any argument is: each maximum defaults to 0.
+            let largest = std::iter::once("status_texts")
+                .chain(score_tables.iter().map(|table| table.table.as_ref()))
+                .map(|table| format!("COALESCE((SELECT MAX(status_text_id) FROM {{dataset}}.{table}), 0)"))
+                .collect::<Vec<_>>()
+                .join(", ");
             vec![
                 statement(
                     &format!(
@@ -163,7 +205,7 @@ FROM (
   WHERE t.status_text_id IS NULL
   GROUP BY w.status_text
 ) AS n
-CROSS JOIN (SELECT GREATEST(COALESCE(MAX(status_text_id), 0), 0) AS max_id FROM {{dataset}}.status_texts) AS base"
+CROSS JOIN (SELECT GREATEST({largest}) AS max_id) AS base"
                     ),
                     Affects::NewTexts,
                 ),
@@ -212,14 +254,12 @@ FROM (SELECT DISTINCT status_id, status_text FROM {})",
 /// `(status_id, rejected)` order, [`DedupReport::conflict_examples`](crate::DedupReport::conflict_examples).
 pub fn conflict_examples(dialect: Dialect, limit: usize, source: &TweetSource) -> String {
     let tweets = tweets(dialect, source);
-    let joins = qualified(dialect, "statuses_texts");
-    let texts = qualified(dialect, "status_texts");
+    let joins = one_text_per_status(dialect);
     format!(
-        "SELECT DISTINCT tw.status_id AS status_id, t.status_text AS kept, tw.status_text AS rejected
+        "SELECT DISTINCT tw.status_id AS status_id, j.status_text AS kept, tw.status_text AS rejected
 FROM {tweets} AS tw
 JOIN {joins} AS j ON j.status_id = tw.status_id
-JOIN {texts} AS t ON t.status_text_id = j.status_text_id
-WHERE tw.status_text <> t.status_text
+WHERE tw.status_text <> j.status_text
   AND tw.status_id IN (SELECT status_id FROM {tweets} GROUP BY status_id HAVING COUNT(DISTINCT status_text) > 1)
 ORDER BY status_id, rejected
 LIMIT {limit}"
@@ -301,7 +341,19 @@ pub fn progress(dialect: Dialect, source: &TweetSource, tables: &[ModelTable]) -
             .push(format!("(SELECT COUNT(DISTINCT status_id) FROM {}) AS imported_statuses", tweets(dialect, source)));
     }
     for model in tables {
-        columns.push(format!("{} AS scored_{}", count("status_text_id", &model.table), model.table));
+        let scored = match dialect {
+            Dialect::Sqlite => count("status_text_id", &model.table),
+            // An adopted score table may hold rows whose text id is not in
+            // `status_texts` (the pipeline renumbered its texts when it
+            // rebuilt the table): they score no text, so they are not
+            // counted, or `remaining` would come out short.
+            Dialect::BigQuery => format!(
+                "(SELECT COUNT(DISTINCT status_text_id) FROM {} WHERE status_text_id IN (SELECT status_text_id FROM {}))",
+                qualified(dialect, &model.table),
+                qualified(dialect, "status_texts")
+            ),
+        };
+        columns.push(format!("{scored} AS scored_{}", model.table));
     }
     format!("SELECT\n  {}", columns.join(",\n  "))
 }
@@ -525,10 +577,11 @@ FROM s
 JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts
       WHERE status_text_id IN (SELECT status_text_id FROM s)) AS t
   ON t.status_text_id = s.status_text_id
-LEFT JOIN (SELECT status_text_id, COUNT(DISTINCT status_id) AS n_statuses FROM {{dataset}}.statuses_texts
+LEFT JOIN (SELECT status_text_id, COUNT(*) AS n_statuses FROM {joins} AS j
       WHERE status_text_id IN (SELECT status_text_id FROM s) GROUP BY status_text_id) AS c
   ON c.status_text_id = s.status_text_id
 ORDER BY s.toxicity DESC, s.status_text_id",
+            joins = one_text_per_status(dialect),
             latest = latest_scores(table)
         ),
     }
@@ -541,8 +594,12 @@ fn latest_scores(table: &ModelTable) -> String {
     format!(
         "SELECT * FROM {{dataset}}.{scores} WHERE TRUE
       QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id
-                                 ORDER BY scored_at DESC NULLS LAST, checkpoint_sha256 NULLS LAST) = 1",
-        scores = table.table
+                                 ORDER BY scored_at DESC NULLS LAST, checkpoint_sha256 NULLS LAST{columns}) = 1",
+        scores = table.table,
+        // The pipeline's rows have neither: ties between two of its rows for
+        // one text are broken by the values, so that every read and every
+        // run picks the same one.
+        columns = table.columns.iter().map(|column| format!(", {column}")).collect::<String>()
     )
 }
 
@@ -579,14 +636,13 @@ JOIN status_texts AS t ON t.status_text_id = j.status_text_id",
                 if created_at { (", u.created_at AS created_at", ", MIN(created_at) AS created_at") } else { ("", "") };
             format!(
                 "SELECT j.status_id AS status_id, u.user_id AS user_id, j.status_text_id AS status_text_id{created_at_column}{score_columns}
-FROM (SELECT DISTINCT status_id, status_text_id FROM {{dataset}}.statuses_texts) AS j
+FROM {joins} AS j
 JOIN ({latest}) AS s
   ON s.status_text_id = j.status_text_id
-JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts) AS t
-  ON t.status_text_id = j.status_text_id
 LEFT JOIN (SELECT status_id, status_text, MIN(user_id) AS user_id{created_at_min}
       FROM {view} AS tw GROUP BY status_id, status_text) AS u
-  ON u.status_id = j.status_id AND u.status_text = t.status_text",
+  ON u.status_id = j.status_id AND u.status_text = j.status_text",
+                joins = one_text_per_status(dialect),
                 latest = latest_scores(table),
                 view = source.view()
             )
@@ -618,7 +674,7 @@ mod tests {
     fn bigquery_sql_names_every_table_with_the_dataset() {
         let table = &MODEL_TABLES[1];
         let mut all: Vec<String> =
-            refresh(Dialect::BigQuery, &TweetSource::default()).into_iter().map(|s| s.sql).collect();
+            refresh(Dialect::BigQuery, &TweetSource::default(), MODEL_TABLES).into_iter().map(|s| s.sql).collect();
         all.extend([
             conflict_count(Dialect::BigQuery, &TweetSource::default()),
             conflict_examples(Dialect::BigQuery, 5, &TweetSource::default()),
@@ -635,7 +691,7 @@ mod tests {
                 }
             }
         }
-        for sql in refresh(Dialect::Sqlite, &TweetSource::default()).into_iter().map(|s| s.sql) {
+        for sql in refresh(Dialect::Sqlite, &TweetSource::default(), &[]).into_iter().map(|s| s.sql) {
             assert!(!sql.contains("{dataset}"), "{sql}");
         }
     }

@@ -38,11 +38,11 @@
 //!
 //! # Costs and speed
 //! BigQuery has no indexes and bills the bytes of the columns a query reads.
-//! [`import_tweets`](Store::import_tweets) runs one query per call (per
-//! 10,000 tweets) reading `tweets.status_id` (8 bytes a row) to find the
-//! pairs already present, and reads texts only for ids that are; an import
-//! of 67M tweets in calls of 5,000 reads about 3.6 TB in all (calls of
-//! 50,000: a tenth of that). Streaming inserts go 500 rows a request, 4
+//! [`import_tweets`](Store::import_tweets) runs one query per 10,000 tweets,
+//! whatever the call's size, reading `tweets.status_id` (8 bytes a row; the
+//! Python pipeline's STRING ids about 20) to find the pairs already
+//! present, and reads texts only for ids that are; an import of 67M tweets
+//! into a table of 67M STRING ids reads about 9 TB in all. Streaming inserts go 500 rows a request, 4
 //! requests in flight. Each query job costs about a second of latency on
 //! BigQuery, so readers should take large pages.
 //!
@@ -607,7 +607,9 @@ impl Store for BigQuery {
                 Err(error) => return Err(error),
             }
         } else {
-            self.rest.create_dataset(&self.dataset, self.location.as_deref()).await?;
+            if self.rest.create_dataset(&self.dataset, self.location.as_deref()).await? {
+                report.created.push(format!("{}.{}", self.project, self.dataset));
+            }
             self.rest.query(&bootstrap, None).await?;
             self.applied_migrations().await?
         };
@@ -646,7 +648,7 @@ impl Store for BigQuery {
         }
         self.adopt(dry_run, &mut report).await?;
         if dry_run {
-            for statement in queries::refresh(Dialect::BigQuery, &self.layout.tweets) {
+            for statement in queries::refresh(Dialect::BigQuery, &self.layout.tweets, &self.layout.all_score_tables()) {
                 report.statements.push(self.sql(&statement.sql)?);
             }
         }
@@ -716,12 +718,7 @@ impl Store for BigQuery {
                 })?;
                 ndjson.push(b'\n');
             }
-            // The same rows into the same table make the same job id: a
-            // retried call finds its job instead of loading twice.
-            let mut hasher = Sha256::new();
-            hasher.update(format!("{}.{}.{TWEETS}\n", self.project, self.dataset));
-            hasher.update(&ndjson);
-            let job_id = format!("toxscore_import_{}", &hex::encode(hasher.finalize())[..48]);
+            let job_id = import_job_id(&self.project, &self.dataset, &ndjson);
             self.rest
                 .record(json!({ "load": format!("{}.{}.{TWEETS}", self.project, self.dataset), "fields": fields }));
             self.rest.load_ndjson(&self.dataset, TWEETS, &job_id, &ndjson).await?;
@@ -735,7 +732,7 @@ impl Store for BigQuery {
     async fn refresh_texts(&self) -> Result<DedupReport> {
         let mut report = DedupReport::default();
         let source = &self.layout.tweets;
-        for statement in queries::refresh(Dialect::BigQuery, source) {
+        for statement in queries::refresh(Dialect::BigQuery, source, &self.layout.all_score_tables()) {
             let page = self.rest.query(&self.sql(&statement.sql)?, None).await?;
             let affected = page.affected_rows.unwrap_or(0);
             match statement.affects {
@@ -1153,9 +1150,40 @@ fn text(row: &[Option<String>], index: usize, column: &str) -> Result<String> {
     cell(row, index, column).map(str::to_owned)
 }
 
+/// The id of a load job of `ndjson` into the tweets table: one per call, so
+/// that a resent upload finds its job instead of loading twice (the rows'
+/// hash names them in the job history). Not the same id for the same rows in
+/// a later call: that one would find a job that failed (and fail again, at
+/// every rerun), or one whose rows went into a table since deleted (and load
+/// nothing). A rerun after a crash loads only the rows the existence check
+/// does not find; a pair loaded twice by a job still running then is read
+/// once, as every read counts a pair once.
+fn import_job_id(project: &str, dataset: &str, ndjson: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{project}.{dataset}.{TWEETS}\n"));
+    hasher.update(ndjson);
+    format!("toxscore_import_{}_{:016x}", &hex::encode(hasher.finalize())[..32], rand::random::<u64>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_load_job_id_is_the_calls_own_and_names_its_rows() {
+        let rows = b"{\"status_id\":\"1\"}\n";
+        let first = import_job_id("p", "d", rows);
+        let again = import_job_id("p", "d", rows);
+        assert_ne!(first, again, "a later call of the same rows would find the first call's job");
+        let prefix = |id: &str| id.rsplit_once('_').map(|(prefix, _)| prefix.to_owned()).expect("a suffix");
+        assert_eq!(prefix(&first), prefix(&again), "the rows' hash");
+        assert_ne!(prefix(&first), prefix(&import_job_id("p", "e", rows)));
+        // BigQuery's rule for job ids.
+        assert!(
+            first.len() <= 1024 && first.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)),
+            "{first}"
+        );
+    }
 
     #[test]
     fn timestamps_format_as_bigquery_reads_them() {

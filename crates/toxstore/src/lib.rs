@@ -232,6 +232,10 @@ pub struct MigrateReport {
     /// Every statement sent that changes something, in order (in a dry run:
     /// every statement a real run would send, the de-duplication's included).
     pub statements: Vec<String>,
+    /// What this call created that holds tables, one name each: a BigQuery
+    /// dataset that did not exist (`PROJECT.DATASET`). A user who meant to
+    /// adopt an existing dataset learns here that another one was named.
+    pub created: Vec<String>,
 }
 
 /// Counts for the `status` command.
@@ -405,7 +409,8 @@ pub struct TopText {
 ///   new state (SQLite, memory) or a state the next call completes (BigQuery).
 /// - **Unscored pages.** [`unscored_texts`](Store::unscored_texts) returns
 ///   texts without a score for the model, in increasing id order, after
-///   `query.after`, at most `query.limit`, in `query.shard` only.
+///   `query.after`, at most `query.limit`, in `query.shard` only. Fewer than
+///   `query.limit` means there were no more when it was read.
 /// - **Scores.** [`write_scores`](Store::write_scores) is idempotent: writing
 ///   the same text's scores twice leaves one row (SQLite, memory), or two rows
 ///   that every read counts once (BigQuery streaming inserts). A retry may

@@ -217,6 +217,7 @@ impl Store for InMemory {
             already_applied: plan.applied.iter().map(|m| m.name.to_owned()).collect(),
             adopted: Vec::new(),
             statements: Vec::new(),
+            created: Vec::new(),
         };
         if !options.dry_run {
             state.migrations.extend(plan.pending.iter().map(|m| AppliedMigration::of(m)));

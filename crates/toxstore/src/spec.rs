@@ -23,6 +23,10 @@ pub const STORE_VAR: &str = "TOXSCORE_STORE";
 /// Environment variable of the original Python pipeline: a BigQuery dataset
 /// (`DATASET` or `PROJECT.DATASET`), used when no store is named.
 pub const DATASET_VAR: &str = "BIGQUERY_DATASET_NAME";
+/// Environment variable of the original Python pipeline: the project of
+/// [`DATASET_VAR`]'s dataset (the pipeline joins them as `PROJECT.DATASET`),
+/// used for a store named without a project.
+pub const PROJECT_VAR: &str = "BIGQUERY_PROJECT_NAME";
 /// Environment variable naming a BigQuery-compatible endpoint (an emulator).
 pub const ENDPOINT_VAR: &str = "TOXSCORE_BIGQUERY_ENDPOINT";
 /// Environment variable naming a service-account key file.
@@ -117,16 +121,38 @@ impl StoreSpec {
     /// The store to use when the caller named `given` (from a flag or
     /// [`STORE_VAR`]) or none: `given`, else `dataset_name` (the value of
     /// [`DATASET_VAR`], the original pipeline's setting), else
-    /// [`DEFAULT_STORE`]. The caller reads the environment.
-    pub fn resolve(given: Option<StoreSpec>, dataset_name: Option<&str>) -> Result<StoreSpec, SpecError> {
-        if let Some(spec) = given {
-            return Ok(spec);
-        }
-        match dataset_name.map(str::trim) {
-            Some(name) if !name.is_empty() => {
-                parse_bigquery(name).map_err(|problem| SpecError(format!("{DATASET_VAR}: {problem}")))
+    /// [`DEFAULT_STORE`]. A BigQuery dataset named without its project is in
+    /// `project_name` (the value of [`PROJECT_VAR`]) when that is set, as
+    /// the pipeline reads the two, else in the credentials' project. The
+    /// caller reads the environment.
+    pub fn resolve(
+        given: Option<StoreSpec>,
+        dataset_name: Option<&str>,
+        project_name: Option<&str>,
+    ) -> Result<StoreSpec, SpecError> {
+        let project_name = project_name.map(str::trim).filter(|name| !name.is_empty());
+        let spec = match (given, dataset_name.map(str::trim)) {
+            (Some(spec), _) => spec,
+            (None, Some(name)) if !name.is_empty() => {
+                let spec = parse_bigquery(name).map_err(|problem| SpecError(format!("{DATASET_VAR}: {problem}")))?;
+                if let (StoreSpec::BigQuery { project: Some(project), .. }, Some(project_name)) = (&spec, project_name)
+                    && project != project_name
+                {
+                    return Err(SpecError(format!(
+                        "{DATASET_VAR} is {name:?}, in project {project:?}, but {PROJECT_VAR} is {project_name:?}: \
+                         set {DATASET_VAR} to the dataset alone, or unset {PROJECT_VAR}"
+                    )));
+                }
+                spec
             }
-            _ => DEFAULT_STORE.parse(),
+            _ => return DEFAULT_STORE.parse(),
+        };
+        match (spec, project_name) {
+            (StoreSpec::BigQuery { project: None, dataset }, Some(project_name)) => {
+                parse_bigquery(&format!("{project_name}.{dataset}"))
+                    .map_err(|problem| SpecError(format!("{PROJECT_VAR}: {problem}")))
+            }
+            (spec, _) => Ok(spec),
         }
     }
 
@@ -250,13 +276,27 @@ mod tests {
     #[test]
     fn resolve_takes_the_given_store_then_the_dataset_name_then_the_default() {
         let given = Some(StoreSpec::Memory);
-        assert_eq!(StoreSpec::resolve(given, Some("tweets")), Ok(StoreSpec::Memory));
+        assert_eq!(StoreSpec::resolve(given, Some("tweets"), None), Ok(StoreSpec::Memory));
         let dataset = StoreSpec::BigQuery { project: Some("my-project".into()), dataset: "tweets".into() };
-        assert_eq!(StoreSpec::resolve(None, Some(" my-project.tweets ")), Ok(dataset));
-        assert_eq!(StoreSpec::resolve(None, Some("  ")), Ok(StoreSpec::Sqlite("toxscore.db".into())));
-        assert_eq!(StoreSpec::resolve(None, None), Ok(StoreSpec::Sqlite("toxscore.db".into())));
-        let error = StoreSpec::resolve(None, Some("a;b")).unwrap_err();
+        assert_eq!(StoreSpec::resolve(None, Some(" my-project.tweets "), None), Ok(dataset.clone()));
+        assert_eq!(StoreSpec::resolve(None, Some("  "), None), Ok(StoreSpec::Sqlite("toxscore.db".into())));
+        assert_eq!(StoreSpec::resolve(None, None, None), Ok(StoreSpec::Sqlite("toxscore.db".into())));
+        let error = StoreSpec::resolve(None, Some("a;b"), None).unwrap_err();
         assert!(error.0.starts_with("BIGQUERY_DATASET_NAME: "), "{error}");
+
+        // The pipeline's two variables, as its bq_service.py joins them.
+        assert_eq!(StoreSpec::resolve(None, Some("tweets"), Some("my-project")), Ok(dataset.clone()));
+        assert_eq!(StoreSpec::resolve(None, Some("my-project.tweets"), Some("my-project")), Ok(dataset.clone()));
+        let error = StoreSpec::resolve(None, Some("other-project.tweets"), Some("my-project")).unwrap_err();
+        assert!(error.0.contains("BIGQUERY_PROJECT_NAME is \"my-project\""), "{error}");
+        let error = StoreSpec::resolve(None, Some("tweets"), Some("My_Project")).unwrap_err();
+        assert!(error.0.starts_with("BIGQUERY_PROJECT_NAME: project \"My_Project\""), "{error}");
+        // A store named without a project takes it too; one with a project keeps it.
+        let named = |text: &str| Some(text.parse::<StoreSpec>().expect("a store"));
+        assert_eq!(StoreSpec::resolve(named("bigquery:tweets"), None, Some("my-project")), Ok(dataset.clone()));
+        assert_eq!(StoreSpec::resolve(named("bigquery:my-project.tweets"), None, Some("else-where")), Ok(dataset));
+        assert_eq!(StoreSpec::resolve(named("memory"), None, Some("my-project")), Ok(StoreSpec::Memory));
+        assert_eq!(StoreSpec::resolve(None, None, Some("my-project")), Ok(StoreSpec::Sqlite("toxscore.db".into())));
     }
 
     #[tokio::test]

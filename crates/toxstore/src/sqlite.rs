@@ -241,7 +241,9 @@ fn migrate_dry_run(connection: &mut Connection) -> Result<MigrateReport> {
         report.applied.push(migration.name.to_owned());
         report.statements.push(migration.sql.trim().to_owned());
     }
-    report.statements.extend(queries::refresh(Dialect::Sqlite, &TweetSource::default()).into_iter().map(|s| s.sql));
+    report
+        .statements
+        .extend(queries::refresh(Dialect::Sqlite, &TweetSource::default(), &[]).into_iter().map(|s| s.sql));
     Ok(report)
 }
 
@@ -289,7 +291,7 @@ fn refresh_in_transaction(connection: &mut Connection) -> Result<DedupReport> {
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql("starting the de-duplication"))?;
     let mut report = DedupReport::default();
-    for statement in queries::refresh(Dialect::Sqlite, &TweetSource::default()) {
+    for statement in queries::refresh(Dialect::Sqlite, &TweetSource::default(), &[]) {
         let changed = transaction.execute(&statement.sql, []).map_err(sql("de-duplicating texts"))? as u64;
         match statement.affects {
             Affects::NewTexts => report.new_texts += changed,

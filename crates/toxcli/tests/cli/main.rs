@@ -45,6 +45,7 @@ fn toxcli(dir: &Path) -> Command {
     for name in [
         "TOXSCORE_STORE",
         "BIGQUERY_DATASET_NAME",
+        "BIGQUERY_PROJECT_NAME",
         "GOOGLE_APPLICATION_CREDENTIALS",
         "TOXSCORE_BIGQUERY_ENDPOINT",
         "MODEL_NAME",
@@ -912,9 +913,15 @@ fn usage_and_model_errors_have_their_exit_codes() {
     assert_eq!(env.code, 2, "{}", env.stderr);
     assert!(env.stderr.contains("zero"), "{}", env.stderr);
     let help = check_run(dir, &["--help"], 0);
-    for variable in
-        ["MODEL_NAME", "BIGQUERY_DATASET_NAME", "LIMIT", "BATCH_SIZE", "MAX_THREADS", "GOOGLE_APPLICATION_CREDENTIALS"]
-    {
+    for variable in [
+        "MODEL_NAME",
+        "BIGQUERY_DATASET_NAME",
+        "BIGQUERY_PROJECT_NAME",
+        "LIMIT",
+        "BATCH_SIZE",
+        "MAX_THREADS",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ] {
         assert!(help.stdout.contains(variable), "--help does not document {variable}");
     }
 }

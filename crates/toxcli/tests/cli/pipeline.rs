@@ -180,9 +180,18 @@ fn pipeline_tweets(first_text: usize, n_texts: usize) -> Vec<Value> {
 /// the scores of every third text streamed in, rounded to 8 decimals.
 /// Returns the scores it wrote, by text id.
 fn seed_pipeline(emulator: &Emulator, dataset: &str, n_texts: usize) -> BTreeMap<i64, Vec<f64>> {
+    seed_pipeline_with(emulator, dataset, n_texts, &[])
+}
+
+/// [`seed_pipeline`], with `extra` tweets (each with a text of its own)
+/// collected before the pipeline built its tables.
+fn seed_pipeline_with(emulator: &Emulator, dataset: &str, n_texts: usize, extra: &[Value]) -> BTreeMap<i64, Vec<f64>> {
     emulator.create_dataset(dataset);
     emulator.query(&format!("CREATE TABLE {dataset}.tweets ({TWEETS_DDL})"));
-    emulator.insert_all(dataset, "tweets", &pipeline_tweets(0, n_texts));
+    let mut tweets = pipeline_tweets(0, n_texts);
+    tweets.extend(extra.iter().cloned());
+    emulator.insert_all(dataset, "tweets", &tweets);
+    let n_texts = n_texts + extra.len();
     emulator.query(&format!(
         "CREATE TABLE IF NOT EXISTS {dataset}.status_texts as (
     SELECT
@@ -639,6 +648,96 @@ fn tweets_read_from_a_table_elsewhere_with_its_own_column_names() {
 
 /// How many distinct texts the score table holds, counted by toxscore's
 /// rows only (`scored_at` set).
+/// The pipeline's data as it can really be. A tweet collected twice with two
+/// texts: its status id is in both texts' `status_ids`, so `statuses_texts`
+/// joins it to both. And a score row whose text id no `status_texts` row
+/// has (the pipeline renumbered its texts whenever it rebuilt that table).
+/// Every read counts the status once, with its smaller text; the orphan row
+/// counts as no text's score, and no new text takes its id (it would pass
+/// for scored, with the orphan's scores); one page query finds all there is.
+#[test]
+fn a_status_joined_to_two_texts_and_an_orphan_score_in_the_pipelines_data() {
+    let emulator = Emulator::new();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let log = dir.join("requests.jsonl");
+    let dataset = dataset("pipeline_quirks");
+    let n_seeded = 12;
+    let edited = "tweet 4: an edited text";
+    let twice = json!({ "status_id": "1000004", "status_text": edited, "user_id": "5004", "created_at": "2020-01-05 12:00:00 UTC" });
+    let pipeline_scores = seed_pipeline_with(&emulator, &dataset, n_seeded, &[twice]);
+    let joins = emulator.count(&format!("SELECT COUNT(*) FROM {dataset}.statuses_texts WHERE status_id = 1000004"));
+    assert_eq!(joins, 2, "the pipeline joined the status to both texts");
+    let max_id = emulator.count(&format!("SELECT MAX(status_text_id) FROM {dataset}.status_texts"));
+    let orphan = max_id + 1;
+    emulator.insert_all(
+        &dataset,
+        "toxicity_scores_original_ckpt",
+        &[json!({
+            "status_text_id": orphan, "toxicity": 0.5, "severe_toxicity": 0.5, "obscene": 0.5,
+            "threat": 0.5, "insult": 0.5, "identity_hate": 0.5,
+        })],
+    );
+    emulator.insert_all(&dataset, "tweets", &pipeline_tweets(n_seeded, 3));
+    let score_table = "--score-table=toxicity_scores_original_ckpt";
+    let migrate = bigquery_run(dir, &dataset, &log, &[score_table, "migrate"], 0);
+    assert!(migrate.stderr.contains("3 new distinct texts"), "{}", migrate.stderr);
+    let new_ids: Vec<u64> = emulator
+        .query(&format!("SELECT status_text_id FROM {dataset}.status_texts WHERE status_text_id > {max_id}"))
+        .into_iter()
+        .map(|row| row[0].as_deref().expect("an id").parse().expect("a number"))
+        .collect();
+    assert_eq!(new_ids.len(), 3);
+    assert!(new_ids.iter().all(|&id| id > orphan), "a new text took the orphan score's id: {new_ids:?}");
+
+    // The orphan row scores no text.
+    let texts = n_seeded as u64 + 1 + 3;
+    let scored = pipeline_scores.len() as u64;
+    let status = bigquery_run(dir, &dataset, &log, &[score_table, "status"], 0);
+    let original = status.stdout.lines().find(|line| line.starts_with("original ")).expect("an original row");
+    let cells: Vec<&str> = original.split_whitespace().collect();
+    let expected = [texts, scored, texts - scored].map(|n| n.to_string());
+    assert_eq!(cells[1..4].to_vec(), expected.iter().map(String::as_str).collect::<Vec<_>>(), "{original}");
+
+    let pages_before = unscored_page_queries(&log);
+    let mut args = vec![score_table];
+    let flags = model_flags();
+    args.extend(score_args(&[], &flags));
+    let score = bigquery_run(dir, &dataset, &log, &args, 0);
+    assert!(score.stderr.contains(&format!("scored {} texts", texts - scored)), "{}", score.stderr);
+    assert_eq!(unscored_page_queries(&log) - pages_before, 1, "a short page is the last");
+
+    bigquery_run(dir, &dataset, &log, &[score_table, "export", "--output", "export.csv"], 0);
+    let export = std::fs::read_to_string(dir.join("export.csv")).expect("the export");
+    let rows: Vec<Vec<&str>> = export.lines().skip(1).map(|line| line.split(',').collect()).collect();
+    let statuses: BTreeSet<&str> = rows.iter().map(|cells| cells[0]).collect();
+    assert_eq!(rows.len(), statuses.len(), "a status id exported twice:\n{export}");
+    let expected_statuses = emulator.count(&format!("SELECT COUNT(DISTINCT status_id) FROM {dataset}.tweets"));
+    assert_eq!(rows.len() as u64, expected_statuses, "{export}");
+    let kept =
+        emulator.count(&format!("SELECT status_text_id FROM {dataset}.status_texts WHERE status_text = '{edited}'"));
+    let twice: Vec<&Vec<&str>> = rows.iter().filter(|cells| cells[0] == "1000004").collect();
+    assert_eq!(twice.len(), 1);
+    assert_eq!(twice[0][2], kept.to_string(), "the smaller text is the status's");
+    assert!(rows.iter().all(|cells| cells[2] != orphan.to_string()), "the orphan's scores were exported");
+    bigquery_run(dir, &dataset, &log, &[score_table, "export", "--by", "user", "--output", "users.csv"], 0);
+    let users = std::fs::read_to_string(dir.join("users.csv")).expect("users.csv");
+    let counted: u64 =
+        users.lines().skip(1).map(|line| line.split(',').nth(1).expect("n").parse::<u64>().expect("n")).sum();
+    assert_eq!(counted, expected_statuses, "each status counts once in the aggregates");
+    let (code, output) = typecheck(dir, &[(&emulator, &dataset)], &log, str::to_owned);
+    assert_eq!(code, 0, "{output}");
+}
+
+/// How many unscored-page queries `log` holds.
+fn unscored_page_queries(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("\"query\"") && line.contains("s.status_text_id IS NULL"))
+        .count()
+}
+
 fn our_scores(emulator: &Emulator, dataset: &str) -> u64 {
     emulator.count(&format!(
         "SELECT COUNT(DISTINCT status_text_id) FROM {dataset}.toxicity_scores_original_ckpt WHERE scored_at IS NOT NULL"

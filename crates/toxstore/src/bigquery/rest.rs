@@ -363,8 +363,14 @@ impl Rest {
             .await
         {
             Ok(job) => job,
-            // The job exists: a resent upload, or the same rows loaded before.
-            Err(Error::AlreadyExists { .. }) => self.job(job_id, None).await?,
+            // The job exists: this call's upload, resent after an answer was
+            // lost (job ids are unique to a call). `jobs.get` needs the
+            // job's location outside the US and EU multi-regions: the
+            // dataset's.
+            Err(Error::AlreadyExists { .. }) => {
+                let location = self.dataset_location(dataset).await?;
+                self.job(job_id, location.as_deref()).await?
+            }
             Err(error) => return Err(error),
         };
         let started = Instant::now();
@@ -394,6 +400,13 @@ impl Rest {
         }
     }
 
+    /// The location of a dataset (`datasets.get`), where it says one.
+    async fn dataset_location(&self, dataset: &str) -> Result<Option<String>> {
+        let answer =
+            self.call(Method::GET, self.url(&["datasets", dataset]), None, "reading a dataset's location").await?;
+        Ok(string_field(&answer, "location"))
+    }
+
     /// `jobs.get`.
     async fn job(&self, job_id: &str, location: Option<&str>) -> Result<Value> {
         let mut url = self.url(&["jobs", job_id]);
@@ -417,8 +430,8 @@ impl Rest {
         url
     }
 
-    /// Creates a dataset; one that exists already is fine.
-    pub(crate) async fn create_dataset(&self, dataset: &str, location: Option<&str>) -> Result<()> {
+    /// Creates the dataset unless it exists; whether it created it.
+    pub(crate) async fn create_dataset(&self, dataset: &str, location: Option<&str>) -> Result<bool> {
         let mut body = json!({
             "datasetReference": { "projectId": self.project, "datasetId": dataset },
         });
@@ -427,7 +440,8 @@ impl Rest {
         }
         let url = self.url(&["datasets"]);
         match self.call(Method::POST, url, Some(&body), &format!("creating dataset {dataset}")).await {
-            Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(Error::AlreadyExists { .. }) => Ok(false),
             Err(error) => Err(error),
         }
     }
@@ -1363,13 +1377,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_resent_upload_finds_its_job_in_the_datasets_location() {
+        let server = Server::start(vec![
+            Reply::Json(409, google_error(409, "duplicate", "Already Exists: Job test-project:europe-west1.job_1")),
+            Reply::Json(200, json!({ "datasetReference": { "datasetId": "d" }, "location": "europe-west1" })),
+            Reply::Json(
+                200,
+                json!({ "jobReference": { "jobId": "job_1", "location": "europe-west1" }, "status": { "state": "DONE" } }),
+            ),
+        ]);
+        let rest = client(&server, 3);
+        rest.load_ndjson("d", "t", "job_1", b"{\"n\":\"1\"}\n").await.expect("the upload's job, done");
+        let seen = server.seen();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen[1].path.ends_with("/datasets/d"), "{}", seen[1].path);
+        assert!(seen[2].path.contains("/jobs/job_1?location=europe-west1"), "{}", seen[2].path);
+    }
+
+    #[tokio::test]
     async fn datasets_are_created_once_and_not_found_maps() {
         let server = Server::start(vec![
             Reply::Json(409, google_error(409, "duplicate", "Already Exists: dataset test-project:d")),
             Reply::Json(404, google_error(404, "notFound", "Not found: table test-project:d.t")),
         ]);
         let rest = client(&server, 3);
-        rest.create_dataset("d", None).await.expect("an existing dataset is fine");
+        let created = rest.create_dataset("d", None).await.expect("an existing dataset is fine");
+        assert!(!created, "it existed");
         let error = rest.insert_all("d", "t", &rows(1)).await.expect_err("missing table");
         assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
         assert_eq!(server.seen()[0].body["datasetReference"]["datasetId"], "d");
