@@ -283,9 +283,16 @@ struct ScoreLock {
 
 /// Takes the locks of a scoring run on an SQLite store: an unsharded run of
 /// a model excludes every other run of that model; a run of shard K/N
-/// excludes unsharded runs and other runs of the same K/N. (Runs of shards of
-/// different N may overlap and are not detected: give every worker the same
-/// N.)
+/// excludes unsharded runs, other runs of the same K/N, and runs of shards
+/// of another N (whose texts overlap K/N's).
+///
+/// The locks are `flock`s on files beside the database, released by the
+/// system however the process ends. A run of shard K/N holds
+/// `.MODEL.shards-of-N.score-lock` shared, then tries every other
+/// `shards-of-M` file exclusively: one held by a running shard of M refuses
+/// this run. Taking its own before looking at the others means two runs of
+/// different N starting at once cannot both miss each other (both may
+/// refuse, and a rerun starts).
 fn lock_scoring(database: &Path, model: &str, shard: Option<Shard>) -> anyhow::Result<ScoreLock> {
     let open = |suffix: String| -> anyhow::Result<(std::fs::File, PathBuf)> {
         let mut name = database.file_name().map(|name| name.to_os_string()).unwrap_or_default();
@@ -330,7 +337,38 @@ fn lock_scoring(database: &Path, model: &str, shard: Option<Shard>) -> anyhow::R
                 &shard_path,
                 format!("shard {}/{} of model {model}", shard.index, shard.count),
             )?;
-            Ok(ScoreLock { _files: vec![model_file, shard_file] })
+            let count_prefix = format!(".{model}.shards-of-");
+            let (count_file, count_path) = open(format!("{count_prefix}{}.score-lock", shard.count))?;
+            check(count_file.try_lock_shared(), &count_path, format!("shards of {} of model {model}", shard.count))?;
+            let folder = match database.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            let mut prefix = database.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            prefix.push_str(&count_prefix);
+            let entries = std::fs::read_dir(&folder).with_context(|| format!("listing {}", folder.display()))?;
+            for entry in entries {
+                let name = entry.with_context(|| format!("listing {}", folder.display()))?.file_name();
+                let Some(other) = name
+                    .to_str()
+                    .and_then(|name| name.strip_prefix(&prefix))
+                    .and_then(|rest| rest.strip_suffix(".score-lock"))
+                    .and_then(|count| count.parse::<u32>().ok())
+                    .filter(|&other| other != shard.count)
+                else {
+                    continue;
+                };
+                let (other_file, other_path) = open(format!("{count_prefix}{other}.score-lock"))?;
+                check(
+                    other_file.try_lock(),
+                    &other_path,
+                    format!(
+                        "shards K/{other} of model {model} (texts that shard {}/{} shares; give every worker the same N)",
+                        shard.index, shard.count
+                    ),
+                )?;
+            }
+            Ok(ScoreLock { _files: vec![model_file, shard_file, count_file] })
         }
     }
 }
@@ -617,5 +655,33 @@ fn score_batches(
         if sender.blocking_send(rows).is_err() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(text: &str) -> Option<Shard> {
+        Some(text.parse().expect("a shard"))
+    }
+
+    #[test]
+    fn shards_of_another_count_are_refused_while_shards_of_one_run() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let database = folder.path().join("toxscore.db");
+        let first = lock_scoring(&database, "original", shard("0/2")).expect("0/2");
+        let second = lock_scoring(&database, "original", shard("1/2")).expect("1/2 beside it");
+        let refused = lock_scoring(&database, "original", shard("0/3")).err().expect("0/3 overlaps 0/2 and 1/2");
+        assert!(refused.downcast_ref::<StoreBusy>().is_some(), "{refused:#}");
+        assert!(format!("{refused:#}").contains("shards K/2 of model original"), "{refused:#}");
+        let other_model = lock_scoring(&database, "unbiased", shard("0/3")).expect("another model's shards");
+        assert!(lock_scoring(&database, "original", shard("1/2")).is_err(), "the same shard twice");
+        drop((first, second));
+        let third = lock_scoring(&database, "original", shard("0/3")).expect("0/3 once the shards of 2 ended");
+        assert!(lock_scoring(&database, "original", shard("0/2")).is_err(), "0/2 overlaps 0/3");
+        assert!(lock_scoring(&database, "original", None).is_err(), "an unsharded run overlaps every shard");
+        drop((third, other_model));
+        lock_scoring(&database, "original", None).expect("alone");
     }
 }
