@@ -11,13 +11,19 @@ transformers, and pandas only when :func:`score_frame` is called.
 
 Errors are Python exceptions carrying toxscore's message: ``ValueError`` for
 bad input (a text that is not a string, a broken checkpoint, an unknown
-model), ``OSError`` for files and downloads (``FileNotFoundError`` for a
-missing checkpoint), ``RuntimeError`` otherwise.
+model: :class:`UnknownModelError`, a ``KeyError`` too, as Detoxify raises),
+``OSError`` for files and downloads (``FileNotFoundError`` for a missing
+checkpoint), ``RuntimeError`` otherwise.
+
+A :class:`Detoxify` pickles (it is loaded again from the same arguments in
+the process that unpickles it: multiprocessing, joblib) and deep-copies (the
+copy shares the loaded model, which is immutable and thread-safe).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
@@ -26,7 +32,15 @@ from toxscore import _toxscore
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
 
-__all__ = ["Detoxify", "score_frame", "default_cache_dir", "devices", "MODEL_NAMES", "__version__"]
+__all__ = [
+    "Detoxify",
+    "UnknownModelError",
+    "score_frame",
+    "default_cache_dir",
+    "devices",
+    "MODEL_NAMES",
+    "__version__",
+]
 
 __version__: str = _toxscore.__version__
 
@@ -38,6 +52,25 @@ MODEL_NAMES: List[str] = list(_toxscore.model_names())
 PROGRESS_MIN_TEXTS = 256
 
 _PathLike = Union[str, "os.PathLike[str]"]
+
+
+class UnknownModelError(KeyError, ValueError):
+    """A ``model_type`` that is not one of :data:`MODEL_NAMES`. Detoxify
+    raises ``KeyError`` (it looks the name up in its dict of URLs); toxscore
+    calls it bad input, a ``ValueError``: this is both, so code catching
+    either keeps working."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its message as a repr; this is a sentence.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """``value`` if it is an int from 1 to ``sys.maxsize`` (what the Rust
+    layer takes), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= sys.maxsize:
+        raise ValueError(f"{name} must be a positive int (at most {sys.maxsize}), got {value!r}")
+    return value
 
 
 def devices() -> List[str]:
@@ -55,10 +88,18 @@ def default_cache_dir() -> str:
 
 
 def _device_name(device: Any) -> str:
-    """Detoxify takes a string or a ``torch.device``: accept both (without
-    importing torch), as the name of a device."""
+    """Detoxify takes what torch's ``map_location`` and ``model.to`` take: a
+    string, a ``torch.device`` (read without importing torch), an int N
+    (torch's ``cuda:N``) or None (no move: the CPU, where torch loads).
+    Returns the device's name for the Rust parser."""
+    if device is None:
+        return "cpu"
     if isinstance(device, str):
         return device
+    if isinstance(device, int) and not isinstance(device, bool):
+        if device < 0:
+            raise ValueError(f"device must be a device number (0, 1, ...), got {device}")
+        return f"cuda:{device}"
     device_type = getattr(device, "type", None)
     if isinstance(device_type, str):
         index = getattr(device, "index", None)
@@ -158,16 +199,35 @@ class Detoxify:
         precision: str = "f32",
     ) -> None:
         device_name = _device_name(device)
+        if workers is not None:
+            _positive_int("workers", workers)
+        # Absolute, so that a copy unpickled elsewhere (another working
+        # folder) opens the same files.
+        checkpoint = None if checkpoint is None else os.path.abspath(os.fspath(checkpoint))
+        huggingface_config_path = (
+            None if huggingface_config_path is None else os.path.abspath(os.fspath(huggingface_config_path))
+        )
+        cache_dir = None if cache_dir is None else os.path.abspath(os.fspath(cache_dir))
         hf_config = tokenizer = None
         if huggingface_config_path is not None:
-            folder = os.fspath(huggingface_config_path)
-            hf_config, tokenizer = os.path.join(folder, "config.json"), folder
-        if checkpoint is None and not isinstance(model_type, str):
-            raise ValueError(f"model_type must be a str, one of {', '.join(MODEL_NAMES)}; got {model_type!r}")
+            hf_config, tokenizer = os.path.join(huggingface_config_path, "config.json"), huggingface_config_path
+        if checkpoint is None and (not isinstance(model_type, str) or model_type not in MODEL_NAMES):
+            raise UnknownModelError(f"unknown model {model_type!r}; known models: {', '.join(MODEL_NAMES)}")
+        # What __reduce__ opens the model again from.
+        self._arguments: Dict[str, Any] = dict(
+            model_type=model_type,
+            checkpoint=checkpoint,
+            device=device_name,
+            huggingface_config_path=huggingface_config_path,
+            cache_dir=cache_dir,
+            allow_download=allow_download,
+            workers=workers,
+            precision=precision,
+        )
         self._model = _toxscore.Model.open(
-            checkpoint=None if checkpoint is None else os.fspath(checkpoint),
+            checkpoint=checkpoint,
             name=model_type if checkpoint is None else "original",
-            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            cache_dir=cache_dir,
             allow_download=allow_download,
             hf_config=hf_config,
             tokenizer=tokenizer,
@@ -227,8 +287,7 @@ class Detoxify:
                 lists of at least ``PROGRESS_MIN_TEXTS`` texts.
         """
         texts = _texts_of(text)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        _positive_int("batch_size", batch_size)
         names = self.all_class_names if all_outputs else self.class_names
         bar = _ProgressBar(len(texts)) if progress and texts is not None and len(texts) >= PROGRESS_MIN_TEXTS else None
         try:
@@ -244,6 +303,33 @@ class Detoxify:
 
     def __repr__(self) -> str:
         return f"Detoxify(checkpoint={self.checkpoint!r}, classes={self.class_names!r})"
+
+    def __reduce__(self) -> Any:
+        # The loaded model lives in Rust and does not pickle: a pickle holds
+        # the constructor's arguments, and unpickling opens the model again
+        # (from the cache, or the same local files) in that process.
+        return (_reopen, (type(self), self._arguments))
+
+    def __copy__(self) -> "Detoxify":
+        copied = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        return copied
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "Detoxify":
+        import copy
+
+        # The Rust model is immutable and thread-safe: the copy shares it
+        # rather than loading it again; everything else is copied.
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            copied.__dict__[name] = value if name == "_model" else copy.deepcopy(value, memo)
+        return copied
+
+
+def _reopen(cls: type, arguments: Dict[str, Any]) -> Detoxify:
+    """Unpickles a :class:`Detoxify` (or subclass): opens it again."""
+    return cls(**arguments)
 
 
 def score_frame(
@@ -270,6 +356,13 @@ def score_frame(
         raise ValueError(f"score_frame: the frame has no column {text_column!r}; its columns: {list(df.columns)!r}")
     if isinstance(model, str):
         model = Detoxify(model)
+    names = model.all_class_names if all_outputs else model.class_names
+    taken = [prefix + name for name in names if prefix + name in df.columns]
+    if taken:
+        raise ValueError(
+            f"score_frame: the frame already has columns named like the scores ({', '.join(map(repr, taken))}); "
+            "pass prefix= (for example prefix='score_') to name the score columns apart"
+        )
     column = df[text_column]
     not_text = [(label, value) for label, value in column.items() if not isinstance(value, str)]
     if not_text:
