@@ -33,7 +33,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tokio::sync::mpsc;
-use toxstore::{ModelTable, ScoreBatch, ScoreRow, Shard, Store, TextId, TextRow, UnscoredQuery};
+use toxstore::{CheckpointUse, ModelTable, ScoreBatch, ScoreRow, Shard, Store, TextId, TextRow, UnscoredQuery};
 
 use crate::exit::{Interrupted, ModelLoad, StoreBusy, UsageError};
 use crate::export::{ExportFormat, export_to};
@@ -194,6 +194,16 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
     let expected = args.limit.map_or(expected, |limit| expected.min(limit));
     let shard_note = args.shard.map(|shard| format!(" (shard {}/{})", shard.index, shard.count)).unwrap_or_default();
 
+    // One worker of a sharded job says it for all (on BigQuery the query
+    // reads the score table).
+    if remaining > 0 && args.shard.is_none_or(|shard| shard.index == 0) {
+        let uses =
+            store.checkpoints(&table).await.with_context(|| format!("listing the checkpoints of {}", table.table))?;
+        if let Some(message) = other_checkpoints(&uses, &loaded.checkpoint_sha256, &table.table, remaining) {
+            eprintln!("{message}");
+        }
+    }
+
     let mut ending = Ending::Finished;
     let mut scored = 0;
     if remaining == 0 {
@@ -279,6 +289,37 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
 /// however it ends (kill -9 included), so a stale lock cannot block a rerun.
 struct ScoreLock {
     _files: Vec<std::fs::File>,
+}
+
+/// What to tell a run that adds `remaining` scores of checkpoint `ours` to
+/// a score table already holding scores of others: it scores only the texts
+/// without a score, so the table will mix checkpoints, which no export
+/// column shows. A warning for another toxscore checkpoint; a note for the
+/// Python pipeline's rows (no checkpoint recorded), which a run in place
+/// finishes on purpose. `None` when every stored score is `ours`.
+fn other_checkpoints(uses: &[CheckpointUse], ours: &str, table: &str, remaining: u64) -> Option<String> {
+    let others: Vec<&CheckpointUse> =
+        uses.iter().filter(|used| used.checkpoint_sha256.as_deref() != Some(ours)).collect();
+    if others.is_empty() {
+        return None;
+    }
+    let short = |sha256: &str| sha256[..sha256.len().min(12)].to_owned();
+    let described: Vec<String> = others
+        .iter()
+        .map(|used| match &used.checkpoint_sha256 {
+            Some(sha256) => format!("{} texts scored with checkpoint sha256 {}", used.n_texts, short(sha256)),
+            None => format!("{} texts scored by the Python pipeline (no checkpoint recorded)", used.n_texts),
+        })
+        .collect();
+    let level = if others.iter().any(|used| used.checkpoint_sha256.is_some()) { "warning" } else { "note" };
+    Some(format!(
+        "{level}: {table} holds {}; this run scores only the {remaining} texts without a score, with checkpoint \
+         sha256 {}, so the table will hold the scores of {} checkpoints (`toxcli report` lists them; to score \
+         every text with this checkpoint, use another store or --score-table)",
+        described.join(", "),
+        short(ours),
+        others.len() + 1
+    ))
 }
 
 /// Takes the locks of a scoring run on an SQLite store: an unsharded run of
@@ -661,6 +702,31 @@ fn score_batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_of_other_checkpoints_is_said_before_it_is_mixed() {
+        let ours = "a".repeat(64);
+        let used = |sha256: Option<String>, n_texts: u64| CheckpointUse {
+            checkpoint_sha256: sha256,
+            n_texts,
+            first_scored_at: None,
+            last_scored_at: None,
+        };
+        assert_eq!(other_checkpoints(&[], &ours, "t", 5), None, "an empty table");
+        assert_eq!(other_checkpoints(&[used(Some(ours.clone()), 3)], &ours, "t", 5), None, "a run resumed");
+        let pipeline = other_checkpoints(&[used(None, 20), used(Some(ours.clone()), 3)], &ours, "t", 5)
+            .expect("the pipeline's rows");
+        assert!(pipeline.starts_with("note: t holds 20 texts scored by the Python pipeline"), "{pipeline}");
+        assert!(pipeline.contains("the scores of 2 checkpoints"), "{pipeline}");
+        let other = "b".repeat(64);
+        let mixed = other_checkpoints(&[used(Some(other), 20), used(None, 1)], &ours, "t", 28).expect("another");
+        assert!(
+            mixed.starts_with("warning: t holds 20 texts scored with checkpoint sha256 bbbbbbbbbbbb, 1 texts"),
+            "{mixed}"
+        );
+        assert!(mixed.contains("only the 28 texts without a score, with checkpoint sha256 aaaaaaaaaaaa"), "{mixed}");
+        assert!(mixed.contains("the scores of 3 checkpoints"), "{mixed}");
+    }
 
     fn shard(text: &str) -> Option<Shard> {
         Some(text.parse().expect("a shard"))

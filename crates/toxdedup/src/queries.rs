@@ -589,10 +589,12 @@ ORDER BY s.toxicity DESC, s.status_text_id",
 
 /// BigQuery: the rows of a score table, one per text: the latest
 /// `scored_at` wins, and a row without one (the Python pipeline's) counts
-/// as oldest.
+/// as oldest. Rows whose text id is in no `status_texts` row (see
+/// [`refresh`]) score no text and are left out.
 fn latest_scores(table: &ModelTable) -> String {
     format!(
-        "SELECT * FROM {{dataset}}.{scores} WHERE TRUE
+        "SELECT * FROM {{dataset}}.{scores}
+      WHERE status_text_id IN (SELECT status_text_id FROM {{dataset}}.status_texts)
       QUALIFY ROW_NUMBER() OVER (PARTITION BY status_text_id
                                  ORDER BY scored_at DESC NULLS LAST, checkpoint_sha256 NULLS LAST{columns}) = 1",
         scores = table.table,

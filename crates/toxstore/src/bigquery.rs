@@ -964,20 +964,7 @@ impl Store for BigQuery {
             }
             Ok((count(row, 0, "n_statuses")?, histograms))
         };
-        let checkpoints = async {
-            let page = self.query_all(&queries::checkpoints(Dialect::BigQuery, table)).await?;
-            page.rows
-                .iter()
-                .map(|row| {
-                    Ok(CheckpointUse {
-                        checkpoint_sha256: row.first().cloned().flatten(),
-                        n_texts: count(row, 1, "n_texts")?,
-                        first_scored_at: optional_int(row, 2, "first_scored_at")?.and_then(format_scored_at),
-                        last_scored_at: optional_int(row, 3, "last_scored_at")?.and_then(format_scored_at),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-        };
+        let checkpoints = self.checkpoints(table);
         let top_users = async {
             let sql =
                 queries::top_users(Dialect::BigQuery, table, source, query.threshold, query.min_statuses, query.top);
@@ -1003,6 +990,22 @@ impl Store for BigQuery {
         let (users, (scored_statuses, histograms), checkpoints, top_users, top_texts) =
             futures::try_join!(users, histograms, checkpoints, top_users, top_texts)?;
         Ok(Summary { users, scored_statuses, checkpoints, histograms, top_users, top_texts })
+    }
+
+    async fn checkpoints(&self, table: &ModelTable) -> Result<Vec<CheckpointUse>> {
+        validate::model_table(table)?;
+        let page = self.query_all(&queries::checkpoints(Dialect::BigQuery, table)).await?;
+        page.rows
+            .iter()
+            .map(|row| {
+                Ok(CheckpointUse {
+                    checkpoint_sha256: row.first().cloned().flatten(),
+                    n_texts: count(row, 1, "n_texts")?,
+                    first_scored_at: optional_int(row, 2, "first_scored_at")?.and_then(format_scored_at),
+                    last_scored_at: optional_int(row, 3, "last_scored_at")?.and_then(format_scored_at),
+                })
+            })
+            .collect()
     }
 }
 

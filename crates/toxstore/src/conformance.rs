@@ -630,6 +630,7 @@ pub async fn summary_matches_hand_computed_numbers(store: &dyn Store) {
     migrate(store).await;
     let table = original();
     let query = SummaryQuery { bins: 4, threshold: 0.5, min_statuses: 2, top: 2 };
+    assert_eq!(store.checkpoints(table).await.expect("checkpoints of an empty store"), Vec::new());
     let empty = store.summary(table, query).await.expect("summary of an empty store");
     assert_eq!(
         empty,
@@ -672,6 +673,7 @@ pub async fn summary_matches_hand_computed_numbers(store: &dyn Store) {
     let uses: Vec<(Option<&str>, u64)> =
         summary.checkpoints.iter().map(|used| (used.checkpoint_sha256.as_deref(), used.n_texts)).collect();
     assert_eq!(uses, [(Some(CHECKPOINT), 2), (Some(REWRITER), 1)], "checkpoints");
+    assert_eq!(store.checkpoints(table).await.expect("checkpoints"), summary.checkpoints, "checkpoints alone");
     for CheckpointUse { first_scored_at, last_scored_at, .. } in &summary.checkpoints {
         for at in [first_scored_at, last_scored_at] {
             let at = at.as_deref().expect("a scored_at");

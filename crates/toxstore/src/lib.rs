@@ -502,4 +502,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// nothing of the size of the data is read out of it). The same numbers
     /// on every backend.
     async fn summary(&self, table: &ModelTable, query: SummaryQuery) -> Result<Summary>;
+
+    /// [`Summary::checkpoints`] alone: which checkpoints scored the model's
+    /// texts, most texts first, each text counted once (for the score every
+    /// read gives it). One query on SQLite and BigQuery, reading only the
+    /// score table.
+    async fn checkpoints(&self, table: &ModelTable) -> Result<Vec<CheckpointUse>>;
 }

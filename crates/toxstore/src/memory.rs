@@ -95,6 +95,25 @@ impl State {
     }
 }
 
+/// [`Store::checkpoints`] of one score table: most texts first, ties by hash.
+fn checkpoint_uses(scores: &BTreeMap<TextId, Scored>) -> Vec<CheckpointUse> {
+    let mut by_checkpoint: BTreeMap<&str, CheckpointUse> = BTreeMap::new();
+    for scored in scores.values() {
+        let entry = by_checkpoint.entry(&scored.checkpoint_sha256).or_insert_with(|| CheckpointUse {
+            checkpoint_sha256: Some(scored.checkpoint_sha256.clone()),
+            n_texts: 0,
+            first_scored_at: Some(scored.scored_at.clone()),
+            last_scored_at: Some(scored.scored_at.clone()),
+        });
+        entry.n_texts += 1;
+        entry.first_scored_at = entry.first_scored_at.take().min(Some(scored.scored_at.clone()));
+        entry.last_scored_at = entry.last_scored_at.take().max(Some(scored.scored_at.clone()));
+    }
+    let mut checkpoints: Vec<CheckpointUse> = by_checkpoint.into_values().collect();
+    checkpoints.sort_by(|a, b| b.n_texts.cmp(&a.n_texts).then_with(|| a.checkpoint_sha256.cmp(&b.checkpoint_sha256)));
+    checkpoints
+}
+
 impl InMemory {
     /// An empty, unmigrated store.
     pub fn new() -> Self {
@@ -392,21 +411,7 @@ impl Store for InMemory {
         let state = state.migrated()?;
         let users = state.tweets.values().map(|(user_id, _)| *user_id).collect::<std::collections::BTreeSet<_>>().len();
         let scores = state.scores(table);
-        let mut by_checkpoint: BTreeMap<&str, CheckpointUse> = BTreeMap::new();
-        for scored in scores.values() {
-            let entry = by_checkpoint.entry(&scored.checkpoint_sha256).or_insert_with(|| CheckpointUse {
-                checkpoint_sha256: Some(scored.checkpoint_sha256.clone()),
-                n_texts: 0,
-                first_scored_at: Some(scored.scored_at.clone()),
-                last_scored_at: Some(scored.scored_at.clone()),
-            });
-            entry.n_texts += 1;
-            entry.first_scored_at = entry.first_scored_at.take().min(Some(scored.scored_at.clone()));
-            entry.last_scored_at = entry.last_scored_at.take().max(Some(scored.scored_at.clone()));
-        }
-        let mut checkpoints: Vec<CheckpointUse> = by_checkpoint.into_values().collect();
-        checkpoints
-            .sort_by(|a, b| b.n_texts.cmp(&a.n_texts).then_with(|| a.checkpoint_sha256.cmp(&b.checkpoint_sha256)));
+        let checkpoints = checkpoint_uses(scores);
         let mut statuses_per_text: BTreeMap<TextId, u64> = BTreeMap::new();
         for (_, text_id) in state.dedup.statuses() {
             *statuses_per_text.entry(text_id).or_default() += 1;
@@ -433,6 +438,13 @@ impl Store for InMemory {
             top_users,
             top_texts,
         })
+    }
+
+    async fn checkpoints(&self, table: &ModelTable) -> Result<Vec<CheckpointUse>> {
+        validate::model_table(table)?;
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        Ok(checkpoint_uses(state.scores(table)))
     }
 
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {

@@ -582,6 +582,12 @@ impl Store for Sqlite {
         let table = table.clone();
         self.blocking(move |connection| summary_blocking(connection, &table, query)).await
     }
+
+    async fn checkpoints(&self, table: &ModelTable) -> Result<Vec<CheckpointUse>> {
+        validate::model_table(table)?;
+        let table = table.clone();
+        self.blocking(move |connection| checkpoints_in(connection, &table)).await
+    }
 }
 
 /// A row of [`queries::aggregate`] (or [`queries::top_users`]).
@@ -601,6 +607,23 @@ fn aggregate_row(row: &rusqlite::Row<'_>, grouping: Grouping, n_columns: usize) 
         max_toxicity: row.get(2 + n_columns)?,
         share_toxic: row.get(3 + n_columns)?,
     })
+}
+
+/// [`Store::checkpoints`].
+fn checkpoints_in(connection: &Connection, table: &ModelTable) -> Result<Vec<CheckpointUse>> {
+    let mut statement =
+        connection.prepare(&queries::checkpoints(Dialect::Sqlite, table)).map_err(sql("listing checkpoints"))?;
+    statement
+        .query_map([], |row| {
+            Ok(CheckpointUse {
+                checkpoint_sha256: row.get(0)?,
+                n_texts: count(row.get(1)?),
+                first_scored_at: row.get(2)?,
+                last_scored_at: row.get(3)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(sql("listing checkpoints"))
 }
 
 /// The queries of [`Store::summary`], in one read transaction: one snapshot.
@@ -626,21 +649,7 @@ fn summary_blocking(connection: &mut Connection, table: &ModelTable, query: Summ
             Ok((count(row.get(0)?), histograms))
         })
         .map_err(sql("computing histograms"))?;
-    let checkpoints = {
-        let mut statement =
-            transaction.prepare(&queries::checkpoints(Dialect::Sqlite, table)).map_err(sql("listing checkpoints"))?;
-        statement
-            .query_map([], |row| {
-                Ok(CheckpointUse {
-                    checkpoint_sha256: row.get(0)?,
-                    n_texts: count(row.get(1)?),
-                    first_scored_at: row.get(2)?,
-                    last_scored_at: row.get(3)?,
-                })
-            })
-            .and_then(Iterator::collect)
-            .map_err(sql("listing checkpoints"))?
-    };
+    let checkpoints = checkpoints_in(&transaction, table)?;
     let top_users = {
         let sql_text =
             queries::top_users(Dialect::Sqlite, table, &source, query.threshold, query.min_statuses, query.top);

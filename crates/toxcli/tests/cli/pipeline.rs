@@ -706,6 +706,10 @@ fn a_status_joined_to_two_texts_and_an_orphan_score_in_the_pipelines_data() {
     let score = bigquery_run(dir, &dataset, &log, &args, 0);
     assert!(score.stderr.contains(&format!("scored {} texts", texts - scored)), "{}", score.stderr);
     assert_eq!(unscored_page_queries(&log) - pages_before, 1, "a short page is the last");
+    let note = format!(
+        "note: toxicity_scores_original_ckpt holds {scored} texts scored by the Python pipeline (no checkpoint recorded)"
+    );
+    assert!(score.stderr.contains(&note), "{}", score.stderr);
 
     bigquery_run(dir, &dataset, &log, &[score_table, "export", "--output", "export.csv"], 0);
     let export = std::fs::read_to_string(dir.join("export.csv")).expect("the export");
