@@ -46,9 +46,11 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 6 attempts, waits of about 0.5, 1, 2, 4 and 8 s (about 15 s in all).
+    /// 10 attempts, waits of at most 0.5, 1, 2, 4, 8, 16, then 30 s (about 1
+    /// to 2 minutes in all, jittered): a BigQuery hiccup of a minute does not
+    /// end a scoring run of hours (Google's own clients retry for up to 10).
     fn default() -> Self {
-        Self { max_attempts: 6, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
+        Self { max_attempts: 10, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
     }
 }
 
@@ -69,8 +71,17 @@ impl RetryPolicy {
 }
 
 /// Reasons (BigQuery's `errors[].reason`) of transient failures.
-const RETRYABLE_REASONS: &[&str] =
-    &["backendError", "internalError", "rateLimitExceeded", "jobBackendError", "jobInternalError", "timeout"];
+/// `jobRateLimitExceeded`: too many jobs updating one table at once (many
+/// workers' DML), which passes as the others finish.
+const RETRYABLE_REASONS: &[&str] = &[
+    "backendError",
+    "internalError",
+    "rateLimitExceeded",
+    "jobRateLimitExceeded",
+    "jobBackendError",
+    "jobInternalError",
+    "timeout",
+];
 
 /// Row-level reasons of `insertErrors` that a retry of the row may cure:
 /// `stopped` rows were refused only because another row of the request failed.
