@@ -157,12 +157,15 @@ class Detoxify:
     Args:
         model_type: one of ``original``, ``unbiased``, ``multilingual``,
             ``original-small``, ``unbiased-small``; downloaded (and its SHA-256
-            checked) into :func:`default_cache_dir` on first use. Ignored when
-            ``checkpoint`` is given, as in Detoxify.
+            checked) into :func:`default_cache_dir` on first use, unless
+            Detoxify already downloaded it into torch hub's folder. Ignored when
+            ``checkpoint`` is given, as in Detoxify. Another name raises
+            :class:`UnknownModelError` (a ``KeyError``, as in Detoxify).
         checkpoint: a local Detoxify ``.ckpt`` file.
         device: ``"cpu"`` (the default), ``"wgpu"`` / ``"wgpu:N"`` (a GPU
             through Vulkan, Metal or DX12) or ``"cuda"`` / ``"cuda:N"``, or a
-            ``torch.device`` of those types; GPUs only in a build with that
+            ``torch.device`` of those types; as torch, ``None`` and ``"cpu:0"``
+            are the CPU and an int N is ``"cuda:N"``. GPUs only in a build with that
             Cargo feature (:func:`devices` lists this build's). A device this
             build or machine lacks raises ``ValueError``, never falling back
             to the CPU.
