@@ -5,7 +5,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// A table, dataset or file that should exist does not.
-    #[error("{what} not found")]
+    #[error("{}", not_found(what))]
     NotFound {
         /// What was looked for, for example `table toxscore.tweets`.
         what: String,
@@ -78,5 +78,33 @@ impl Error {
     /// Whether retrying the operation later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
+    }
+}
+
+/// `{what} not found`, with a hint in parentheses kept at the end (`table
+/// tweets not found (run migrate first)`); a backend's message that says it
+/// already (BigQuery's `Not found: Table ...`) is shown as it is.
+fn not_found(what: &str) -> String {
+    if what.to_ascii_lowercase().contains("not found") {
+        return what.to_owned();
+    }
+    match what.rfind(" (").filter(|_| what.ends_with(')')) {
+        Some(hint) => format!("{} not found{}", &what[..hint], &what[hint..]),
+        None => format!("{what} not found"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_reads_as_a_sentence() {
+        let check = |what: &str, expected: &str| {
+            assert_eq!(Error::NotFound { what: what.to_owned(), source: None }.to_string(), expected);
+        };
+        check("table tweets", "table tweets not found");
+        check("table d.tweets (run migrate first)", "table d.tweets not found (run migrate first)");
+        check("Not found: Table p:d.t", "Not found: Table p:d.t");
     }
 }

@@ -74,6 +74,14 @@ impl Sqlite {
         Ok(Self { path, connection: Arc::new(Mutex::new(connection)), layout: Layout::default() })
     }
 
+    /// Opens the file at `path` read-only, for commands that only read: it
+    /// must exist, and is never created or changed.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_owned();
+        let connection = open_connection(&path, true)?;
+        Ok(Self { path, connection: Arc::new(Mutex::new(connection)), layout: Layout::default() })
+    }
+
     /// Checks that a layout is toxscore's own, the only one an SQLite file
     /// has.
     ///
@@ -129,7 +137,18 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     } else {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let connection = Connection::open_with_flags(path, flags).map_err(|error| map_error(what(), error))?;
+    // SQLite opens lazily: a WAL file it cannot read shows at the first statement.
+    let open = |path: &Path| {
+        Connection::open_with_flags(path, flags).and_then(|connection| {
+            connection.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+            Ok(connection)
+        })
+    };
+    let connection = match open(path) {
+        Err(_) if read_only && is_on_read_only_file_system(path) => open_immutable(path, flags),
+        opened => opened,
+    }
+    .map_err(|error| map_error(what(), error))?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(|error| map_error(what(), error))?;
     if !read_only {
         let mode: String = connection
@@ -148,6 +167,35 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     Ok(connection)
 }
 
+/// Whether the file sits on a read-only file system. There SQLite cannot
+/// read a WAL file the usual way (it creates the `-shm` file beside it), and
+/// nobody can change the file, so it is safe to open it as immutable.
+fn is_on_read_only_file_system(path: &Path) -> bool {
+    // Opening for writing changes nothing: the file is neither created nor truncated.
+    matches!(
+        std::fs::OpenOptions::new().write(true).open(path),
+        Err(error) if error.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// Opens the file with SQLite's `immutable` URI parameter: no lock, no
+/// `-shm`, no `-wal` (SQLite folds the WAL into the file when the last
+/// connection closes; a `-wal` that a crash left behind is not read).
+fn open_immutable(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut uri = String::from("file:");
+    for character in absolute.to_string_lossy().chars() {
+        match character {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            other => uri.push(other),
+        }
+    }
+    uri.push_str("?immutable=1");
+    Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
+}
+
 /// Maps a SQLite error onto the shared variants.
 fn map_error(what: String, error: rusqlite::Error) -> Error {
     use rusqlite::ErrorCode;
@@ -157,17 +205,16 @@ fn map_error(what: String, error: rusqlite::Error) -> Error {
                 return Error::Unavailable { backend: BACKEND, what, source: Some(Box::new(error)) };
             }
             ErrorCode::CannotOpen => {
-                return Error::NotFound {
-                    what: format!("{what}: cannot open the file"),
-                    source: Some(Box::new(error)),
-                };
+                return Error::NotFound { what: format!("{what}: the file"), source: Some(Box::new(error)) };
             }
             _ => {}
         }
-        if let Some(message) = message.as_deref().filter(|message| message.starts_with("no such table")) {
+        // The message is all there is to say: SQLite's own error adds only
+        // "SQL logic error".
+        if let Some(table) = message.as_deref().and_then(|message| message.strip_prefix("no such table: ")) {
             return Error::NotFound {
-                what: format!("{what}: {message} (run migrate first)"),
-                source: Some(Box::new(error)),
+                what: format!("{what}: table {table} (the store is not migrated: run `toxcli migrate` first)"),
+                source: None,
             };
         }
     }
