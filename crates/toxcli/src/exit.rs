@@ -74,6 +74,39 @@ impl std::error::Error for InputError {
     }
 }
 
+/// An output file (or stdout) that cannot be written: the message names it
+/// and the problem, the I/O error says why.
+#[derive(Debug)]
+pub struct OutputError {
+    message: String,
+    source: std::io::Error,
+}
+
+impl OutputError {
+    /// `PATH: problem`, caused by `source`.
+    pub fn new(path: &std::path::Path, problem: &str, source: std::io::Error) -> Self {
+        Self { message: format!("{}: {problem}", path.display()), source }
+    }
+
+    /// As an `io::Error` of the same kind, for a `Write` implementation;
+    /// [`classify`] finds it inside.
+    pub fn into_io(self) -> std::io::Error {
+        std::io::Error::new(self.source.kind(), self)
+    }
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OutputError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 /// Another process holds the work this one was asked to do (a second
 /// `score` on the same SQLite file, model and shard).
 #[derive(Debug)]
@@ -86,6 +119,19 @@ impl fmt::Display for StoreBusy {
 }
 
 impl std::error::Error for StoreBusy {}
+
+/// A command that reads the store found none (an SQLite file that does not
+/// exist): nothing was created.
+#[derive(Debug)]
+pub struct StoreMissing(pub String);
+
+impl fmt::Display for StoreMissing {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreMissing {}
 
 /// The run was stopped by Ctrl-C; what was scored is committed.
 #[derive(Debug)]
@@ -119,10 +165,19 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         if cause.downcast_ref::<UsageError>().is_some() || cause.downcast_ref::<clap::Error>().is_some() {
             return Exit::Usage;
         }
-        if cause.downcast_ref::<InputError>().is_some() {
+        if cause.downcast_ref::<InputError>().is_some() || cause.downcast_ref::<OutputError>().is_some() {
             return Exit::Input;
         }
-        if cause.downcast_ref::<StoreBusy>().is_some() {
+        // A `Write` implementation carries its typed error inside an `io::Error`,
+        // whose `source()` skips it.
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<OutputError>())
+        {
+            return Exit::Input;
+        }
+        if cause.downcast_ref::<StoreBusy>().is_some() || cause.downcast_ref::<StoreMissing>().is_some() {
             return Exit::Store;
         }
         if cause.downcast_ref::<Interrupted>().is_some() {
@@ -150,6 +205,11 @@ pub fn classify(error: &anyhow::Error) -> Exit {
                 _ => Exit::Model,
             };
         }
+    }
+    // An I/O error nobody typed (a lock file beside the store that cannot be
+    // created, a read-only folder) is the system's, not a bug of toxcli.
+    if fallback == Exit::Failure && error.chain().any(|cause| cause.is::<std::io::Error>()) {
+        return Exit::Store;
     }
     fallback
 }
@@ -198,6 +258,16 @@ mod tests {
         );
         check(anyhow::Error::new(Interrupted), Exit::Interrupted);
         check(anyhow::anyhow!("something else"), Exit::Failure);
+        let unwritable = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        check(anyhow::Error::new(unwritable()).context("creating the lock file a.db.lock"), Exit::Store);
+        check(
+            anyhow::Error::new(
+                OutputError::new(std::path::Path::new("out.csv"), "cannot write it", unwritable()).into_io(),
+            )
+            .context("writing the export"),
+            Exit::Input,
+        );
+        check(anyhow::Error::new(OutputError::new(std::path::Path::new("o"), "x", unwritable())), Exit::Input);
         check(anyhow::anyhow!("bad hash").context(ModelLoad), Exit::Model);
         check(
             anyhow::Error::new(toxmodel::Error::Download { url: "u".into(), problem: "reset".into(), source: None })

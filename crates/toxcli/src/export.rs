@@ -5,7 +5,7 @@
 //! to a temporary file beside it, which is renamed into place only once it is
 //! complete: a failed export never leaves a truncated file under that name.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -91,7 +91,19 @@ pub fn parse_threshold(text: &str) -> Result<f64, String> {
 /// Runs `toxcli export`.
 pub async fn run(settings: &StoreSettings, args: ExportArgs) -> anyhow::Result<()> {
     model_table(&args.model)?;
-    let store = settings.open().await?;
+    if let Some(name) = &args.to_table
+        && !toxdedup::schema::is_plain_identifier(name)
+    {
+        return Err(UsageError(format!(
+            "--to-table {name:?}: expected letters, digits and _, not starting with a digit, at most 128 characters"
+        ))
+        .into());
+    }
+    if let Some(output) = &args.output {
+        crate::output::check_output(output)?;
+    }
+    // Only `--to-table` writes (a table of the store).
+    let store = settings.open_existing(args.to_table.is_none()).await?;
     let table = store.layout().score_table(&args.model)?;
     let what = match args.by {
         None => ExportRows::Statuses,
@@ -134,40 +146,12 @@ pub async fn export_to(
             write_rows(store, table, what, format, &mut writer).await
         }
         Some(path) => {
-            crate::output::check_output_folder("--output", path)?;
-            let temporary = crate::output::temporary_beside(path);
-            let result = write_file(store, table, what, format, &temporary).await;
-            match result {
-                Ok(rows) => {
-                    std::fs::rename(&temporary, path)
-                        .with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))?;
-                    Ok(rows)
-                }
-                Err(error) => {
-                    let _ = std::fs::remove_file(&temporary);
-                    Err(error)
-                }
-            }
+            let mut file = crate::output::OutputFile::create(path)?;
+            let rows = write_rows(store, table, what, format, &mut file).await?;
+            file.commit()?;
+            Ok(rows)
         }
     }
-}
-
-async fn write_file(
-    store: &dyn Store,
-    table: &ModelTable,
-    what: ExportRows,
-    format: ExportFormat,
-    path: &Path,
-) -> anyhow::Result<u64> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut writer = BufWriter::with_capacity(1 << 16, file);
-    let rows = write_rows(store, table, what, format, &mut writer).await?;
-    let file = writer
-        .into_inner()
-        .map_err(|error| error.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all().with_context(|| format!("writing {}", path.display()))?;
-    Ok(rows)
 }
 
 async fn write_rows(
@@ -180,6 +164,13 @@ async fn write_rows(
     if let ExportRows::Grouped { grouping: by, threshold } = what {
         return write_aggregates(store, table, by, threshold, format, writer).await;
     }
+    // The first row is read before the header is written, so that a store
+    // that cannot be read prints nothing.
+    let mut stream = store.export(table).peekable();
+    if let Some(Err(_)) = std::pin::Pin::new(&mut stream).peek().await {
+        let error = stream.next().await.expect("a peeked row").expect_err("a peeked error");
+        return Err(anyhow::Error::new(error).context(format!("reading the scores of model {}", table.model)));
+    }
     let mut line = String::with_capacity(256);
     if format == ExportFormat::Csv {
         line.push_str("status_id,user_id,status_text_id");
@@ -191,7 +182,6 @@ async fn write_rows(
         writer.write_all(line.as_bytes()).context("writing the export")?;
     }
     let mut rows = 0u64;
-    let mut stream = store.export(table);
     while let Some(row) = stream.next().await {
         let row = row.with_context(|| format!("reading the scores of model {}", table.model))?;
         line.clear();
@@ -214,12 +204,17 @@ async fn write_aggregates(
 ) -> anyhow::Result<u64> {
     use std::fmt::Write as _;
     let columns = toxdedup::queries::aggregate_columns(table, by);
+    // As for the rows: nothing is written when the store cannot be read.
+    let mut stream = store.aggregate(table, by, threshold).peekable();
+    if let Some(Err(_)) = std::pin::Pin::new(&mut stream).peek().await {
+        let error = stream.next().await.expect("a peeked row").expect_err("a peeked error");
+        return Err(anyhow::Error::new(error).context(format!("aggregating the scores of model {}", table.model)));
+    }
     if format == ExportFormat::Csv {
         writeln!(writer, "{}", columns.join(",")).context("writing the export")?;
     }
     let mut rows = 0u64;
     let mut line = String::with_capacity(256);
-    let mut stream = store.aggregate(table, by, threshold);
     while let Some(row) = stream.next().await {
         let row = row.with_context(|| format!("aggregating the scores of model {}", table.model))?;
         line.clear();

@@ -109,10 +109,12 @@ pub async fn run(settings: &StoreSettings, args: ImportArgs) -> anyhow::Result<(
     let store = settings.open().await?;
     prepare_schema(store.as_ref()).await?;
     let summary = import_file(store.as_ref(), &args.input, &args.file, &settings.columns).await?;
+    // Rows read counts the rejected ones too: every data row of the file.
+    let read = summary.rows + summary.rejected;
     eprintln!(
-        "imported {}: {} rows read, {} new, {} already present, {} rejected",
+        "imported {}: {read} {} read, {} new, {} already present, {} rejected",
         args.input.display(),
-        summary.rows,
+        if read == 1 { "row" } else { "rows" },
         summary.inserted,
         summary.already_present,
         summary.rejected

@@ -7,6 +7,18 @@
 //! The work itself lives in the libraries: `toxmodel` (the models),
 //! `toxdedup` (schema and de-duplication) and `toxstore` (storage).
 
+/// `eprintln!` that ignores a failed write. std's panics when stderr is
+/// closed (`2>&-`, a supervisor that closed the pipe), and the panic hook's
+/// own message then panics again, which aborts the process: a message nobody
+/// can read is no reason to stop the work. Defined before the `mod` lines, so
+/// that it shadows std's macro in every module of the crate.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod exit;
 mod export;
 mod import;
@@ -74,8 +86,11 @@ static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 #[command(name = "toxcli", version, long_version = LONG_VERSION.as_str(), after_long_help = ENVIRONMENT_HELP, after_help = "Run `toxcli --help` for environment variables and exit codes.")]
 struct Cli {
     /// Where tweets and scores live: sqlite:PATH, memory, or
-    /// bigquery:PROJECT.DATASET [default: sqlite:toxscore.db]
-    #[arg(long, global = true, env = "TOXSCORE_STORE", value_name = "STORE")]
+    /// bigquery:PROJECT.DATASET [env: TOXSCORE_STORE] [default: sqlite:toxscore.db]
+    // TOXSCORE_STORE is read by `StoreSettings::resolve`, not by clap: clap
+    // parses a global argument's variable in every subcommand, even where the
+    // flag was given, so a bad variable would break the flag meant to override it.
+    #[arg(long, global = true, value_name = "STORE")]
     store: Option<StoreSpec>,
 
     /// A BigQuery-compatible endpoint, such as the emulator
@@ -115,6 +130,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The hook must never panic itself (a second panic aborts): the crate's
+    // `eprintln!` ignores a closed stderr.
+    // The hook must never panic itself (a second panic aborts): the crate's
+    // `eprintln!` ignores a closed stderr.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (a bug in toxcli, please report it): {info}");
     }));

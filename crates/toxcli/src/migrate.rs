@@ -22,7 +22,8 @@ pub struct MigrateArgs {
 
 /// Runs `toxcli migrate`.
 pub async fn run(settings: &StoreSettings, args: &MigrateArgs) -> anyhow::Result<()> {
-    let store = settings.open().await?;
+    // A dry run must not even create the file.
+    let store = if args.dry_run { settings.open_existing(true).await? } else { settings.open().await? };
     let report =
         store.migrate_with(MigrateOptions { dry_run: args.dry_run }).await.context("applying the schema migrations")?;
     if args.dry_run {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::exit::UsageError;
+use crate::exit::{OutputError, UsageError};
 
 /// The marker inside the `io::Error` of a write to a closed stdout.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ fn mark(error: io::Error) -> io::Error {
     if error.kind() == io::ErrorKind::BrokenPipe {
         io::Error::new(io::ErrorKind::BrokenPipe, StdoutClosed)
     } else {
-        error
+        OutputError::new(Path::new("stdout"), "cannot write it", error).into_io()
     }
 }
 
@@ -62,40 +62,152 @@ pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
 }
 
 /// A usage error unless the folder of an output file exists.
-pub fn check_output_folder(flag: &str, path: &Path) -> anyhow::Result<()> {
+fn check_output_folder(path: &Path) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty())
         && !parent.is_dir()
     {
-        return Err(
-            UsageError(format!("{flag} {}: the folder {} does not exist", path.display(), parent.display())).into()
-        );
+        return Err(UsageError(format!("{}: the folder {} does not exist", path.display(), parent.display())).into());
     }
     Ok(())
 }
 
+/// How an output file is written.
+#[derive(Debug, PartialEq, Eq)]
+enum Destination {
+    /// A regular file, or a new one: written beside this path (the end of
+    /// the given one's symlinks) and renamed over it when complete.
+    Replace(PathBuf),
+    /// Anything else (a FIFO, a device, `/dev/stdout`, `/dev/fd/N`): written
+    /// in place, since a rename would replace the node itself.
+    InPlace,
+}
+
+/// Where the bytes for `given` go: a folder (or a symlink to one) is refused
+/// before anything is written, and a symlink is followed, so that its
+/// target is what gets replaced and the link stays a link.
+fn destination(given: &Path) -> anyhow::Result<Destination> {
+    let mut path = given.to_path_buf();
+    // As the kernel does, give up on a loop of links after 40.
+    for _ in 0..40 {
+        // The process's own descriptors (`/dev/stdout`, a shell's
+        // `>(gzip > x.gz)`) are no file to put another beside.
+        if path.starts_with("/proc") || path.starts_with("/dev/fd") {
+            return Ok(Destination::InPlace);
+        }
+        let metadata = match std::fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                check_output_folder(&path)?;
+                return Ok(Destination::Replace(path));
+            }
+            Err(error) => return Err(OutputError::new(given, "cannot read what it is", error).into()),
+        };
+        let file_type = metadata.file_type();
+        if file_type.is_symlink() {
+            let target =
+                std::fs::read_link(&path).map_err(|error| OutputError::new(given, "cannot read the symlink", error))?;
+            path = match path.parent() {
+                Some(parent) if target.is_relative() => parent.join(target),
+                _ => target,
+            };
+        } else if file_type.is_dir() {
+            return Err(UsageError(format!("{}: is a folder; name a file to write", given.display())).into());
+        } else if file_type.is_file() {
+            return Ok(Destination::Replace(path));
+        } else {
+            return Ok(Destination::InPlace);
+        }
+    }
+    Err(UsageError(format!("{}: too many levels of symlinks", given.display())).into())
+}
+
+/// Checks an output path before any work: a usage error for a folder, or a
+/// file in a folder that does not exist.
+pub fn check_output(path: &Path) -> anyhow::Result<()> {
+    destination(path).map(drop)
+}
+
+/// An output file being written. A regular file (or a new path) is written
+/// to a temporary file beside it, renamed over it by [`OutputFile::commit`]:
+/// a reader never sees a half-written file under that name, and a failure
+/// leaves what was there before, and no temporary file. Anything else (a
+/// FIFO, a device, `/dev/stdout`) is written straight through.
+pub struct OutputFile {
+    /// The path as given, for messages.
+    given: PathBuf,
+    writer: BufWriter<std::fs::File>,
+    /// The final path and the temporary file, until the rename.
+    replace: Option<(PathBuf, PathBuf)>,
+}
+
+impl OutputFile {
+    /// Opens `path` for writing as described on [`OutputFile`].
+    pub fn create(path: &Path) -> anyhow::Result<OutputFile> {
+        let (file, replace) = match destination(path)? {
+            Destination::InPlace => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(path)
+                    .map_err(|error| OutputError::new(path, "cannot open it", error))?;
+                (file, None)
+            }
+            Destination::Replace(target) => {
+                let temporary = temporary_beside(&target);
+                let file = std::fs::File::create(&temporary).map_err(|error| {
+                    OutputError::new(path, &format!("cannot create {} beside it", temporary.display()), error)
+                })?;
+                (file, Some((target, temporary)))
+            }
+        };
+        Ok(OutputFile { given: path.to_owned(), writer: BufWriter::with_capacity(1 << 16, file), replace })
+    }
+
+    /// Flushes the file and, for a replaced one, syncs it and renames it into place.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        self.flush()?;
+        if let Some((target, temporary)) = &self.replace {
+            self.writer.get_ref().sync_all().map_err(|error| OutputError::new(&self.given, "cannot sync it", error))?;
+            std::fs::rename(temporary, target).map_err(|error| {
+                OutputError::new(&self.given, &format!("cannot rename {} to it", temporary.display()), error)
+            })?;
+            self.replace = None;
+        }
+        Ok(())
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.writer.write(bytes).map_err(|error| OutputError::new(&self.given, "cannot write it", error).into_io())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush().map_err(|error| OutputError::new(&self.given, "cannot write it", error).into_io())
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        // Not committed: the temporary file goes, whatever failed.
+        if let Some((_, temporary)) = self.replace.take() {
+            let _ = std::fs::remove_file(temporary);
+        }
+    }
+}
+
 /// The temporary file beside `path` that a whole output is written to
 /// before it is renamed to `path`.
-pub fn temporary_beside(path: &Path) -> PathBuf {
+fn temporary_beside(path: &Path) -> PathBuf {
     let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()))
 }
 
-/// Writes `bytes` to `path` through [`temporary_beside`] and a rename: a
-/// reader never sees a half-written file under that name, and a failure
-/// leaves what was there before.
+/// Writes `bytes` to `path` through an [`OutputFile`].
 pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let temporary = temporary_beside(path);
-    let written = std::fs::File::create(&temporary)
-        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()))
-        .with_context(|| format!("writing {}", temporary.display()))
-        .and_then(|()| {
-            std::fs::rename(&temporary, path)
-                .with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
+    let mut file = OutputFile::create(path)?;
+    file.write_all(bytes).context("writing the output")?;
+    file.commit()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use clap::Args;
 
 use toxmodel::PreparedTexts;
 
+use crate::exit::InputError;
 use crate::model_args::ModelArgs;
 
 /// How many texts are read before they are scored; the model sorts them by
@@ -101,7 +102,7 @@ fn read_chunks(args: &PredictArgs, send: &mut dyn FnMut(Result<Vec<String>>) -> 
         Some(path) => match std::fs::File::open(path) {
             Ok(file) => (Box::new(std::io::BufReader::new(file)), path.display().to_string()),
             Err(error) => {
-                send(Err(anyhow::Error::new(error).context(format!("opening {}", path.display()))));
+                send(Err(input_error(format!("{}: cannot open it", path.display()), Some(error))));
                 return;
             }
         },
@@ -111,15 +112,20 @@ fn read_chunks(args: &PredictArgs, send: &mut dyn FnMut(Result<Vec<String>>) -> 
     let mut chunk_len = first_chunk;
     for (line_idx, line) in reader.split(b'\n').enumerate() {
         let line = match line {
+            Ok(line) => String::from_utf8(line)
+                .map_err(|_| input_error(format!("{source}:{}: the line is not valid UTF-8", line_idx + 1), None)),
+            Err(error) => Err(input_error(format!("{source}:{}: cannot read it", line_idx + 1), Some(error))),
+        };
+        let line = match line {
             Ok(line) => line,
             Err(error) => {
-                send(Err(anyhow::Error::new(error).context(format!("reading {source}"))));
+                // The good lines before the bad one are scored first.
+                if !chunk.is_empty() && !send(Ok(std::mem::take(&mut chunk))) {
+                    return;
+                }
+                send(Err(error));
                 return;
             }
-        };
-        let Ok(line) = String::from_utf8(line) else {
-            send(Err(anyhow::anyhow!("{source}:{}: the line is not valid UTF-8", line_idx + 1)));
-            return;
         };
         chunk.push(line.strip_suffix('\r').map(str::to_owned).unwrap_or(line));
         if chunk.len() == chunk_len {
@@ -132,4 +138,9 @@ fn read_chunks(args: &PredictArgs, send: &mut dyn FnMut(Result<Vec<String>>) -> 
     if !chunk.is_empty() {
         send(Ok(chunk));
     }
+}
+
+/// A problem with the texts' file or stdin (exit code 3).
+fn input_error(message: String, source: Option<std::io::Error>) -> anyhow::Error {
+    InputError { message, source }.into()
 }

@@ -8,7 +8,7 @@ use crate::store_spec::StoreSettings;
 
 /// Runs `toxcli status`.
 pub async fn run(settings: &StoreSettings) -> anyhow::Result<()> {
-    let store = settings.open().await?;
+    let store = settings.open_existing(true).await?;
     let progress = store.progress().await.with_context(|| {
         format!("reading the counts of {} (run `toxcli import` and `toxcli migrate` first)", settings.spec)
     })?;

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use clap::Args;
-use toxstore::spec::{CREDENTIALS_VAR, DATASET_VAR, PROJECT_VAR, REQUEST_LOG_VAR};
+use toxstore::spec::{CREDENTIALS_VAR, DATASET_VAR, PROJECT_VAR, REQUEST_LOG_VAR, STORE_VAR};
 pub use toxstore::spec::{OpenOptions, StoreSpec};
 use toxstore::{Layout, ModelTable, Store, TableRef, TweetSource};
 
-use crate::exit::UsageError;
+use crate::exit::{StoreMissing, UsageError};
 use crate::import::ColumnArgs;
 
 /// Where the tables are, when they are not toxscore's own: a BigQuery
@@ -89,6 +89,17 @@ fn parse_score_table(spec: &str) -> anyhow::Result<ModelTable> {
     Ok(default.with_table(table).map_err(|error| UsageError(format!("--score-table {spec}: {error}")))?)
 }
 
+/// The store `TOXSCORE_STORE` names, if it is set and not empty; an invalid
+/// value is a usage error naming the variable.
+fn store_from_environment() -> anyhow::Result<Option<StoreSpec>> {
+    let Some(value) = std::env::var_os(STORE_VAR).filter(|value| !value.is_empty()) else {
+        return Ok(None);
+    };
+    let text = value.to_str().ok_or_else(|| UsageError(format!("{STORE_VAR}: the value is not valid UTF-8")))?;
+    let spec = text.parse::<StoreSpec>().map_err(|error| UsageError(format!("{STORE_VAR}: {error}")))?;
+    Ok(Some(spec))
+}
+
 /// Everything needed to open a store, resolved from flags and environment.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -101,14 +112,18 @@ pub struct StoreSettings {
 }
 
 impl StoreSettings {
-    /// Resolves the store from `--store` / `TOXSCORE_STORE` (`store`, both
-    /// through clap), then `BIGQUERY_DATASET_NAME`, then the default; a
+    /// Resolves the store from `--store` (`store`), else `TOXSCORE_STORE`,
+    /// then `BIGQUERY_DATASET_NAME`, then the default; a
     /// BigQuery dataset without its project takes `BIGQUERY_PROJECT_NAME`.
     pub fn resolve(
         store: Option<StoreSpec>,
         bigquery_endpoint: Option<String>,
         layout: &LayoutArgs,
     ) -> anyhow::Result<StoreSettings> {
+        let store = match store {
+            Some(spec) => Some(spec),
+            None => store_from_environment()?,
+        };
         let dataset_name = std::env::var(DATASET_VAR).ok();
         let project_name = std::env::var(PROJECT_VAR).ok();
         let spec = StoreSpec::resolve(store, dataset_name.as_deref(), project_name.as_deref())
@@ -127,6 +142,47 @@ impl StoreSettings {
             toxstore::Error::InvalidInput { what } => UsageError(what).into(),
             other => anyhow::Error::new(other).context(format!("opening {}", self.spec)),
         })
+    }
+
+    /// Opens a store that must exist already, for the commands that read it
+    /// (`status`, `export`, `report`, `migrate --dry-run`): an SQLite file
+    /// that is missing is an error and is not created, and with `read_only`
+    /// it is opened read-only (it may sit on a read-only file system).
+    pub async fn open_existing(&self, read_only: bool) -> anyhow::Result<Arc<dyn Store>> {
+        let StoreSpec::Sqlite(path) = &self.spec else {
+            return self.open().await;
+        };
+        let folder_exists = path.parent().is_none_or(|parent| parent.as_os_str().is_empty() || parent.is_dir());
+        if !folder_exists {
+            // The usage error naming the missing folder; nothing is created.
+            return self.open().await;
+        }
+        if self.options.layout != Layout::default() {
+            return Err(UsageError(
+                "an SQLite store has toxscore's own tables: --tweets-table and --score-table are for BigQuery \
+                 datasets made by the Python pipeline"
+                    .to_owned(),
+            )
+            .into());
+        }
+        if !path.exists() {
+            return Err(StoreMissing(format!(
+                "no store at {}: the file does not exist (`toxcli import --input FILE` or `toxcli score --input \
+                 FILE` makes one)",
+                path.display()
+            ))
+            .into());
+        }
+        if !read_only {
+            return self.open().await;
+        }
+        let store = toxstore::Sqlite::open_read_only(path)
+            .and_then(|store| store.with_layout(self.options.layout.clone()))
+            .map_err(|error| match error {
+                toxstore::Error::InvalidInput { what } => UsageError(what).into(),
+                other => anyhow::Error::new(other).context(format!("opening {} read-only", self.spec)),
+            })?;
+        Ok(Arc::new(store))
     }
 
     /// Whether the store forgets everything when this process ends.

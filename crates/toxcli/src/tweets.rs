@@ -166,12 +166,36 @@ impl ColumnMapping {
 struct QuoteCounter {
     file: File,
     quotes: u64,
+    /// The bytes read from the start of the current record on (the csv
+    /// reader reads ahead), for [`QuoteCounter::line_of`].
+    window: std::collections::VecDeque<u8>,
+    /// The offset in the file of `window`'s first byte.
+    window_start: u64,
+}
+
+impl QuoteCounter {
+    fn new(file: File) -> QuoteCounter {
+        QuoteCounter { file, quotes: 0, window: Default::default(), window_start: 0 }
+    }
+
+    /// The line a record starts on, from the position the csv crate gives
+    /// it. That position is where the reader resumed, before the line breaks
+    /// it skips: the `\n` of a `\r\n` (it ends a record at the `\r`) and
+    /// empty lines. Those are counted here. Calls must come in file order.
+    fn line_of(&mut self, position: &csv::Position) -> u64 {
+        let passed = usize::try_from(position.byte().saturating_sub(self.window_start)).unwrap_or(usize::MAX);
+        self.window.drain(..passed.min(self.window.len()));
+        self.window_start = self.window_start.max(position.byte());
+        let skipped = self.window.iter().take_while(|&&byte| byte == b'\r' || byte == b'\n');
+        position.line() + skipped.filter(|&&byte| byte == b'\n').count() as u64
+    }
 }
 
 impl std::io::Read for QuoteCounter {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let n_read = self.file.read(buffer)?;
         self.quotes += buffer[..n_read].iter().filter(|&&byte| byte == b'"').count() as u64;
+        self.window.extend(&buffer[..n_read]);
         Ok(n_read)
     }
 }
@@ -199,7 +223,7 @@ impl CsvRows {
             .has_headers(true)
             .flexible(true)
             .buffer_capacity(1 << 16)
-            .from_reader(QuoteCounter { file, quotes: 0 });
+            .from_reader(QuoteCounter::new(file));
         let headers = reader.byte_headers().map_err(|error| csv_error(path, error))?.clone();
         let mut names = Vec::with_capacity(headers.len());
         for (idx, field) in headers.iter().enumerate() {
@@ -266,7 +290,7 @@ impl CsvRows {
                 self.deferred_error = Some(error);
             }
         }
-        let line = self.record.position().map_or(0, csv::Position::line);
+        let line = self.record.position().map_or(0, |position| self.reader.get_mut().line_of(position));
         let unclosed_quote = !self.has_next
             && self.deferred_error.is_none()
             && self.reader.get_ref().quotes % 2 == 1

@@ -83,8 +83,8 @@ pub struct ReportData<'a> {
 /// Runs `toxcli report`.
 pub async fn run(settings: &StoreSettings, args: ReportArgs) -> anyhow::Result<()> {
     crate::export::model_table(&args.model)?;
-    crate::output::check_output_folder("--output", &args.output)?;
-    let store = settings.open().await?;
+    crate::output::check_output(&args.output)?;
+    let store = settings.open_existing(true).await?;
     let table = store.layout().score_table(&args.model)?;
     let query = SummaryQuery {
         bins: usize::try_from(args.bins).map_err(|_| UsageError(format!("--bins {}: too many", args.bins)))?,

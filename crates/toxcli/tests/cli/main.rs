@@ -5,6 +5,7 @@
 //! `TOXSCORE_BIGQUERY_EMULATOR`; without it that test fails (it never skips).
 
 mod gpu;
+mod hostile;
 mod pipeline;
 mod report;
 
@@ -802,8 +803,10 @@ fn bad_tweet_files_are_reported_skipped_or_fatal_under_strict() {
         );
         if case.default_code == 0 {
             let rejected = if case.message == "0 rejected" { 0 } else { 1 };
-            let summary =
-                format!("{} rows read, {} new, 0 already present, {rejected} rejected", case.kept_rows, case.kept_rows);
+            // Rows read: the rejected ones too.
+            let read = case.kept_rows + rejected;
+            let noun = if read == 1 { "row" } else { "rows" };
+            let summary = format!("{read} {noun} read, {} new, 0 already present, {rejected} rejected", case.kept_rows);
             assert!(default.stderr.contains(&summary), "{}: expected {summary:?} in:\n{}", case.file, default.stderr);
         }
 
@@ -892,7 +895,7 @@ fn usage_and_model_errors_have_their_exit_codes() {
     check(&["--tweets-table", "p.d.t", "status"], 2, "are for");
     check(&["export", "--model", "nope"], 2, "unknown model \"nope\"");
     check(&["import", "--input", "no-such-file.csv"], 3, "cannot open no-such-file.csv");
-    check(&["status"], 4, "run `toxcli import` and `toxcli migrate` first");
+    check(&["status"], 4, "no store at toxscore.db: the file does not exist (`toxcli import --input FILE`");
     // Offline (as `toxcli` runs here) with an empty cache: how to get the model.
     check(
         &["predict", "x"],
