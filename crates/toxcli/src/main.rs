@@ -132,8 +132,6 @@ enum Command {
 fn main() -> ExitCode {
     // The hook must never panic itself (a second panic aborts): the crate's
     // `eprintln!` ignores a closed stderr.
-    // The hook must never panic itself (a second panic aborts): the crate's
-    // `eprintln!` ignores a closed stderr.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (a bug in toxcli, please report it): {info}");
     }));
