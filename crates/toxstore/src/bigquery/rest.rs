@@ -908,6 +908,18 @@ fn job_errors(response: &Value) -> std::result::Result<(), Failure> {
             backend: BACKEND,
             what: format!("{message}; check the credentials' BigQuery roles"),
         },
+        // BigQuery does the last step of a sort on one slot, and caps a
+        // query's result: an export file of every status, in status id
+        // order, is the query of toxscore's that can meet either.
+        "resourcesExceeded" | "responseTooLarge" => Error::Backend {
+            backend: BACKEND,
+            what: format!(
+                "query failed: {error} (more than BigQuery gives one query; an export of a whole large \
+                 dataset fits as `toxcli export --to-table NAME`, which writes the rows inside BigQuery \
+                 unsorted, with no limit on their size)"
+            ),
+            source: Some(Box::new(error)),
+        },
         _ => Error::Backend { backend: BACKEND, what: format!("query failed: {error}"), source: Some(Box::new(error)) },
     }))
 }
@@ -1417,6 +1429,19 @@ mod tests {
         let error = rest.insert_all("d", "t", &rows(1)).await.expect_err("missing table");
         assert!(matches!(error, Error::NotFound { .. }), "{error:?}");
         assert_eq!(server.seen()[0].body["datasetReference"]["datasetId"], "d");
+    }
+
+    #[test]
+    fn a_query_over_bigquerys_resources_says_what_fits() {
+        for reason in ["resourcesExceeded", "responseTooLarge"] {
+            let answer = json!({
+                "status": { "state": "DONE", "errorResult": { "reason": reason, "message": "Resources exceeded during query execution" } },
+            });
+            let Err(Failure::Fatal(error)) = job_errors(&answer) else { panic!("{reason}: not a fatal error") };
+            assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+            let text = error.to_string();
+            assert!(text.contains("Resources exceeded") && text.contains("export --to-table"), "{text}");
+        }
     }
 
     #[test]
