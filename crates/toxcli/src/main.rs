@@ -53,7 +53,7 @@ Environment variables (a flag given on the command line wins):
   TOXSCORE_TWEETS_TABLE           --tweets-table: read tweets from a BigQuery table toxscore does not own
   TOXSCORE_SCORE_TABLE            --score-table: [MODEL=]TABLE, a model's score table under another name
   TOXSCORE_BIGQUERY_LOG           append every BigQuery statement and insert to this file (JSON lines)
-  MODEL_NAME                      --model (score, export, predict)
+  MODEL_NAME                      --model (score, export, report, predict)
   LIMIT                           score --limit
   BATCH_SIZE                      score --batch-size
   MAX_THREADS                     score --threads
@@ -61,6 +61,8 @@ Environment variables (a flag given on the command line wins):
   TOXSCORE_PRECISION              --precision (f32)
   TOXSCORE_OFFLINE                --offline: never download a model
   TOXSCORE_CACHE_DIR              model cache folder (default $XDG_CACHE_HOME/toxscore, else ~/.cache/toxscore)
+  TORCH_HOME                      where Detoxify's downloads are used from ($TORCH_HOME/hub/checkpoints;
+                                  default $XDG_CACHE_HOME/torch, else ~/.cache/torch)
   TOXSCORE_RELEASE_BASE_URL       where models are downloaded from (a mirror)
   TOXSCORE_TOKENIZER_BASE_URL     where tokenizer files are downloaded from (a mirror)
 
@@ -68,8 +70,10 @@ Exit codes:
   0    success
   1    unexpected failure (a bug: please report it)
   2    usage: a wrong flag, value or setting
-  3    input: an unreadable tweet file, a bad row under --strict, no valid rows
-  4    store or network: SQLite, BigQuery or a download failed
+  3    input or output: an unreadable tweet file or predict input, a bad row under --strict,
+       no valid rows, an --output that cannot be written
+  4    store or network: SQLite, BigQuery or a download failed, no store at an SQLite path,
+       another score already running (its lock)
   5    model: the checkpoint or tokenizer could not be loaded or verified
   130  interrupted by Ctrl-C; what was scored is committed, run the command again to resume";
 

@@ -315,7 +315,7 @@ fn other_checkpoints(uses: &[CheckpointUse], ours: &str, table: &str, remaining:
     Some(format!(
         "{level}: {table} holds {}; this run scores only the {remaining} texts without a score, with checkpoint \
          sha256 {}, so the table will hold the scores of {} checkpoints (`toxcli report` lists them; to score \
-         every text with this checkpoint, use another store or --score-table)",
+         every text with this checkpoint, use another store, or on BigQuery another --score-table)",
         described.join(", "),
         short(ours),
         others.len() + 1
