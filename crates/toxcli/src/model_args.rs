@@ -189,14 +189,30 @@ impl ModelArgs {
     }
 
     fn table_for(&self, info: &CheckpointInfo) -> Result<ModelTable> {
-        let name = match (&self.model, info.architecture) {
-            (Some(name), _) => name.as_str(),
-            (None, Architecture::XlmRoberta) => "multilingual",
-            (None, Architecture::Roberta) => "unbiased",
-            (None, Architecture::Bert) => "original",
-            (None, Architecture::Albert) if info.num_classes == 6 => "original-small",
-            (None, Architecture::Albert) => "unbiased-small",
+        // The released model a checkpoint of this shape is (Detoxify's own).
+        let released = match info.architecture {
+            Architecture::XlmRoberta => "multilingual",
+            Architecture::Roberta => "unbiased",
+            Architecture::Bert => "original",
+            Architecture::Albert if info.num_classes == 6 => "original-small",
+            Architecture::Albert => "unbiased-small",
         };
-        Ok(ModelTable::by_model(name)?.clone())
+        let name = self.model.as_deref().unwrap_or(released);
+        let table = ModelTable::by_model(name)?.clone();
+        // `--model` with `--checkpoint` names the table on purpose (a
+        // fine-tuned checkpoint scored beside the released one, say), but a
+        // checkpoint of another released model's shape filed under it is
+        // more often a slip, and nothing downstream could tell.
+        if self.checkpoint.is_some() && name != released {
+            eprintln!(
+                "warning: --model {name} files these scores in {}, but the checkpoint is a {} with {} outputs, \
+                 the shape of Detoxify's `{released}`: its scores will sit with {name}'s; leave out --model to \
+                 file them under {released}",
+                table.table,
+                info.architecture.class_name(),
+                info.num_classes
+            );
+        }
+        Ok(table)
     }
 }

@@ -298,6 +298,43 @@ fn score_after_a_bare_import_deduplicates_and_scores_it() {
     assert_eq!(status_counts(dir, "sqlite:toxscore.db"), (FIXTURE_TEXTS, 0));
 }
 
+/// `--model` names the table a `--checkpoint`'s scores go to: a checkpoint
+/// of another released model's shape filed there is said, not refused. A
+/// table holding another checkpoint's scores is said before a run adds to it
+/// (no export column would show the mix).
+#[test]
+fn scores_filed_under_another_model_or_beside_another_checkpoint_are_said() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    // The fixture BERT checkpoint, without model_flags()'s `--model original`.
+    let flags: Vec<String> = model_flags().into_iter().take(6).collect();
+    let input = fixture_tweets();
+    let first = check_run(dir, &score_args(&["--input", &input, "--limit", "20"], &flags), 0);
+    assert!(!first.stderr.contains("files these scores") && !first.stderr.contains(" holds "), "{}", first.stderr);
+    let filed = check_run(dir, &score_args(&["--model", "original-small", "--limit", "5"], &flags), 0);
+    assert!(
+        filed.stderr.contains(
+            "warning: --model original-small files these scores in toxicity_scores_original_small, but the \
+             checkpoint is a BertForSequenceClassification with 6 outputs, the shape of Detoxify's `original`"
+        ),
+        "{}",
+        filed.stderr
+    );
+    let same = check_run(dir, &score_args(&["--model", "original", "--limit", "5"], &flags), 0);
+    assert!(!same.stderr.contains("warning"), "{}", same.stderr);
+    let variant = repo_path("fixtures/models/variants/bert_extra_tensor.ckpt").display().to_string();
+    let bert = repo_path("fixtures/models/bert").display().to_string();
+    let mixed = check_run(dir, &["score", "--checkpoint", &variant, "--hf-config", &bert], 0);
+    assert!(
+        mixed
+            .stderr
+            .contains("warning: toxicity_scores_original holds 25 texts scored with checkpoint sha256 57246094f595"),
+        "{}",
+        mixed.stderr
+    );
+    assert!(mixed.stderr.contains("only the 23 texts without a score"), "{}", mixed.stderr);
+}
+
 /// A reader that closes the pipe early is no failure: exit 0, nothing on
 /// stderr, for `predict` and the other commands that print data.
 #[test]
