@@ -29,7 +29,9 @@
 //!   `toxdedup::queries`), and the export takes one score per text: the latest
 //!   `scored_at`.
 //! - Every 200 answer is checked: per-row `insertErrors` are retried or
-//!   reported, never dropped; SQL errors in a 200 body are errors.
+//!   reported, never dropped; SQL errors in a 200 body are errors. A `no such
+//!   field` for a field the table has (checked first with `tables.get`) is
+//!   retried: streaming sees a column `migrate` just added minutes late.
 //! - 429, 5xx, connection failures and timeouts are retried with bounded
 //!   exponential backoff and jitter ([`RetryPolicy`]), then become
 //!   [`Error::Unavailable`]; refused credentials are

@@ -604,8 +604,10 @@ impl Rest {
     /// Every answer's `insertErrors` is checked. Rows that failed for a
     /// transient reason (or were `stopped` because of another row) are sent
     /// again, up to the retry policy's attempts; rows BigQuery refuses as
-    /// invalid fail the call at once. Either way the error names the rows:
-    /// no row is dropped silently.
+    /// invalid fail the call at once, except `no such field` (the callers
+    /// check the table's fields first: that is a column added moments ago,
+    /// which streaming picks up late), retried as transient. Either way the
+    /// error names the rows: no row is dropped silently.
     pub(crate) async fn insert_all(&self, dataset: &str, table: &str, rows: &[InsertRow]) -> Result<()> {
         if self.log.is_some() {
             let fields: std::collections::BTreeSet<&str> = rows
@@ -702,7 +704,9 @@ impl Rest {
                     })
                     .unwrap_or_default();
                 let transient = !reasons.is_empty()
-                    && reasons.iter().all(|(reason, _)| RETRYABLE_ROW_REASONS.contains(&reason.as_str()));
+                    && reasons.iter().all(|(reason, message)| {
+                        RETRYABLE_ROW_REASONS.contains(&reason.as_str()) || is_schema_lag(reason, message)
+                    });
                 let described = describe_row(offset + index, &rows[index].insert_id, &reasons);
                 if transient { retry.push((index, described)) } else { refused.push(described) }
             }
@@ -721,10 +725,19 @@ impl Rest {
             last_examples = examples(&retry.iter().map(|(_, described)| described.clone()).collect::<Vec<_>>());
             pending = retry.into_iter().map(|(index, _)| index).collect();
         }
+        // Rows refused for a field the table has (its callers check the
+        // schema first): the streaming system has not seen `migrate`'s
+        // ALTER TABLE yet.
+        let lag = if last_examples.contains("no such field") {
+            "; BigQuery's streaming inserts can lag a few minutes behind a column just added (`toxcli migrate` adds \
+             checkpoint_sha256 and scored_at to adopted score tables): run the same command again in a few minutes"
+        } else {
+            ""
+        };
         Err(Error::Unavailable {
             backend: BACKEND,
             what: format!(
-                "{what}: {} rows still failed after {} attempts; {last_examples}",
+                "{what}: {} rows still failed after {} attempts; {last_examples}{lag}",
                 pending.len(),
                 self.retry.attempts()
             ),
@@ -998,6 +1011,16 @@ fn describe_row(index: usize, insert_id: &str, reasons: &[(String, String)]) -> 
         .collect::<Vec<_>>()
         .join(", ");
     format!("row {index} (insert id {insert_id}): {reasons}")
+}
+
+/// Whether an `insertErrors` entry refuses a field the streaming system does
+/// not know yet. [`Rest::insert_all`]'s callers check with `tables.get`
+/// that the table has every field they send, so such a field is one that an
+/// `ALTER TABLE ... ADD COLUMN` (`migrate` adopting a score table) added
+/// moments ago: BigQuery's streaming path picks up a schema change minutes
+/// after the table's metadata does, and refuses the field until then.
+fn is_schema_lag(reason: &str, message: &str) -> bool {
+    reason == "invalid" && message.trim_start().to_ascii_lowercase().starts_with("no such field")
 }
 
 /// The first three descriptions, and how many more.
@@ -1374,7 +1397,7 @@ mod tests {
             200,
             json!({ "insertErrors": [
                 { "index": 0, "errors": [{ "reason": "stopped" }] },
-                { "index": 1, "errors": [{ "reason": "invalid", "message": "no such field: nope", "location": "nope" }] },
+                { "index": 1, "errors": [{ "reason": "invalid", "message": "Cannot convert value to integer.", "location": "n" }] },
             ] }),
         )]);
         let error = client(&server, 5).insert_all("d", "tweets", &rows(2)).await.expect_err("refused");
@@ -1382,10 +1405,44 @@ mod tests {
         let message = error.to_string();
         assert!(
             message.contains("refused 1 of 2 rows")
-                && message.contains("row 1 (insert id id-1): invalid: no such field"),
+                && message.contains("row 1 (insert id id-1): invalid: Cannot convert value to integer"),
             "{message}"
         );
         assert_eq!(server.seen().len(), 1, "an invalid row is not retried");
+    }
+
+    /// BigQuery's streaming path learns of `ALTER TABLE ADD COLUMN` minutes
+    /// after `tables.get` shows the column, refusing it as `no such field`
+    /// until then: the first scores after `migrate` adopted a table.
+    #[tokio::test]
+    async fn a_field_streaming_does_not_know_yet_is_retried() {
+        let lagging = |field: &str| {
+            json!({ "insertErrors": [
+                { "index": 0, "errors": [{ "reason": "invalid", "message": format!("no such field: {field}."), "location": field }] },
+                { "index": 1, "errors": [{ "reason": "stopped", "message": "" }] },
+            ] })
+        };
+        let server = Server::start(vec![
+            Reply::Json(200, lagging("scored_at")),
+            // The message as some answers give it: no field named.
+            Reply::Json(200, json!({ "insertErrors": [{ "index": 0, "errors": [{ "reason": "invalid", "message": "no such field." }] }] })),
+            Reply::Json(200, json!({})),
+        ]);
+        client(&server, 5).insert_all("d", "scores", &rows(2)).await.expect("written once streaming knows the field");
+        let sent: Vec<usize> =
+            server.seen().iter().map(|request| request.body["rows"].as_array().map_or(0, Vec::len)).collect();
+        assert_eq!(sent, [2, 2, 1], "the refused rows are sent again, and only they");
+
+        let server = Server::start(vec![Reply::Json(200, lagging("checkpoint_sha256")); 3]);
+        let error = client(&server, 3).insert_all("d", "scores", &rows(2)).await.expect_err("still lagging");
+        assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("no such field: checkpoint_sha256")
+                && message.contains("lag a few minutes behind a column just added")
+                && message.contains("run the same command again"),
+            "{message}"
+        );
     }
 
     #[tokio::test]
