@@ -587,6 +587,131 @@ ORDER BY s.toxicity DESC, s.status_text_id",
     }
 }
 
+/// Which stored scores [`sample_scores`] draws from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ScoredBy {
+    /// Every text's score (the one every read uses).
+    #[default]
+    Any,
+    /// Scores stored without a checkpoint: the Python pipeline's rows.
+    Unrecorded,
+    /// Scores of the checkpoints whose SHA-256 (lowercase hex) starts with
+    /// this prefix: 1 to 64 hex digits, checked by [`ScoredBy::check`].
+    Checkpoint(String),
+}
+
+impl ScoredBy {
+    /// `Err` with the problem when a [`ScoredBy::Checkpoint`] prefix is not
+    /// 1 to 64 hex digits (it is written into the SQL).
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            ScoredBy::Checkpoint(prefix)
+                if prefix.is_empty()
+                    || prefix.len() > 64
+                    || !prefix.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)) =>
+            {
+                Err(format!("checkpoint {prefix:?} is not 1 to 64 lowercase hex digits of a SHA-256"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The SQL condition on `s.checkpoint_sha256` (TRUE for any).
+    fn condition(&self) -> String {
+        match self {
+            ScoredBy::Any => "TRUE".to_owned(),
+            ScoredBy::Unrecorded => "s.checkpoint_sha256 IS NULL".to_owned(),
+            ScoredBy::Checkpoint(prefix) => format!("SUBSTR(s.checkpoint_sha256, 1, {}) = '{prefix}'", prefix.len()),
+        }
+    }
+
+    /// Whether a score stored by `checkpoint` (`None`: unrecorded) is drawn.
+    pub fn matches(&self, checkpoint: Option<&str>) -> bool {
+        match self {
+            ScoredBy::Any => true,
+            ScoredBy::Unrecorded => checkpoint.is_none(),
+            ScoredBy::Checkpoint(prefix) => checkpoint.is_some_and(|sha| sha.starts_with(prefix.as_str())),
+        }
+    }
+}
+
+/// The multiplier of [`sample_key`]'s mixing steps (a well-mixing odd
+/// 32-bit constant).
+const SAMPLE_MIX: i64 = 0x045d_9f3b;
+const LOW_32: i64 = 0xffff_ffff;
+
+/// The order in which [`sample_scores`] draws texts: a 32-bit hash of the
+/// text id and the seed, computed the same in Rust and in both SQL dialects
+/// (64-bit integer arithmetic that never overflows), so that every backend
+/// draws the same texts for a seed, and a seed draws the same ones every time.
+pub fn sample_key(status_text_id: i64, seed: u32) -> i64 {
+    let mut x = (status_text_id & LOW_32) ^ ((status_text_id >> 32) & LOW_32) ^ i64::from(seed);
+    x = (((x >> 16) ^ x) * SAMPLE_MIX) & LOW_32;
+    x = (((x >> 16) ^ x) * SAMPLE_MIX) & LOW_32;
+    (x >> 16) ^ x
+}
+
+/// `a XOR b` in a dialect (SQLite has no XOR operator).
+fn xor(dialect: Dialect, a: &str, b: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("(({a}) | ({b})) - (({a}) & ({b}))"),
+        Dialect::BigQuery => format!("({a}) ^ ({b})"),
+    }
+}
+
+/// Columns `status_text_id`, `status_text`, `checkpoint_sha256` (NULL for
+/// the Python pipeline's rows), then the class columns: at most `rows`
+/// stored scores of `table` drawn by [`sample_key`] with `seed` (smallest
+/// key first, ties by id) among the texts' scores (the one every read uses)
+/// that `scored_by` selects, with their texts.
+pub fn sample_scores(dialect: Dialect, table: &ModelTable, rows: usize, seed: u32, scored_by: &ScoredBy) -> String {
+    let score_columns: String = table.columns.iter().map(|column| format!(", s.{column}")).collect();
+    let scores = match dialect {
+        Dialect::Sqlite => table.table.to_string(),
+        Dialect::BigQuery => format!("({})", latest_scores(table)),
+    };
+    let key = |x: &str| format!("((({}) * {SAMPLE_MIX}) & {LOW_32})", xor(dialect, &format!("{x} >> 16"), x));
+    let id = "s.status_text_id";
+    let start = xor(
+        dialect,
+        &xor(dialect, &format!("{id} & {LOW_32}"), &format!("({id} >> 32) & {LOW_32}")),
+        &seed.to_string(),
+    );
+    let keyed = format!(
+        "SELECT k2.*, {last} AS sample_key FROM (
+  SELECT k1.*, {h2} AS h2 FROM (
+    SELECT k0.*, {h1} AS h1 FROM (
+      SELECT s.status_text_id AS status_text_id, s.checkpoint_sha256 AS checkpoint_sha256{score_columns},
+        {start} AS h0
+      FROM {scores} AS s
+      WHERE {condition}) AS k0) AS k1) AS k2",
+        last = xor(dialect, "h2 >> 16", "h2"),
+        h2 = key("h1"),
+        h1 = key("h0"),
+        condition = scored_by.condition(),
+    );
+    match dialect {
+        Dialect::Sqlite => format!(
+            "SELECT s.status_text_id AS status_text_id, t.status_text AS status_text, s.checkpoint_sha256 AS checkpoint_sha256{score_columns}
+FROM ({keyed}) AS s
+JOIN status_texts AS t ON t.status_text_id = s.status_text_id
+ORDER BY s.sample_key, s.status_text_id
+LIMIT {rows}"
+        ),
+        // The draw reads only the score table; the texts are then read for
+        // the drawn ids alone.
+        Dialect::BigQuery => format!(
+            "WITH s AS (SELECT * FROM ({keyed}) ORDER BY sample_key, status_text_id LIMIT {rows})
+SELECT s.status_text_id AS status_text_id, t.status_text AS status_text, s.checkpoint_sha256 AS checkpoint_sha256{score_columns}
+FROM s
+JOIN (SELECT DISTINCT status_text_id, status_text FROM {{dataset}}.status_texts
+      WHERE status_text_id IN (SELECT status_text_id FROM s)) AS t
+  ON t.status_text_id = s.status_text_id
+ORDER BY s.sample_key, s.status_text_id"
+        ),
+    }
+}
+
 /// BigQuery: the rows of a score table, one per text: the latest
 /// `scored_at` wins, and a row without one (the Python pipeline's) counts
 /// as oldest. Rows whose text id is in no `status_texts` row (see
@@ -684,6 +809,7 @@ mod tests {
             text_page(Dialect::BigQuery, Some(3), 7),
             progress(Dialect::BigQuery, &TweetSource::default(), MODEL_TABLES),
             export(Dialect::BigQuery, table, &TweetSource::default()),
+            sample_scores(Dialect::BigQuery, table, 5, 7, &ScoredBy::Unrecorded),
         ]);
         let names = ["tweets", "status_texts", "statuses_texts", "toxicity_scores_"];
         for sql in &all {
@@ -696,6 +822,39 @@ mod tests {
         for sql in refresh(Dialect::Sqlite, &TweetSource::default(), &[]).into_iter().map(|s| s.sql) {
             assert!(!sql.contains("{dataset}"), "{sql}");
         }
+    }
+
+    #[test]
+    fn sample_keys_are_spread_and_distinct() {
+        // Each step is a bijection of 32-bit values: ids below 2^32 never share a key.
+        let keys: std::collections::BTreeSet<i64> = (0..100_000).map(|id| sample_key(id, 9)).collect();
+        assert_eq!(keys.len(), 100_000);
+        assert!(keys.iter().all(|key| (0..=LOW_32).contains(key)));
+        // The 1,000 smallest keys of ids 0..100,000 come from all over the range.
+        let mut ids: Vec<i64> = (0..100_000).collect();
+        ids.sort_by_key(|&id| (sample_key(id, 9), id));
+        let drawn = &ids[..1_000];
+        for tenth in 0..10 {
+            let n = drawn.iter().filter(|&&id| id / 10_000 == tenth).count();
+            assert!((60..=140).contains(&n), "{n} of 1,000 drawn ids in the {tenth}th tenth");
+        }
+        assert_ne!(sample_key(5, 1), sample_key(5, 2), "the seed changes the draw");
+        assert_ne!(sample_key(1 << 40, 0), sample_key(0, 0), "the high bits count");
+    }
+
+    #[test]
+    fn a_checkpoint_filter_is_hex_before_it_reaches_the_sql() {
+        for good in [ScoredBy::Any, ScoredBy::Unrecorded, ScoredBy::Checkpoint("0a9f".into())] {
+            assert_eq!(good.check(), Ok(()));
+        }
+        for bad in ["", "0A", "ab' OR '1'='1", &"a".repeat(65)] {
+            assert!(ScoredBy::Checkpoint(bad.into()).check().is_err(), "{bad:?}");
+        }
+        let sql = sample_scores(Dialect::Sqlite, &MODEL_TABLES[0], 3, 1, &ScoredBy::Checkpoint("0a9f".into()));
+        assert!(sql.contains("SUBSTR(s.checkpoint_sha256, 1, 4) = '0a9f'") && sql.ends_with("LIMIT 3"), "{sql}");
+        assert!(ScoredBy::Checkpoint("0a9f".into()).matches(Some("0a9f00")));
+        assert!(!ScoredBy::Checkpoint("0a9f".into()).matches(None));
+        assert!(ScoredBy::Unrecorded.matches(None) && !ScoredBy::Unrecorded.matches(Some("0a9f")));
     }
 
     #[test]

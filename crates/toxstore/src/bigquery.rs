@@ -79,8 +79,8 @@ pub use rest::{RequestLog, RetryPolicy};
 
 use crate::{
     AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
-    MigrateReport, ModelProgress, Progress, Result, ScoreBatch, Store, Summary, SummaryQuery, TextCount, TextId,
-    TextRow, TopText, Tweet, UnscoredQuery, validate,
+    MigrateReport, ModelProgress, Progress, Result, SampleQuery, ScoreBatch, Store, StoredScore, Summary, SummaryQuery,
+    TextCount, TextId, TextRow, TopText, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "bigquery";
@@ -1005,6 +1005,25 @@ impl Store for BigQuery {
                     n_texts: count(row, 1, "n_texts")?,
                     first_scored_at: optional_int(row, 2, "first_scored_at")?.and_then(format_scored_at),
                     last_scored_at: optional_int(row, 3, "last_scored_at")?.and_then(format_scored_at),
+                })
+            })
+            .collect()
+    }
+
+    async fn sample_scores(&self, table: &ModelTable, query: SampleQuery) -> Result<Vec<StoredScore>> {
+        validate::sample(table, &query)?;
+        let sql = queries::sample_scores(Dialect::BigQuery, table, query.rows, query.seed, &query.scored_by);
+        let page = self.query_all(&sql).await?;
+        page.rows
+            .iter()
+            .map(|row| {
+                Ok(StoredScore {
+                    status_text_id: int(row, 0, "status_text_id")?,
+                    status_text: text(row, 1, "status_text")?,
+                    checkpoint_sha256: row.get(2).cloned().flatten(),
+                    scores: (0..table.columns.len())
+                        .map(|column| float(row, 3 + column, table.columns[column]))
+                        .collect::<Result<_>>()?,
                 })
             })
             .collect()

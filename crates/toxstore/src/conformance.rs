@@ -27,8 +27,8 @@ use futures::TryStreamExt;
 use toxdedup::{Conflict, MODEL_TABLES, ModelTable};
 
 use crate::{
-    AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ScoreBatch, ScoreRow, Shard, Store, Summary,
-    SummaryQuery, TextCount, TextId, TextRow, TopText, Tweet, UnscoredQuery,
+    AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, SampleQuery, ScoreBatch, ScoreRow, ScoredBy,
+    Shard, Store, StoredScore, Summary, SummaryQuery, TextCount, TextId, TextRow, TopText, Tweet, UnscoredQuery,
 };
 
 /// Generates one `#[tokio::test]` per conformance check.
@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             aggregates_by_user_and_day_match_hand_computed_numbers,
             export_to_table_creates_replaces_and_never_takes_an_own_table,
             summary_matches_hand_computed_numbers,
+            a_seeded_sample_draws_the_same_stored_scores_everywhere,
         );
     };
     (@checks $make:expr; $($check:ident,)*) => {
@@ -710,6 +711,74 @@ pub async fn summary_matches_hand_computed_numbers(store: &dyn Store) {
     assert_eq!(fewer.top_texts, [text("hate", 2, 0.75)]);
     for bad in [SummaryQuery { bins: 0, ..query }, SummaryQuery { threshold: f64::NAN, ..query }] {
         let error = store.summary(table, bad).await.expect_err("a bad query");
+        assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
+    }
+}
+
+/// `sample_scores` draws the stored scores with the smallest
+/// `toxdedup::queries::sample_key`s, each text's latest score with its text
+/// and checkpoint, the same for a seed at every call and on every backend;
+/// a checkpoint prefix draws that checkpoint's only.
+pub async fn a_seeded_sample_draws_the_same_stored_scores_everywhere(store: &dyn Store) {
+    migrate(store).await;
+    let table = original();
+    let query = |rows: usize, seed: u32, scored_by: ScoredBy| SampleQuery { rows, seed, scored_by };
+    let empty = store.sample_scores(table, query(5, 1, ScoredBy::Any)).await.expect("a sample of an empty store");
+    assert_eq!(empty, Vec::new());
+    let tweets: Vec<Tweet> = (1..=40).map(|id| tweet(id, id % 3, &format!("text {id}"))).collect();
+    import(store, &tweets).await;
+    store.refresh_texts().await.expect("refresh");
+    let ids = ids_by_text(store).await;
+    let mut texts: Vec<(&String, &TextId)> = ids.iter().collect();
+    texts.sort_by_key(|(_, id)| **id);
+    // 30 texts scored, 5 of them scored again by another checkpoint.
+    let rows: Vec<ScoreRow> =
+        texts[..30].iter().map(|&(_, &id)| ScoreRow { status_text_id: id, scores: scores_for(table, id, 0) }).collect();
+    write(store, table, &rows).await;
+    const REWRITER: &str = "ab0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
+    let again: Vec<ScoreRow> =
+        texts[10..15].iter().map(|&(_, &id)| ScoreRow { status_text_id: id, scores: scores_for(table, id, 5) }).collect();
+    store.write_scores(ScoreBatch { table, checkpoint_sha256: REWRITER, rows: &again }).await.expect("rescore");
+
+    let expected = |n: usize, seed: u32, rewriter_only: bool| -> Vec<StoredScore> {
+        let mut drawn: Vec<(i64, &String, TextId)> = texts[..30]
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !rewriter_only || (10..15).contains(index))
+            .map(|(_, (text, id))| (toxdedup::queries::sample_key(**id, seed), *text, **id))
+            .collect();
+        drawn.sort_by_key(|&(key, _, id)| (key, id));
+        drawn
+            .into_iter()
+            .take(n)
+            .map(|(_, text, id)| {
+                let rescored = again.iter().any(|row| row.status_text_id == id);
+                StoredScore {
+                    status_text_id: id,
+                    status_text: text.clone(),
+                    checkpoint_sha256: Some(if rescored { REWRITER } else { CHECKPOINT }.to_owned()),
+                    scores: scores_for(table, id, if rescored { 5 } else { 0 }),
+                }
+            })
+            .collect()
+    };
+    for seed in [0, 7, u32::MAX] {
+        let sample = store.sample_scores(table, query(8, seed, ScoredBy::Any)).await.expect("a sample");
+        assert_eq!(sample, expected(8, seed, false), "seed {seed}");
+        let again = store.sample_scores(table, query(8, seed, ScoredBy::Any)).await.expect("a sample");
+        assert_eq!(again, sample, "seed {seed} draws the same texts twice");
+    }
+    let all = store.sample_scores(table, query(1_000, 3, ScoredBy::Any)).await.expect("more than there are");
+    assert_eq!(all, expected(30, 3, false), "every scored text once, unscored ones never");
+    let rewriter = ScoredBy::Checkpoint(REWRITER[..12].to_owned());
+    let theirs = store.sample_scores(table, query(3, 3, rewriter)).await.expect("one checkpoint's");
+    assert_eq!(theirs, expected(3, 3, true));
+    let unrecorded = store.sample_scores(table, query(5, 3, ScoredBy::Unrecorded)).await.expect("unrecorded");
+    assert_eq!(unrecorded, Vec::new(), "toxscore records a checkpoint with every score");
+    let unscored = store.sample_scores(unbiased(), query(5, 3, ScoredBy::Any)).await.expect("another model");
+    assert_eq!(unscored, Vec::new());
+    for bad in [query(0, 1, ScoredBy::Any), query(5, 1, ScoredBy::Checkpoint("x' OR TRUE --".to_owned()))] {
+        let error = store.sample_scores(table, bad).await.expect_err("a bad sample");
         assert!(matches!(error, Error::InvalidInput { .. }), "{error:?}");
     }
 }

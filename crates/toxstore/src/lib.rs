@@ -39,7 +39,7 @@ pub use error::{Error, Result};
 pub use memory::InMemory;
 pub use spec::StoreSpec;
 pub use sqlite::Sqlite;
-pub use toxdedup::queries::{ExportRows, Grouping};
+pub use toxdedup::queries::{ExportRows, Grouping, ScoredBy};
 pub use toxdedup::schema::{TableRef, TweetSource};
 pub use toxdedup::{DedupReport, MODEL_TABLES, ModelTable};
 
@@ -382,6 +382,37 @@ pub struct TopText {
     pub scores: Vec<f64>,
 }
 
+/// What [`Store::sample_scores`] draws.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleQuery {
+    /// How many stored scores, 1 to [`SampleQuery::MAX_ROWS`].
+    pub rows: usize,
+    /// Which texts are drawn: the same seed draws the same texts on every
+    /// backend and at every call (`toxdedup::queries::sample_key`).
+    pub seed: u32,
+    /// Whose scores are drawn from.
+    pub scored_by: ScoredBy,
+}
+
+impl SampleQuery {
+    /// The most rows of one sample.
+    pub const MAX_ROWS: usize = 100_000;
+}
+
+/// One stored score with its text ([`Store::sample_scores`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredScore {
+    /// The text's id.
+    pub status_text_id: TextId,
+    /// The text.
+    pub status_text: String,
+    /// The checkpoint that wrote the score; `None` for the Python
+    /// pipeline's rows.
+    pub checkpoint_sha256: Option<String>,
+    /// The scores, in [`ModelTable::columns`] order.
+    pub scores: Vec<f64>,
+}
+
 /// The storage operations of the scoring pipeline.
 ///
 /// # Contract
@@ -508,4 +539,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// read gives it). One query on SQLite and BigQuery, reading only the
     /// score table.
     async fn checkpoints(&self, table: &ModelTable) -> Result<Vec<CheckpointUse>>;
+
+    /// Draws up to [`SampleQuery::rows`] of the model's stored scores (the
+    /// score every read gives a text), with their texts, in the order of
+    /// `toxdedup::queries::sample_key`: a seeded pseudo-random sample, the
+    /// same texts on every backend for a seed. For checking stored scores
+    /// against the model (`toxcli verify`). One query on SQLite and BigQuery
+    /// (there: the score table, then the drawn texts alone).
+    async fn sample_scores(&self, table: &ModelTable, query: SampleQuery) -> Result<Vec<StoredScore>>;
 }

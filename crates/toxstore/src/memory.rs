@@ -16,7 +16,7 @@ use toxdedup::{Dedup, DedupReport, ModelTable};
 
 use crate::{
     AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
-    MigrateReport, ModelProgress, Progress, Result, ScoreBatch, Store, Summary, SummaryQuery, TextCount, TextId,
+    MigrateReport, ModelProgress, Progress, Result, SampleQuery, ScoreBatch, Store, StoredScore, Summary, SummaryQuery, TextCount, TextId,
     TextRow, TopText, Tweet, UnscoredQuery, validate,
 };
 
@@ -445,6 +445,29 @@ impl Store for InMemory {
         let mut state = self.lock()?;
         let state = state.migrated()?;
         Ok(checkpoint_uses(state.scores(table)))
+    }
+
+    async fn sample_scores(&self, table: &ModelTable, query: SampleQuery) -> Result<Vec<StoredScore>> {
+        validate::sample(table, &query)?;
+        let mut state = self.lock()?;
+        let state = state.migrated()?;
+        let mut drawn: Vec<(i64, TextId, &Scored)> = state
+            .scores(table)
+            .iter()
+            .filter(|(_, scored)| query.scored_by.matches(Some(&scored.checkpoint_sha256)))
+            .map(|(&id, scored)| (toxdedup::queries::sample_key(id, query.seed), id, scored))
+            .collect();
+        drawn.sort_unstable_by_key(|&(key, id, _)| (key, id));
+        drawn.truncate(query.rows);
+        Ok(drawn
+            .into_iter()
+            .map(|(_, id, scored)| StoredScore {
+                status_text_id: id,
+                status_text: state.dedup.text(id).expect("scored texts exist").to_owned(),
+                checkpoint_sha256: Some(scored.checkpoint_sha256.clone()),
+                scores: scored.values.clone(),
+            })
+            .collect())
     }
 
     fn export<'a>(&'a self, table: &'a ModelTable) -> BoxStream<'a, Result<ExportRow>> {

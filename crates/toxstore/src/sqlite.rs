@@ -33,7 +33,8 @@ use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 
 use crate::{
     AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
-    MigrateReport, ModelProgress, Progress, Result, ScoreBatch, ScoreRow, Store, Summary, SummaryQuery, TextCount,
+    MigrateReport, ModelProgress, Progress, Result, SampleQuery, ScoreBatch, ScoreRow, Store, StoredScore, Summary,
+    SummaryQuery, TextCount,
     TextId, TextRow, TopText, Tweet, TweetSource, UnscoredQuery, validate,
 };
 
@@ -634,6 +635,31 @@ impl Store for Sqlite {
         validate::model_table(table)?;
         let table = table.clone();
         self.blocking(move |connection| checkpoints_in(connection, &table)).await
+    }
+
+    async fn sample_scores(&self, table: &ModelTable, query: SampleQuery) -> Result<Vec<StoredScore>> {
+        validate::sample(table, &query)?;
+        let text = queries::sample_scores(Dialect::Sqlite, table, query.rows, query.seed, &query.scored_by);
+        let n_columns = table.columns.len();
+        self.blocking(move |connection| {
+            let mut statement = connection.prepare(&text).map_err(sql("drawing a sample of scores"))?;
+            statement
+                .query_map([], |row| {
+                    let mut scores = Vec::with_capacity(n_columns);
+                    for index in 0..n_columns {
+                        scores.push(row.get(3 + index)?);
+                    }
+                    Ok(StoredScore {
+                        status_text_id: row.get(0)?,
+                        status_text: row.get(1)?,
+                        checkpoint_sha256: row.get(2)?,
+                        scores,
+                    })
+                })
+                .and_then(Iterator::collect)
+                .map_err(sql("drawing a sample of scores"))
+        })
+        .await
     }
 }
 

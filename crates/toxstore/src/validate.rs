@@ -110,3 +110,13 @@ pub(crate) fn summary(table: &ModelTable, query: &crate::SummaryQuery) -> Result
     }
     Ok(())
 }
+
+pub(crate) fn sample(table: &ModelTable, query: &crate::SampleQuery) -> Result<()> {
+    model_table(table)?;
+    if !(1..=crate::SampleQuery::MAX_ROWS).contains(&query.rows) {
+        return Err(Error::InvalidInput {
+            what: format!("a sample of {} scores: expected 1 to {}", query.rows, crate::SampleQuery::MAX_ROWS),
+        });
+    }
+    query.scored_by.check().map_err(|what| Error::InvalidInput { what })
+}
