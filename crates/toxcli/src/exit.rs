@@ -23,6 +23,8 @@ pub enum Exit {
     Store = 4,
     /// 5: the model could not be loaded or verified.
     Model = 5,
+    /// 6: `verify` found stored scores that differ from the model's.
+    Mismatch = 6,
     /// 130: stopped by Ctrl-C after committing what was scored.
     Interrupted = 130,
 }
@@ -133,6 +135,19 @@ impl fmt::Display for StoreMissing {
 
 impl std::error::Error for StoreMissing {}
 
+/// `verify` found stored scores that differ from what the model computes
+/// for their texts; the report said which.
+#[derive(Debug)]
+pub struct Mismatch(pub String);
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Mismatch {}
+
 /// The run was stopped by Ctrl-C; what was scored is committed.
 #[derive(Debug)]
 pub struct Interrupted;
@@ -182,6 +197,9 @@ pub fn classify(error: &anyhow::Error) -> Exit {
         }
         if cause.downcast_ref::<Interrupted>().is_some() {
             return Exit::Interrupted;
+        }
+        if cause.downcast_ref::<Mismatch>().is_some() {
+            return Exit::Mismatch;
         }
         if let Some(store_error) = cause.downcast_ref::<toxstore::Error>() {
             return match store_error {

@@ -33,6 +33,7 @@ mod score;
 mod status;
 mod store_spec;
 mod tweets;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -75,6 +76,7 @@ Exit codes:
   4    store or network: SQLite, BigQuery or a download failed, no store at an SQLite path,
        another score already running (its lock)
   5    model: the checkpoint or tokenizer could not be loaded or verified
+  6    verify: stored scores differ from the model's by more than --tolerance
   130  interrupted by Ctrl-C; what was scored is committed, run the command again to resume";
 
 /// `toxcli --version`: the version and the devices this build can run on
@@ -125,6 +127,10 @@ enum Command {
     /// Write one self-contained HTML page of what a model's scores say:
     /// counts, histograms, toxicity per day, the most toxic users and texts.
     Report(report::ReportArgs),
+    /// Rescore a seeded sample of the stored scores and compare: do they
+    /// belong to their texts, and does this model give them? (The Python
+    /// pipeline's adopted rows, another run's checkpoint.)
+    Verify(verify::VerifyArgs),
     /// List, download and verify the released Detoxify models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -204,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Export(args) => export::run(&settings, args).await,
             Command::Status => status::run(&settings).await,
             Command::Report(args) => report::run(&settings, args).await,
+            Command::Verify(args) => verify::run(&settings, args).await,
             Command::Models(_) | Command::Predict(_) => Ok(()),
         }
     })

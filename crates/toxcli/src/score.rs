@@ -430,7 +430,7 @@ async fn watch_ctrl_c(cancel: Arc<AtomicBool>) {
 
 /// For each column of the model's table, the index of its class among the
 /// model's outputs.
-fn column_indexes(loaded: &LoadedModel) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn column_indexes(loaded: &LoadedModel) -> anyhow::Result<Vec<usize>> {
     let names = loaded.model.all_class_names();
     let table = &loaded.table;
     table

@@ -736,8 +736,10 @@ pub async fn a_seeded_sample_draws_the_same_stored_scores_everywhere(store: &dyn
         texts[..30].iter().map(|&(_, &id)| ScoreRow { status_text_id: id, scores: scores_for(table, id, 0) }).collect();
     write(store, table, &rows).await;
     const REWRITER: &str = "ab0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
-    let again: Vec<ScoreRow> =
-        texts[10..15].iter().map(|&(_, &id)| ScoreRow { status_text_id: id, scores: scores_for(table, id, 5) }).collect();
+    let again: Vec<ScoreRow> = texts[10..15]
+        .iter()
+        .map(|&(_, &id)| ScoreRow { status_text_id: id, scores: scores_for(table, id, 5) })
+        .collect();
     store.write_scores(ScoreBatch { table, checkpoint_sha256: REWRITER, rows: &again }).await.expect("rescore");
 
     let expected = |n: usize, seed: u32, rewriter_only: bool| -> Vec<StoredScore> {

@@ -16,8 +16,8 @@ use toxdedup::{Dedup, DedupReport, ModelTable};
 
 use crate::{
     AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
-    MigrateReport, ModelProgress, Progress, Result, SampleQuery, ScoreBatch, Store, StoredScore, Summary, SummaryQuery, TextCount, TextId,
-    TextRow, TopText, Tweet, UnscoredQuery, validate,
+    MigrateReport, ModelProgress, Progress, Result, SampleQuery, ScoreBatch, Store, StoredScore, Summary, SummaryQuery,
+    TextCount, TextId, TextRow, TopText, Tweet, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "memory";

@@ -34,8 +34,7 @@ use toxdedup::{Conflict, DedupReport, MODEL_TABLES, ModelTable};
 use crate::{
     AggregateRow, CheckpointUse, Error, ExportRow, ExportRows, Grouping, ImportReport, Layout, MigrateOptions,
     MigrateReport, ModelProgress, Progress, Result, SampleQuery, ScoreBatch, ScoreRow, Store, StoredScore, Summary,
-    SummaryQuery, TextCount,
-    TextId, TextRow, TopText, Tweet, TweetSource, UnscoredQuery, validate,
+    SummaryQuery, TextCount, TextId, TextRow, TopText, Tweet, TweetSource, UnscoredQuery, validate,
 };
 
 const BACKEND: &str = "sqlite";

@@ -172,7 +172,7 @@ fn unwritable_outputs_and_lock_files_and_bad_table_names_have_their_exit_codes()
 fn read_only_commands_on_a_missing_store_create_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
-    for command in [&["status"][..], &["export"], &["report"], &["migrate", "--dry-run"]] {
+    for command in [&["status"][..], &["export"], &["report"], &["verify"], &["migrate", "--dry-run"]] {
         let mut args = vec!["--store", "sqlite:typo.db"];
         args.extend_from_slice(command);
         let missing = check_run(dir, &args, 4);

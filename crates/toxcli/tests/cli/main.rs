@@ -9,7 +9,7 @@ mod hostile;
 mod pipeline;
 mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -333,6 +333,91 @@ fn scores_filed_under_another_model_or_beside_another_checkpoint_are_said() {
         mixed.stderr
     );
     assert!(mixed.stderr.contains("only the 23 texts without a score"), "{}", mixed.stderr);
+}
+
+/// `verify` rescores a seeded sample of the stored scores: they match the
+/// checkpoint that wrote them; a changed score is named, with its text, and
+/// exits 6; it never writes to the store.
+#[test]
+fn verify_rescores_a_sample_and_names_the_scores_that_differ() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = dir.path();
+    let flags = model_flags();
+    let verify = |extra: &[&str], code: i32| {
+        let mut args = vec!["verify"];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend_from_slice(extra);
+        check_run(dir, &args, code)
+    };
+    let missing = verify(&[], 4);
+    assert!(!dir.join("toxscore.db").exists(), "verify created a store:\n{}", missing.stderr);
+    check_run(dir, &score_args(&["--input", &fixture_tweets()], &flags), 0);
+    let good = verify(&["--sample", "20", "--output", "sample.csv"], 0);
+    assert!(good.stdout.contains("all 20 drawn scores match checkpoint 57246094f595 within 1e-4"), "{}", good.stdout);
+    assert!(good.stdout.contains("57246094f595 (this checkpoint)       20"), "{}", good.stdout);
+    // Texts may hold newlines: read the file as CSV.
+    let records = |file: &str| -> Vec<csv::StringRecord> {
+        let mut reader = csv::Reader::from_path(dir.join(file)).expect("a sample file");
+        let header = reader.headers().expect("a header").clone();
+        assert_eq!(
+            header.iter().take(5).collect::<Vec<_>>(),
+            ["status_text_id", "checkpoint_sha256", "max_abs_diff", "toxicity_stored", "toxicity_rescored"]
+        );
+        assert_eq!(&header[header.len() - 1], "status_text");
+        reader.records().collect::<Result<_, _>>().expect("records")
+    };
+    let rows = records("sample.csv");
+    assert_eq!(rows.len(), 20);
+    for row in &rows {
+        let diff: f64 = row[2].parse().expect("a number");
+        assert!(diff <= SCORE_TOLERANCE, "{row:?}");
+    }
+    // The texts a seed draws (the rescored values may move in their last
+    // bits with the threads' split of the work).
+    let drawn = |file: &str| -> BTreeSet<String> { records(file).iter().map(|row| row[0].to_owned()).collect() };
+    let same = verify(&["--sample", "20", "--output", "again.csv"], 0);
+    assert!(same.stdout.contains("all 20 drawn"), "{}", same.stdout);
+    assert_eq!(drawn("again.csv"), drawn("sample.csv"), "a seed draws the same texts");
+    verify(&["--sample", "20", "--seed", "1", "--output", "other.csv"], 0);
+    assert_ne!(drawn("other.csv"), drawn("sample.csv"), "another seed, other texts");
+
+    // One stored score changed behind toxscore's back.
+    let changed: i64 = rows[0][0].parse().expect("a number");
+    let database = rusqlite::Connection::open(dir.join("toxscore.db")).expect("open the store");
+    database
+        .execute("UPDATE toxicity_scores_original SET insult = 0.99 WHERE status_text_id = ?1", [changed])
+        .expect("change a score");
+    drop(database);
+    let bad = verify(&["--sample", "48"], 6);
+    assert!(
+        bad.stdout
+            .contains(&format!("  text {changed} (57246094f595 (this checkpoint)): insult stored 0.990000, rescored ")),
+        "{}",
+        bad.stdout
+    );
+    assert!(bad.stdout.contains("this checkpoint's own stored scores differ from a rescoring"), "{}", bad.stdout);
+    assert!(
+        bad.stderr.contains("error: 1 of 48 drawn scores differ from checkpoint 57246094f595 by more than 1e-4"),
+        "{}",
+        bad.stderr
+    );
+    // Loose enough, the change passes.
+    verify(&["--sample", "48", "--tolerance", "1"], 0);
+
+    let nobody = verify(&["--scored-by", "0123"], 0);
+    assert!(
+        nobody.stderr.contains(
+            "nothing to verify: toxicity_scores_original of sqlite:toxscore.db holds no scores of checkpoint 0123"
+        ),
+        "{}",
+        nobody.stderr
+    );
+    let theirs = verify(&["--scored-by", "57246094F5", "--sample", "3"], 0);
+    assert!(theirs.stdout.contains("all 3 drawn"), "{}", theirs.stdout);
+    for bad in [&["--scored-by", "nobody"][..], &["--sample", "0"], &["--tolerance", "2"]] {
+        let usage = verify(bad, 2);
+        assert!(usage.stderr.contains(bad[0]), "{bad:?}: {}", usage.stderr);
+    }
 }
 
 /// A reader that closes the pipe early is no failure: exit 0, nothing on

@@ -186,6 +186,21 @@ fn seed_pipeline(emulator: &Emulator, dataset: &str, n_texts: usize) -> BTreeMap
 /// [`seed_pipeline`], with `extra` tweets (each with a text of its own)
 /// collected before the pipeline built its tables.
 fn seed_pipeline_with(emulator: &Emulator, dataset: &str, n_texts: usize, extra: &[Value]) -> BTreeMap<i64, Vec<f64>> {
+    let made_up = |id: i64, _: &str| -> Vec<f64> {
+        (0..6).map(|class| ((id as f64 * 0.001_234_567_89 + class as f64 * 0.1) % 1.0 * 1e8).round() / 1e8).collect()
+    };
+    seed_pipeline_scored(emulator, dataset, n_texts, extra, &made_up)
+}
+
+/// [`seed_pipeline_with`], the scores of text `id` with text `text` being
+/// `scores(id, text)`.
+fn seed_pipeline_scored(
+    emulator: &Emulator,
+    dataset: &str,
+    n_texts: usize,
+    extra: &[Value],
+    scores: &dyn Fn(i64, &str) -> Vec<f64>,
+) -> BTreeMap<i64, Vec<f64>> {
     emulator.create_dataset(dataset);
     emulator.query(&format!("CREATE TABLE {dataset}.tweets ({TWEETS_DDL})"));
     let mut tweets = pipeline_tweets(0, n_texts);
@@ -227,18 +242,20 @@ fn seed_pipeline_with(emulator: &Emulator, dataset: &str, n_texts: usize, extra:
     identity_hate FLOAT64,
 )"
     ));
-    let ids: Vec<i64> = emulator
-        .query(&format!("SELECT status_text_id FROM {dataset}.status_texts ORDER BY status_text_id"))
+    let texts: Vec<(i64, String)> = emulator
+        .query(&format!("SELECT status_text_id, status_text FROM {dataset}.status_texts ORDER BY status_text_id"))
         .into_iter()
-        .map(|row| row[0].as_deref().expect("an id").parse().expect("a number"))
+        .map(|row| {
+            let id = row[0].as_deref().expect("an id").parse().expect("a number");
+            (id, row[1].clone().expect("a text"))
+        })
         .collect();
-    assert_eq!(ids.len(), n_texts, "the pipeline's status_texts");
+    assert_eq!(texts.len(), n_texts, "the pipeline's status_texts");
+    let written = scores;
     let mut scores = BTreeMap::new();
     let mut rows = Vec::new();
-    for id in ids.into_iter().filter(|id| id % 3 == 0) {
-        let values: Vec<f64> = (0..6)
-            .map(|class| ((id as f64 * 0.001_234_567_89 + class as f64 * 0.1) % 1.0 * 1e8).round() / 1e8)
-            .collect();
+    for (id, text) in texts.into_iter().filter(|(id, _)| id % 3 == 0) {
+        let values = written(id, &text);
         rows.push(json!({
             "status_text_id": id,
             "toxicity": values[0], "severe_toxicity": values[1], "obscene": values[2],
@@ -729,6 +746,124 @@ fn a_status_joined_to_two_texts_and_an_orphan_score_in_the_pipelines_data() {
     let counted: u64 =
         users.lines().skip(1).map(|line| line.split(',').nth(1).expect("n").parse::<u64>().expect("n")).sum();
     assert_eq!(counted, expected_statuses, "each status counts once in the aggregates");
+    let (code, output) = typecheck(dir, &[(&emulator, &dataset)], &log, str::to_owned);
+    assert_eq!(code, 0, "{output}");
+}
+
+/// The pipeline's scores as its Detoxify computed them: the fixture
+/// model's (`toxcli predict`), rounded to 8 decimals, by text.
+fn pipeline_scores_of(dir: &Path, texts: &[String]) -> BTreeMap<String, Vec<f64>> {
+    let flags = model_flags();
+    let mut args = vec!["predict".to_owned()];
+    args.extend(flags);
+    args.extend(texts.iter().cloned());
+    let predicted = run(toxcli(dir).args(&args));
+    assert_eq!(predicted.code, 0, "{}", predicted.stderr);
+    predicted
+        .stdout
+        .lines()
+        .map(|line| {
+            let object: Value = serde_json::from_str(line).expect("a JSON line");
+            let values = ["toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"]
+                .map(|class| (object[class].as_f64().expect("a score") * 1e8).round() / 1e8);
+            (object["text"].as_str().expect("the text").to_owned(), values.to_vec())
+        })
+        .collect()
+}
+
+/// `verify` on an adopted dataset: the pipeline's rows that hold their own
+/// texts' scores pass; rows left on ids that now name other texts (the
+/// pipeline's `status_texts` rebuilt after scoring: `ROW_NUMBER() OVER()`
+/// renumbers) are found and named, exit 6; toxscore's own rows pass.
+#[test]
+fn verify_tells_the_pipelines_scores_of_their_texts_from_scores_of_others() {
+    let emulator = Emulator::new();
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let log = dir.join("requests.jsonl");
+    let dataset = dataset("pipeline_verify");
+    let n_texts = 12;
+    let texts: BTreeSet<String> = pipeline_tweets(0, n_texts)
+        .iter()
+        .map(|tweet| tweet["status_text"].as_str().expect("a text").to_owned())
+        .collect();
+    let texts: Vec<String> = texts.into_iter().collect();
+    let real = pipeline_scores_of(dir, &texts);
+    assert_eq!(real.len(), n_texts);
+    let scores = |_: i64, text: &str| real[text].clone();
+    let adopted = seed_pipeline_scored(&emulator, &dataset, n_texts, &[], &scores);
+    // Two more rows, with the scores of other texts: text 1 holds text 4's,
+    // text 2 text 5's.
+    let text_of = |id: i64| -> String {
+        let rows =
+            emulator.query(&format!("SELECT status_text FROM {dataset}.status_texts WHERE status_text_id = {id}"));
+        rows[0][0].clone().expect("a text")
+    };
+    let shifted: Vec<Value> = [(1, 4), (2, 5)]
+        .iter()
+        .map(|&(id, other)| {
+            let values = &real[&text_of(other)];
+            json!({
+                "status_text_id": id, "toxicity": values[0], "severe_toxicity": values[1], "obscene": values[2],
+                "threat": values[3], "insult": values[4], "identity_hate": values[5],
+            })
+        })
+        .collect();
+    emulator.insert_all(&dataset, "toxicity_scores_original_ckpt", &shifted);
+    let score_table = "--score-table=toxicity_scores_original_ckpt";
+    bigquery_run(dir, &dataset, &log, &[score_table, "migrate"], 0);
+
+    let verify = |extra: &[&str], code: i32| {
+        let mut args = vec![score_table, "verify"];
+        let flags = model_flags();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.extend(flags);
+        args.extend_from_slice(extra);
+        // `args` borrows `flags` only while the command runs.
+        bigquery_run(dir, &dataset, &log, &args, code)
+    };
+    let found = verify(&["--scored-by", "unrecorded"], 6);
+    let unrecorded = adopted.len() + shifted.len();
+    assert!(
+        found.stdout.contains(&format!("unrecorded (Python pipeline)  {unrecorded:>7}")),
+        "the pipeline's rows, each once:\n{}",
+        found.stdout
+    );
+    for id in [1, 2] {
+        assert!(found.stdout.contains(&format!("  text {id} (unrecorded (Python pipeline)): ")), "{}", found.stdout);
+    }
+    assert!(found.stdout.contains("some of the Python pipeline's scores differ"), "{}", found.stdout);
+    assert!(
+        found.stderr.contains(&format!("error: 2 of {unrecorded} drawn scores differ from checkpoint 57246094f595")),
+        "{}",
+        found.stderr
+    );
+    // Within the pipeline's 8 decimals, its rows of their own texts pass.
+    let own: Vec<String> = adopted.keys().map(i64::to_string).collect();
+    for id in &own {
+        assert!(!found.stdout.contains(&format!("  text {id} (")), "text {id} was named:\n{}", found.stdout);
+    }
+
+    let mut args = vec![score_table];
+    let flags = model_flags();
+    args.extend(score_args(&[], &flags));
+    bigquery_run(dir, &dataset, &log, &args, 0);
+    let ours = verify(&["--scored-by", "57246094f595"], 0);
+    let scored_by_us = n_texts - unrecorded;
+    assert!(
+        ours.stdout.contains(&format!("all {scored_by_us} drawn scores match checkpoint 57246094f595 within 1e-4")),
+        "{}",
+        ours.stdout
+    );
+    let everything = verify(&["--sample", "100"], 6);
+    assert!(
+        everything.stdout.contains(&format!("57246094f595 (this checkpoint)  {scored_by_us:>7}")),
+        "{}",
+        everything.stdout
+    );
+    assert!(everything.stderr.contains(&format!("error: 2 of {n_texts} drawn scores")), "{}", everything.stderr);
+
+    // Nothing was written by verify, and its queries type-check.
     let (code, output) = typecheck(dir, &[(&emulator, &dataset)], &log, str::to_owned);
     assert_eq!(code, 0, "{output}");
 }

@@ -1425,7 +1425,10 @@ mod tests {
         let server = Server::start(vec![
             Reply::Json(200, lagging("scored_at")),
             // The message as some answers give it: no field named.
-            Reply::Json(200, json!({ "insertErrors": [{ "index": 0, "errors": [{ "reason": "invalid", "message": "no such field." }] }] })),
+            Reply::Json(
+                200,
+                json!({ "insertErrors": [{ "index": 0, "errors": [{ "reason": "invalid", "message": "no such field." }] }] }),
+            ),
             Reply::Json(200, json!({})),
         ]);
         client(&server, 5).insert_all("d", "scores", &rows(2)).await.expect("written once streaming knows the field");
