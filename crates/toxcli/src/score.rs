@@ -312,10 +312,16 @@ fn other_checkpoints(uses: &[CheckpointUse], ours: &str, table: &str, remaining:
         })
         .collect();
     let level = if others.iter().any(|used| used.checkpoint_sha256.is_some()) { "warning" } else { "note" };
+    let check = if others.iter().any(|used| used.checkpoint_sha256.is_none()) {
+        "; `toxcli verify --scored-by unrecorded` rescores a sample of the pipeline's to check that they belong \
+         to their texts"
+    } else {
+        ""
+    };
     Some(format!(
         "{level}: {table} holds {}; this run scores only the {remaining} texts without a score, with checkpoint \
          sha256 {}, so the table will hold the scores of {} checkpoints (`toxcli report` lists them; to score \
-         every text with this checkpoint, use another store, or on BigQuery another --score-table)",
+         every text with this checkpoint, use another store, or on BigQuery another --score-table){check}",
         described.join(", "),
         short(ours),
         others.len() + 1
@@ -718,6 +724,9 @@ mod tests {
             .expect("the pipeline's rows");
         assert!(pipeline.starts_with("note: t holds 20 texts scored by the Python pipeline"), "{pipeline}");
         assert!(pipeline.contains("the scores of 2 checkpoints"), "{pipeline}");
+        assert!(pipeline.ends_with("`toxcli verify --scored-by unrecorded` rescores a sample of the pipeline's to check that they belong to their texts"), "{pipeline}");
+        let toxscores = other_checkpoints(&[used(Some("b".repeat(64)), 2)], &ours, "t", 5).expect("another");
+        assert!(!toxscores.contains("verify"), "{toxscores}");
         let other = "b".repeat(64);
         let mixed = other_checkpoints(&[used(Some(other), 20), used(None, 1)], &ours, "t", 28).expect("another");
         assert!(

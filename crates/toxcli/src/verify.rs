@@ -211,7 +211,8 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
             None if group.over * 2 > group.texts => {
                 "most of the Python pipeline's scores differ: they may belong to other texts (the pipeline's \
                  status_texts renumbers its ids with ROW_NUMBER() OVER() when rebuilt after scoring), or come \
-                 from another checkpoint than this one"
+                 from another checkpoint than this one; to score every text anew and leave its table as it is, \
+                 score into toxscore's own table (leave out --score-table: toxicity_scores_<model>)"
             }
             None => {
                 "some of the Python pipeline's scores differ: compare with --output, or rescore with the checkpoint it used"

@@ -727,6 +727,14 @@ fn a_status_joined_to_two_texts_and_an_orphan_score_in_the_pipelines_data() {
         "note: toxicity_scores_original_ckpt holds {scored} texts scored by the Python pipeline (no checkpoint recorded)"
     );
     assert!(score.stderr.contains(&note), "{}", score.stderr);
+    assert!(score.stderr.contains("`toxcli verify --scored-by unrecorded` rescores a sample"), "{}", score.stderr);
+    // This dataset's pipeline scores are made up: none is its text's.
+    let mut args = vec![score_table, "verify", "--scored-by", "unrecorded"];
+    args.extend(flags.iter().map(String::as_str));
+    let verify = bigquery_run(dir, &dataset, &log, &args, 6);
+    assert!(verify.stdout.contains("most of the Python pipeline's scores differ"), "{}", verify.stdout);
+    assert!(verify.stdout.contains("leave out --score-table"), "{}", verify.stdout);
+    assert!(verify.stderr.contains(&format!("error: {scored} of {scored} drawn scores differ")), "{}", verify.stderr);
 
     bigquery_run(dir, &dataset, &log, &[score_table, "export", "--output", "export.csv"], 0);
     let export = std::fs::read_to_string(dir.join("export.csv")).expect("the export");
