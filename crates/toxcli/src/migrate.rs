@@ -49,6 +49,12 @@ pub async fn run(settings: &StoreSettings, args: &MigrateArgs) -> anyhow::Result
     for table in &report.adopted {
         eprintln!("{adopted} {table}");
     }
+    if !report.adopted.is_empty() {
+        eprintln!(
+            "the scores already there are kept as they are; `toxcli verify --scored-by unrecorded` rescores a \
+             sample of them to check that they are their texts' (docs/pipeline.md)"
+        );
+    }
     if args.dry_run {
         return Ok(());
     }

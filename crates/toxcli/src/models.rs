@@ -35,13 +35,25 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::List => {
             let mut out = crate::output::stdout();
             writeln!(out, "cache: {}", cache.root().display())?;
-            writeln!(out, "{:<16}  {:<7}  {:<9}  {:<36}  base model", "model", "cached", "supported", "checkpoint")?;
+            if let Some(folder) = cache.torch_hub_checkpoints() {
+                writeln!(out, "torch hub: {} (Detoxify's downloads, used in place)", folder.display())?;
+            }
+            writeln!(out, "{:<16}  {:<9}  {:<9}  {:<36}  base model", "model", "cached", "supported", "checkpoint")?;
             for model in MODELS {
+                // A checkpoint Detoxify downloaded counts once it verifies
+                // (as `score` and `predict` take it); its tokenizer comes on first use.
+                let cached = if cache.is_cached(model) {
+                    "yes"
+                } else if !cache.checkpoint_path(model).is_file() && cache.torch_hub_checkpoint(model).is_some() {
+                    "torch hub"
+                } else {
+                    "no"
+                };
                 writeln!(
                     out,
-                    "{:<16}  {:<7}  {:<9}  {:<36}  {}",
+                    "{:<16}  {:<9}  {:<9}  {:<36}  {}",
                     model.name,
-                    if cache.is_cached(model) { "yes" } else { "no" },
+                    cached,
                     if model.architecture.is_some() { "yes" } else { "no" },
                     model.release_path,
                     model.base_model
@@ -74,9 +86,23 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
         }
         ModelsCommand::Verify { name } => {
             let model = registry::find(&name)?;
-            let sha256 = cache.verify(model).with_context(|| format!("verifying model {name}"))?;
+            // The checkpoint `score` would use: the cache's, else Detoxify's
+            // download in torch hub's folder.
+            let hub = cache.torch_hub_checkpoints().map(|folder| folder.join(model.file_name()));
+            let (path, sha256) = match hub {
+                Some(hub) if !cache.checkpoint_path(model).is_file() && hub.is_file() => {
+                    let sha256 = toxmodel::sha256_file(&hub)
+                        .and_then(|sha256| model.check_sha256(&hub, &sha256).map(|()| sha256))
+                        .with_context(|| format!("verifying model {name} in torch hub's folder"))?;
+                    (hub, sha256)
+                }
+                _ => {
+                    let sha256 = cache.verify(model).with_context(|| format!("verifying model {name}"))?;
+                    (cache.checkpoint_path(model), sha256)
+                }
+            };
             let mut out = crate::output::stdout();
-            writeln!(out, "{}  {}  OK", sha256, cache.checkpoint_path(model).display())?;
+            writeln!(out, "{}  {}  OK", sha256, path.display())?;
             out.flush()?;
         }
     }

@@ -1148,6 +1148,24 @@ fn a_download_whose_hash_does_not_match_is_refused_and_not_kept() {
     let verify = check_run(dir, &["models", "verify", "original"], 5);
     assert!(verify.stderr.contains("toxic_original-c1212f89.ckpt"), "{}", verify.stderr);
     check_run(dir, &["models", "download", "nope"], 2);
+
+    // A file in torch hub's folder under the released name is Detoxify's
+    // download only if it verifies: this one does not.
+    let hub = dir.join("torch/hub/checkpoints");
+    std::fs::create_dir_all(&hub).expect("torch hub folder");
+    std::fs::copy(repo_path("fixtures/models/bert/checkpoint.ckpt"), hub.join("toxic_original-c1212f89.ckpt"))
+        .expect("a file under the released name");
+    let list = check_run(dir, &["models", "list"], 0);
+    assert!(list.stdout.contains(&format!("torch hub: {} (Detoxify's downloads", hub.display())), "{}", list.stdout);
+    let original = list.stdout.lines().find(|line| line.starts_with("original ")).expect("a line for original");
+    assert!(original.split_whitespace().nth(1) == Some("no"), "{original}");
+    let verify = check_run(dir, &["models", "verify", "original"], 5);
+    assert!(verify.stderr.contains("verifying model original in torch hub's folder"), "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains(&hub.join("toxic_original-c1212f89.ckpt").display().to_string()),
+        "{}",
+        verify.stderr
+    );
 }
 
 /// A disk that fills up mid-run: the process may write no more than a fixed

@@ -819,7 +819,8 @@ fn verify_tells_the_pipelines_scores_of_their_texts_from_scores_of_others() {
         .collect();
     emulator.insert_all(&dataset, "toxicity_scores_original_ckpt", &shifted);
     let score_table = "--score-table=toxicity_scores_original_ckpt";
-    bigquery_run(dir, &dataset, &log, &[score_table, "migrate"], 0);
+    let migrate = bigquery_run(dir, &dataset, &log, &[score_table, "migrate"], 0);
+    assert!(migrate.stderr.contains("`toxcli verify --scored-by unrecorded` rescores a sample"), "{}", migrate.stderr);
 
     let verify = |extra: &[&str], code: i32| {
         let mut args = vec![score_table, "verify"];
