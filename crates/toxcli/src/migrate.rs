@@ -51,8 +51,9 @@ pub async fn run(settings: &StoreSettings, args: &MigrateArgs) -> anyhow::Result
     }
     if !report.adopted.is_empty() {
         eprintln!(
-            "the scores already there are kept as they are; `toxcli verify --scored-by unrecorded` rescores a \
-             sample of them to check that they are their texts' (docs/pipeline.md)"
+            "the scores already there are kept as they are; {}`toxcli verify --scored-by unrecorded` rescores a \
+             sample of them to check that they are their texts' (docs/pipeline.md)",
+            if args.dry_run { "after `toxcli migrate`, " } else { "" }
         );
     }
     if args.dry_run {

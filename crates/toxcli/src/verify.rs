@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::Args;
 use toxstore::{SampleQuery, ScoredBy, StoredScore};
 
-use crate::exit::Mismatch;
+use crate::exit::{Mismatch, UsageError};
 use crate::model_args::ModelArgs;
 use crate::store_spec::StoreSettings;
 
@@ -98,10 +98,13 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
     let table = loaded.table.clone();
     let columns = crate::score::column_indexes(&loaded)?;
     let query = SampleQuery { rows: args.sample as usize, seed: args.seed, scored_by: args.scored_by.clone() };
-    let sample = store
-        .sample_scores(&table, query)
-        .await
-        .with_context(|| format!("drawing {} stored scores of {} from {}", args.sample, table.table, settings.spec))?;
+    let sample = store.sample_scores(&table, query).await.with_context(|| {
+        format!(
+            "drawing {} stored scores of {} from {} (run `toxcli migrate` first: it adds the columns toxscore reads \
+             to a score table it adopts)",
+            args.sample, table.table, settings.spec
+        )
+    })?;
     let ours = loaded.checkpoint_sha256.clone();
     let short = |sha: &str| sha[..sha.len().min(12)].to_owned();
     let whose = match &args.scored_by {
@@ -110,8 +113,13 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
         ScoredBy::Checkpoint(prefix) => format!(" of checkpoint {prefix}"),
     };
     if sample.is_empty() {
-        eprintln!("nothing to verify: {} of {} holds no scores{whose} of texts it has", table.table, settings.spec);
-        return Ok(());
+        // Nothing verified is no success: a mistyped --scored-by must not pass a check.
+        return Err(UsageError(format!(
+            "nothing to verify: {} of {} holds no scores{whose} of texts it has (`toxcli report` lists the \
+             checkpoints that scored them)",
+            table.table, settings.spec
+        ))
+        .into());
     }
     eprintln!(
         "rescoring {} stored scores{whose} of {} (seed {}) with checkpoint {} on {}",
@@ -135,10 +143,14 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
                 .scores
                 .iter()
                 .zip(&rescored)
-                .map(|(a, b)| (a - b).abs())
+                .map(|(stored, rescored)| difference(*stored, *rescored))
                 .enumerate()
                 .fold((0, 0.0), |best, (column, diff)| if diff > best.1 { (column, diff) } else { best });
-            let decision_differs = stored.scores.iter().zip(&rescored).any(|(a, b)| (*a >= 0.5) != (*b >= 0.5));
+            let decision_differs = stored
+                .scores
+                .iter()
+                .zip(&rescored)
+                .any(|(stored, rescored)| stored.is_none_or(|stored| (stored >= 0.5) != (*rescored >= 0.5)));
             Checked { stored, rescored, max_diff, worst_column, decision_differs }
         })
         .collect();
@@ -192,11 +204,11 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
         let column = check.worst_column;
         writeln!(
             out,
-            "  text {} ({}): {} stored {:.6}, rescored {:.6}: {}",
+            "  text {} ({}): {} stored {}, rescored {:.6}: {}",
             check.stored.status_text_id,
             label(&check.stored.checkpoint_sha256),
             table.columns[column],
-            check.stored.scores[column],
+            check.stored.scores[column].map_or("NULL".to_owned(), |score| format!("{score:.6}")),
             check.rescored[column],
             excerpt(&check.stored.status_text)
         )?;
@@ -234,6 +246,15 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
     .into())
 }
 
+/// How far a stored score is from the rescored one: infinite where either is
+/// not a number or the stored one is NULL (never a match).
+fn difference(stored: Option<f64>, rescored: f64) -> f64 {
+    match stored {
+        Some(stored) if stored.is_finite() && rescored.is_finite() => (stored - rescored).abs(),
+        _ => f64::INFINITY,
+    }
+}
+
 /// The start of a text on one line, for the report.
 fn excerpt(text: &str) -> String {
     let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(60).collect();
@@ -241,7 +262,8 @@ fn excerpt(text: &str) -> String {
     format!("{one_line:?}{more}")
 }
 
-/// `status_text_id,checkpoint_sha256,max_abs_diff`, then `<class>_stored`
+/// `status_text_id,checkpoint_sha256,max_abs_diff` (`inf` for a NULL or NaN
+/// score), then `<class>_stored` (empty for NULL)
 /// and `<class>_rescored` per class, then `status_text`: one row per drawn
 /// text, largest difference first.
 fn write_csv(path: &std::path::Path, columns: &[&str], checked: &[Checked]) -> anyhow::Result<()> {
@@ -264,7 +286,7 @@ fn write_csv(path: &std::path::Path, columns: &[&str], checked: &[Checked]) -> a
                 check.max_diff.to_string(),
             ];
             for (stored, rescored) in check.stored.scores.iter().zip(&check.rescored) {
-                record.push(stored.to_string());
+                record.push(stored.map(|stored| stored.to_string()).unwrap_or_default());
                 record.push(rescored.to_string());
             }
             record.push(check.stored.status_text.clone());
@@ -273,4 +295,19 @@ fn write_csv(path: &std::path::Path, columns: &[&str], checked: &[Checked]) -> a
         writer.flush().context("writing the verify output")?;
     }
     file.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_or_nan_score_never_matches() {
+        assert_eq!(difference(Some(0.25), 0.5), 0.25);
+        for (stored, rescored) in
+            [(None, 0.5), (Some(f64::NAN), 0.5), (Some(0.5), f64::NAN), (Some(f64::INFINITY), 1.0)]
+        {
+            assert_eq!(difference(stored, rescored), f64::INFINITY, "{stored:?} {rescored}");
+        }
+    }
 }

@@ -1022,7 +1022,7 @@ impl Store for BigQuery {
                     status_text: text(row, 1, "status_text")?,
                     checkpoint_sha256: row.get(2).cloned().flatten(),
                     scores: (0..table.columns.len())
-                        .map(|column| float(row, 3 + column, table.columns[column]))
+                        .map(|column| optional_float(row, 3 + column, table.columns[column]))
                         .collect::<Result<_>>()?,
                 })
             })
@@ -1168,6 +1168,14 @@ fn optional_int(row: &[Option<String>], index: usize, column: &str) -> Result<Op
 
 fn float(row: &[Option<String>], index: usize, column: &str) -> Result<f64> {
     cell(row, index, column)?.parse().map_err(|_| bad_value(column, row))
+}
+
+fn optional_float(row: &[Option<String>], index: usize, column: &str) -> Result<Option<f64>> {
+    match row.get(index) {
+        Some(None) => Ok(None),
+        Some(Some(_)) => float(row, index, column).map(Some),
+        None => Err(bad_value(column, row)),
+    }
 }
 
 fn text(row: &[Option<String>], index: usize, column: &str) -> Result<String> {

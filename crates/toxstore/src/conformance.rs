@@ -759,7 +759,7 @@ pub async fn a_seeded_sample_draws_the_same_stored_scores_everywhere(store: &dyn
                     status_text_id: id,
                     status_text: text.clone(),
                     checkpoint_sha256: Some(if rescored { REWRITER } else { CHECKPOINT }.to_owned()),
-                    scores: scores_for(table, id, if rescored { 5 } else { 0 }),
+                    scores: scores_for(table, id, if rescored { 5 } else { 0 }).into_iter().map(Some).collect(),
                 }
             })
             .collect()

@@ -409,8 +409,10 @@ pub struct StoredScore {
     /// The checkpoint that wrote the score; `None` for the Python
     /// pipeline's rows.
     pub checkpoint_sha256: Option<String>,
-    /// The scores, in [`ModelTable::columns`] order.
-    pub scores: Vec<f64>,
+    /// The scores, in [`ModelTable::columns`] order; `None` where the
+    /// column is NULL (a BigQuery table the Python pipeline made has
+    /// NULLABLE class columns; toxscore never writes one).
+    pub scores: Vec<Option<f64>>,
 }
 
 /// The storage operations of the scoring pipeline.

@@ -465,7 +465,7 @@ impl Store for InMemory {
                 status_text_id: id,
                 status_text: state.dedup.text(id).expect("scored texts exist").to_owned(),
                 checkpoint_sha256: Some(scored.checkpoint_sha256.clone()),
-                scores: scored.values.clone(),
+                scores: scored.values.iter().copied().map(Some).collect(),
             })
             .collect())
     }

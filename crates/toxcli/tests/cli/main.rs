@@ -404,7 +404,7 @@ fn verify_rescores_a_sample_and_names_the_scores_that_differ() {
     // Loose enough, the change passes.
     verify(&["--sample", "48", "--tolerance", "1"], 0);
 
-    let nobody = verify(&["--scored-by", "0123"], 0);
+    let nobody = verify(&["--scored-by", "0123"], 2);
     assert!(
         nobody.stderr.contains(
             "nothing to verify: toxicity_scores_original of sqlite:toxscore.db holds no scores of checkpoint 0123"

@@ -807,7 +807,7 @@ fn verify_tells_the_pipelines_scores_of_their_texts_from_scores_of_others() {
             emulator.query(&format!("SELECT status_text FROM {dataset}.status_texts WHERE status_text_id = {id}"));
         rows[0][0].clone().expect("a text")
     };
-    let shifted: Vec<Value> = [(1, 4), (2, 5)]
+    let mut shifted: Vec<Value> = [(1, 4), (2, 5)]
         .iter()
         .map(|&(id, other)| {
             let values = &real[&text_of(other)];
@@ -817,6 +817,12 @@ fn verify_tells_the_pipelines_scores_of_their_texts_from_scores_of_others() {
             })
         })
         .collect();
+    // And one with a NULL class (the pipeline's columns are NULLABLE): never a match.
+    let values = &real[&text_of(7)];
+    shifted.push(json!({
+        "status_text_id": 7, "toxicity": values[0], "severe_toxicity": values[1], "obscene": values[2],
+        "threat": values[3], "identity_hate": values[5],
+    }));
     emulator.insert_all(&dataset, "toxicity_scores_original_ckpt", &shifted);
     let score_table = "--score-table=toxicity_scores_original_ckpt";
     let migrate = bigquery_run(dir, &dataset, &log, &[score_table, "migrate"], 0);
@@ -838,12 +844,13 @@ fn verify_tells_the_pipelines_scores_of_their_texts_from_scores_of_others() {
         "the pipeline's rows, each once:\n{}",
         found.stdout
     );
-    for id in [1, 2] {
+    for id in [1, 2, 7] {
         assert!(found.stdout.contains(&format!("  text {id} (unrecorded (Python pipeline)): ")), "{}", found.stdout);
     }
     assert!(found.stdout.contains("some of the Python pipeline's scores differ"), "{}", found.stdout);
+    assert!(found.stdout.contains("(unrecorded (Python pipeline)): insult stored NULL, rescored "), "{}", found.stdout);
     assert!(
-        found.stderr.contains(&format!("error: 2 of {unrecorded} drawn scores differ from checkpoint 57246094f595")),
+        found.stderr.contains(&format!("error: 3 of {unrecorded} drawn scores differ from checkpoint 57246094f595")),
         "{}",
         found.stderr
     );
@@ -870,7 +877,7 @@ fn verify_tells_the_pipelines_scores_of_their_texts_from_scores_of_others() {
         "{}",
         everything.stdout
     );
-    assert!(everything.stderr.contains(&format!("error: 2 of {n_texts} drawn scores")), "{}", everything.stderr);
+    assert!(everything.stderr.contains(&format!("error: 3 of {n_texts} drawn scores")), "{}", everything.stderr);
 
     // Nothing was written by verify, and its queries type-check.
     let (code, output) = typecheck(dir, &[(&emulator, &dataset)], &log, str::to_owned);
