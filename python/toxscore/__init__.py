@@ -206,11 +206,10 @@ class Detoxify:
             _positive_int("workers", workers)
         # Absolute, so that a copy unpickled elsewhere (another working
         # folder) opens the same files.
-        checkpoint = None if checkpoint is None else os.path.abspath(os.fspath(checkpoint))
-        huggingface_config_path = (
-            None if huggingface_config_path is None else os.path.abspath(os.fspath(huggingface_config_path))
+        checkpoint, huggingface_config_path, cache_dir = (
+            None if path is None else os.path.abspath(os.fspath(path))
+            for path in (checkpoint, huggingface_config_path, cache_dir)
         )
-        cache_dir = None if cache_dir is None else os.path.abspath(os.fspath(cache_dir))
         hf_config = tokenizer = None
         if huggingface_config_path is not None:
             hf_config, tokenizer = os.path.join(huggingface_config_path, "config.json"), huggingface_config_path

@@ -65,6 +65,12 @@ fn parse_precision(name: &str) -> Result<Precision, String> {
     name.parse().map_err(|error: toxmodel::Error| error.to_string())
 }
 
+/// A checkpoint's SHA-256 as messages show it: its first 12 hex digits
+/// (what `verify --scored-by` takes back).
+pub fn short_sha(sha256: &str) -> &str {
+    sha256.get(..12).unwrap_or(sha256)
+}
+
 /// A loaded model with the score table its outputs go to.
 #[derive(Debug, Clone)]
 pub struct LoadedModel {

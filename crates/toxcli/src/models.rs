@@ -88,15 +88,10 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
             let model = registry::find(&name)?;
             // The checkpoint `score` would use: the cache's, else Detoxify's
             // download in torch hub's folder.
-            let hub = cache.torch_hub_checkpoints().map(|folder| folder.join(model.file_name()));
+            let hub = if cache.checkpoint_path(model).is_file() { None } else { cache.verify_torch_hub(model) };
             let (path, sha256) = match hub {
-                Some(hub) if !cache.checkpoint_path(model).is_file() && hub.is_file() => {
-                    let sha256 = toxmodel::sha256_file(&hub)
-                        .and_then(|sha256| model.check_sha256(&hub, &sha256).map(|()| sha256))
-                        .with_context(|| format!("verifying model {name} in torch hub's folder"))?;
-                    (hub, sha256)
-                }
-                _ => {
+                Some(verified) => verified.with_context(|| format!("verifying model {name} in torch hub's folder"))?,
+                None => {
                     let sha256 = cache.verify(model).with_context(|| format!("verifying model {name}"))?;
                     (cache.checkpoint_path(model), sha256)
                 }

@@ -39,7 +39,7 @@ use crate::exit::{Interrupted, ModelLoad, StoreBusy, UsageError};
 use crate::export::{ExportFormat, export_to};
 use crate::import::{self, TweetFileArgs};
 use crate::migrate;
-use crate::model_args::{LoadedModel, ModelArgs};
+use crate::model_args::{LoadedModel, ModelArgs, short_sha};
 use crate::progress::{ScoreProgress, format_duration};
 use crate::store_spec::{StoreSettings, StoreSpec};
 
@@ -219,7 +219,7 @@ pub async fn run(settings: &StoreSettings, args: ScoreArgs) -> anyhow::Result<()
             "scoring up to {expected} of {remaining} unscored texts with model {} (checkpoint sha256 {}){shard_note}, \
              batch size {batch_size}, on {}{} in {}{}",
             table.model,
-            &loaded.checkpoint_sha256[..loaded.checkpoint_sha256.len().min(12)],
+            short_sha(&loaded.checkpoint_sha256),
             loaded.model.device(),
             loaded.model.device_identity().map(|identity| format!(" ({identity})")).unwrap_or_default(),
             loaded.model.precision(),
@@ -303,11 +303,10 @@ fn other_checkpoints(uses: &[CheckpointUse], ours: &str, table: &str, remaining:
     if others.is_empty() {
         return None;
     }
-    let short = |sha256: &str| sha256[..sha256.len().min(12)].to_owned();
     let described: Vec<String> = others
         .iter()
         .map(|used| match &used.checkpoint_sha256 {
-            Some(sha256) => format!("{} texts scored with checkpoint sha256 {}", used.n_texts, short(sha256)),
+            Some(sha256) => format!("{} texts scored with checkpoint sha256 {}", used.n_texts, short_sha(sha256)),
             None => format!("{} texts scored by the Python pipeline (no checkpoint recorded)", used.n_texts),
         })
         .collect();
@@ -323,7 +322,7 @@ fn other_checkpoints(uses: &[CheckpointUse], ours: &str, table: &str, remaining:
          sha256 {}, so the table will hold the scores of {} checkpoints (`toxcli report` lists them; to score \
          every text with this checkpoint, use another store, or on BigQuery another --score-table){check}",
         described.join(", "),
-        short(ours),
+        short_sha(ours),
         others.len() + 1
     ))
 }

@@ -16,7 +16,7 @@ use clap::Args;
 use toxstore::{SampleQuery, ScoredBy, StoredScore};
 
 use crate::exit::{Mismatch, UsageError};
-use crate::model_args::ModelArgs;
+use crate::model_args::{ModelArgs, short_sha};
 use crate::store_spec::StoreSettings;
 
 /// `toxcli verify` arguments.
@@ -106,7 +106,6 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
         )
     })?;
     let ours = loaded.checkpoint_sha256.clone();
-    let short = |sha: &str| sha[..sha.len().min(12)].to_owned();
     let whose = match &args.scored_by {
         ScoredBy::Any => String::new(),
         ScoredBy::Unrecorded => " stored without a checkpoint".to_owned(),
@@ -126,7 +125,7 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
         sample.len(),
         table.table,
         args.seed,
-        short(&ours),
+        short_sha(&ours),
         loaded.model.device()
     );
     let texts: Vec<&str> = sample.iter().map(|stored| stored.status_text.as_str()).collect();
@@ -169,8 +168,8 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
     }
     let label = |sha: &Option<String>| match sha {
         None => "unrecorded (Python pipeline)".to_owned(),
-        Some(sha) if *sha == ours => format!("{} (this checkpoint)", short(sha)),
-        Some(sha) => format!("{} (another checkpoint)", short(sha)),
+        Some(sha) if *sha == ours => format!("{} (this checkpoint)", short_sha(sha)),
+        Some(sha) => format!("{} (another checkpoint)", short_sha(sha)),
     };
     let width = groups.keys().map(|sha| label(sha).len()).max().unwrap_or(0).max("scored by".len());
     let mut out = crate::output::stdout();
@@ -193,7 +192,7 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
     let total = checked.len();
     let over: u64 = groups.values().map(|group| group.over).sum();
     if over == 0 {
-        writeln!(out, "\nall {total} drawn scores match checkpoint {} within {:e}", short(&ours), args.tolerance)?;
+        writeln!(out, "\nall {total} drawn scores match checkpoint {} within {:e}", short_sha(&ours), args.tolerance)?;
         out.flush()?;
         return Ok(());
     }
@@ -240,7 +239,7 @@ pub async fn run(settings: &StoreSettings, args: VerifyArgs) -> anyhow::Result<(
     out.flush()?;
     Err(Mismatch(format!(
         "{over} of {total} drawn scores differ from checkpoint {} by more than {:e}",
-        short(&ours),
+        short_sha(&ours),
         args.tolerance
     ))
     .into())

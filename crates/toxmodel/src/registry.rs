@@ -255,13 +255,20 @@ impl ModelCache {
     /// there and its SHA-256 verifies. A file that does not verify is left
     /// alone (it is not ours to delete) and not used.
     pub fn torch_hub_checkpoint(&self, model: &RegisteredModel) -> Option<PathBuf> {
+        self.verify_torch_hub(model)?.ok().map(|(path, _)| path)
+    }
+
+    /// Checks the SHA-256 of Detoxify's download of `model` in torch hub's
+    /// folder: `None` when there is no such file, else the file and its full
+    /// hash, or why it does not verify.
+    pub fn verify_torch_hub(&self, model: &RegisteredModel) -> Option<Result<(PathBuf, String)>> {
         let path = self.torch_hub_checkpoints.as_ref()?.join(model.file_name());
         if !path.is_file() {
             return None;
         }
-        let actual = crate::checkpoint::sha256_file(&path).ok()?;
-        check_prefix(&path, model.sha256_prefix, &actual).ok()?;
-        Some(path)
+        let verified = crate::checkpoint::sha256_file(&path)
+            .and_then(|actual| check_prefix(&path, model.sha256_prefix, &actual).map(|()| actual));
+        Some(verified.map(|actual| (path, actual)))
     }
 
     /// Returns the model's checkpoint and tokenizer, downloading what is

@@ -651,6 +651,9 @@ impl Rest {
         // Indexes (into `rows`) still to be written.
         let mut pending: Vec<usize> = (0..rows.len()).collect();
         let mut last_examples = String::new();
+        // Whether the last attempt's retried rows include a field streaming
+        // did not know yet.
+        let mut lagging = false;
         for attempt in 1..=self.retry.attempts() {
             if attempt > 1 {
                 tokio::time::sleep(self.retry.delay(attempt)).await;
@@ -678,6 +681,7 @@ impl Rest {
             };
             let mut retry = Vec::new();
             let mut refused = Vec::new();
+            lagging = false;
             for entry in errors {
                 let index =
                     entry.get("index").and_then(value_as_u64).and_then(|index| pending.get(index as usize).copied());
@@ -703,10 +707,12 @@ impl Rest {
                             .collect()
                     })
                     .unwrap_or_default();
+                let row_lags = reasons.iter().any(|(reason, message)| is_schema_lag(reason, message));
                 let transient = !reasons.is_empty()
                     && reasons.iter().all(|(reason, message)| {
                         RETRYABLE_ROW_REASONS.contains(&reason.as_str()) || is_schema_lag(reason, message)
                     });
+                lagging |= transient && row_lags;
                 let described = describe_row(offset + index, &rows[index].insert_id, &reasons);
                 if transient { retry.push((index, described)) } else { refused.push(described) }
             }
@@ -728,7 +734,7 @@ impl Rest {
         // Rows refused for a field the table has (its callers check the
         // schema first): the streaming system has not seen `migrate`'s
         // ALTER TABLE yet.
-        let lag = if last_examples.contains("no such field") {
+        let lag = if lagging {
             "; BigQuery's streaming inserts can lag a few minutes behind a column just added (`toxcli migrate` adds \
              checkpoint_sha256 and scored_at to adopted score tables): run the same command again in a few minutes"
         } else {
